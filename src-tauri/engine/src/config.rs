@@ -1,0 +1,336 @@
+//! `postern.toml`: the contract of design.md §3.
+//!
+//! Parsing happens in two steps. [`raw`] mirrors the file with `Spanned` values and
+//! `deny_unknown_fields`, so every problem can be reported at its line and column; then
+//! [`Config`] is the validated, defaulted form the rest of the engine uses. `Config` serializes
+//! back to TOML for `posternd config check` (it holds no secrets: passwords live in the keyring).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Lower-case ASCII domain names (IDNs as A-labels).
+    pub domains: Vec<String>,
+    pub queue_servers: Vec<QueueServer>,
+    pub inbound: Inbound,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbound: Option<Outbound>,
+    pub link: Link,
+    pub dns: Dns,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueServer {
+    pub host: String,
+    /// Default 25 for etrn/turn, 366 for atrn.
+    pub port: u16,
+    pub protocol: Protocol,
+    /// Default `opportunistic` for etrn/turn, `required` for atrn.
+    pub tls: TlsMode,
+    /// ETRN argument override, used verbatim (e.g. `#office` for Exim).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The password is in the OS keyring under `username@host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// SHA-256 of the server's DER certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint: Option<Fingerprint>,
+    pub allow_plaintext_auth: bool,
+    pub allow_insecure_turn: bool,
+    /// Every connect, read and write towards this server (extension; default 30 s).
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+}
+
+impl QueueServer {
+    /// Keyring entry name of this server's password: `username@host`.
+    pub fn secret_name(&self) -> Option<String> {
+        self.username.as_ref().map(|u| format!("{u}@{}", self.host))
+    }
+
+    /// The ETRN argument for `domain`: the `node` override verbatim, else the domain.
+    pub fn etrn_argument<'a>(&'a self, domain: &'a str) -> &'a str {
+        self.node.as_deref().unwrap_or(domain)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Etrn,
+    Atrn,
+    Turn,
+}
+
+impl Protocol {
+    pub fn default_port(self) -> u16 {
+        match self {
+            Protocol::Etrn | Protocol::Turn => 25,
+            Protocol::Atrn => 366,
+        }
+    }
+    pub fn default_tls(self) -> TlsMode {
+        match self {
+            Protocol::Etrn | Protocol::Turn => TlsMode::Opportunistic,
+            Protocol::Atrn => TlsMode::Required,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    Required,
+    Opportunistic,
+    Off,
+}
+
+/// A pinned SHA-256 certificate fingerprint, written `sha256:AB:CD:...` (64 hex digits; colons
+/// optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint(pub [u8; 32]);
+
+impl Serialize for Fingerprint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+impl<'de> Deserialize<'de> for Fingerprint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("sha256:")?;
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{b:02X}")?;
+        }
+        Ok(())
+    }
+}
+impl std::str::FromStr for Fingerprint {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| "a fingerprint starts with \"sha256:\"".to_string())?;
+        let digits: String = hex.chars().filter(|c| *c != ':').collect();
+        if digits.len() != 64 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err("a SHA-256 fingerprint has 64 hex digits (colons optional)".into());
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+        }
+        Ok(Fingerprint(out))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inbound {
+    pub listen: Vec<SocketAddr>,
+    pub deliver: DeliverTarget,
+    /// Name in our 220 banner, EHLO and Received: headers (extension; default: this host's name).
+    pub hostname: String,
+    /// Extension; default 50 MiB. Written in the file as bytes or with a K/M/G suffix.
+    pub max_message_size: u64,
+    /// Extension; default 20 concurrent sessions.
+    pub max_connections: usize,
+    /// Extension; default 5 min (RFC 5321 4.5.3.2 server timeout).
+    #[serde(with = "humantime_serde_compat")]
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliverTarget {
+    /// `maildir:/path` (created with tmp/, new/, cur/ if missing).
+    Maildir(PathBuf),
+    /// `smtp://host:port`: forward to the office mail server.
+    Smtp { host: String, port: u16 },
+}
+
+impl std::fmt::Display for DeliverTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeliverTarget::Maildir(p) => write!(f, "maildir:{}", p.display()),
+            DeliverTarget::Smtp { host, port } => write!(f, "smtp://{host}:{port}"),
+        }
+    }
+}
+impl Serialize for DeliverTarget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+impl<'de> Deserialize<'de> for DeliverTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_deliver_target(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `maildir:/abs/path` or `smtp://host:port`.
+pub fn parse_deliver_target(s: &str) -> Result<DeliverTarget, String> {
+    if let Some(path) = s.strip_prefix("maildir:") {
+        if path.is_empty() {
+            return Err("maildir: needs a folder, e.g. \"maildir:/srv/mail/Maildir\"".into());
+        }
+        return Ok(DeliverTarget::Maildir(PathBuf::from(path)));
+    }
+    if let Some(rest) = s.strip_prefix("smtp://") {
+        let (host, port) = split_host_port(rest.trim_end_matches('/'), 25)?;
+        return Ok(DeliverTarget::Smtp { host, port });
+    }
+    Err(format!(
+        "\"{s}\" is neither \"maildir:/path/to/Maildir\" nor \"smtp://host:port\""
+    ))
+}
+
+/// `host[:port]`, `[v6]:port`. The port defaults to `default_port`.
+pub fn split_host_port(s: &str, default_port: u16) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("\"{s}\": missing ']' after an IPv6 address"))?;
+        match after.strip_prefix(':') {
+            Some(p) => (h.to_string(), Some(p)),
+            None if after.is_empty() => (h.to_string(), None),
+            None => return Err(format!("\"{s}\": expected ':port' after ']'")),
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (s.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("\"{s}\" has no host name"));
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => match p.parse::<u16>() {
+            Ok(0) | Err(_) => return Err(format!("\"{p}\" is not a port (1-65535)")),
+            Ok(n) => n,
+        },
+    };
+    Ok((host, port))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outbound {
+    pub listen: Vec<SocketAddr>,
+    pub allow: Vec<ipnet::IpNet>,
+    /// `smtp://host:port` (STARTTLS per `smarthost_tls`) or `smtps://host:port` (implicit TLS).
+    pub smarthost: String,
+    pub smarthost_tls: TlsMode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smarthost_username: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    /// `auto` (the first queue server) or `host:port`.
+    pub probe: String,
+    /// Zero = dequeue only on link-up.
+    #[serde(with = "humantime_serde_compat")]
+    pub refetch_every: Duration,
+    /// Extension: how long to wait for the queuing server to connect back after an accepted
+    /// ETRN (default 2 min).
+    #[serde(with = "humantime_serde_compat")]
+    pub connect_back_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Dns {
+    pub nameservers: Vec<SocketAddr>,
+}
+
+/// Durations as human strings ("15m", "30s", "0").
+pub mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        if d.is_zero() {
+            return s.serialize_str("0");
+        }
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s).map_err(serde::de::Error::custom)
+    }
+    pub fn parse(s: &str) -> Result<Duration, String> {
+        if s.trim() == "0" {
+            return Ok(Duration::ZERO);
+        }
+        humantime::parse_duration(s.trim())
+            .map_err(|e| format!("\"{s}\" is not a duration ({e}); write e.g. \"30s\", \"15m\", \"1h\""))
+    }
+}
+
+/// A configuration problem, located in its file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the file: {source}. Create it (see README \"Configuration\") or pass --config FILE")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `line`/`column` are 1-based.
+    #[error("{path}:{line}:{column}: {message}{}", fix.as_ref().map(|f| format!(". Fix: {f}")).unwrap_or_default())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+        fix: Option<String>,
+    },
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates `text`; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let _ = (text, path);
+        todo!("config parsing lands with the config helper")
+    }
+
+    /// The effective configuration as TOML (defaults filled in; no secrets exist in it).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// Where the config file is: `--config`, else `$POSTERN_CONFIG`, else the OS config dir.
+pub fn config_path(flag: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = flag {
+        return Some(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("POSTERN_CONFIG").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    dirs::config_dir().map(|d| d.join(crate::BUNDLE_ID).join("postern.toml"))
+}
