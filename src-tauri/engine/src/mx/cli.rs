@@ -1,0 +1,95 @@
+//! `posternd check-mx [DOMAIN] [--nameserver IP:PORT] [--json] [--dry-run-etrn] [--config F]`:
+//! main.rs parses the flags and loads the config, then calls [`run`].
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+
+use super::{CheckError, CheckInput, Report, check};
+use crate::config::Config;
+
+/// The arguments of `posternd check-mx`, after parsing.
+#[derive(Debug, Clone, Default)]
+pub struct CheckMxArgs {
+    /// None = every domain in the config.
+    pub domain: Option<String>,
+    /// Overrides `[dns] nameservers`.
+    pub nameserver: Option<SocketAddr>,
+    pub json: bool,
+    pub dry_run_etrn: bool,
+    /// The loaded config, if there is one (the check then knows the queuing servers and the
+    /// inbound listener).
+    pub config: Option<Config>,
+}
+
+/// The inputs for each domain to check.
+pub fn inputs(args: &CheckMxArgs) -> Result<Vec<CheckInput>, CheckError> {
+    let domains: Vec<String> = match (&args.domain, &args.config) {
+        (Some(d), _) => vec![d.clone()],
+        (None, Some(c)) if !c.domains.is_empty() => c.domains.clone(),
+        _ => return Err(CheckError::NoDomain),
+    };
+    Ok(domains
+        .iter()
+        .map(|d| {
+            let mut input = match &args.config {
+                Some(c) => CheckInput::from_config(c, d),
+                None => CheckInput::new(d),
+            };
+            if let Some(ns) = args.nameserver {
+                input.nameservers = vec![ns];
+            }
+            input.dry_run_etrn = args.dry_run_etrn;
+            input
+        })
+        .collect())
+}
+
+/// Runs the check and prints it on stdout (a one-line reason on stderr when it cannot run).
+/// Returns the exit code: 0 = no errors, 1 = errors found, 2 = the check could not run.
+/// `--json` prints one report object, or an array of them when several domains were checked.
+pub async fn run(args: CheckMxArgs) -> u8 {
+    let inputs = match inputs(&args) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("posternd check-mx: {e}");
+            return 2;
+        }
+    };
+    let mut reports: Vec<Report> = Vec::new();
+    for input in &inputs {
+        match check(input).await {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!("posternd check-mx: {e}");
+                return 2;
+            }
+        }
+    }
+    let text = if args.json {
+        let json = if reports.len() == 1 {
+            serde_json::to_string_pretty(&reports[0])
+        } else {
+            serde_json::to_string_pretty(&reports)
+        };
+        match json {
+            Ok(j) => j + "\n",
+            Err(e) => {
+                eprintln!("posternd check-mx: cannot write the report as JSON: {e}");
+                return 2;
+            }
+        }
+    } else {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let parts: Vec<String> = reports.iter().map(|r| r.render_human(color)).collect();
+        parts.join("\n")
+    };
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        return 2;
+    }
+    reports.iter().map(Report::exit_code).max().unwrap_or(2)
+}
