@@ -78,9 +78,13 @@ impl Report {
         }
         if !self.mx.is_empty() {
             let _ = writeln!(out, "\n{}", paint(BOLD, "MX records"));
-            for m in &self.mx {
+            let office_at = self
+                .mx
+                .iter()
+                .position(|m| self.office_host.as_deref() == Some(m.host.as_str()));
+            for (i, m) in self.mx.iter().enumerate() {
                 let addrs: Vec<String> = m.addresses.iter().map(|a| a.to_string()).collect();
-                let office = if self.office_host.as_deref() == Some(m.host.as_str()) {
+                let office = if office_at == Some(i) {
                     "  (office)"
                 } else {
                     ""

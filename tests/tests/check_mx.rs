@@ -1,0 +1,531 @@
+//! `posternd check-mx` against a real DNS server (dnsmasq) and real SMTP servers (Postfix) on
+//! 127.0.0.1. Every test asserts finding ids and severities, and that the report's JSON
+//! round-trips.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use postern_engine::config::{Protocol, QueueServer, TlsMode};
+use postern_engine::mx::{self, CheckInput, Report, Severity};
+
+// ---------------------------------------------------------------------------------------------
+// Private peers (until the shared harness lands): dnsmasq and a Postfix instance.
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// dnsmasq serving the given records for `.test` and `.com` (no upstream: unknown names there
+/// are NXDOMAIN).
+struct Dnsmasq {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Dnsmasq {
+    fn start(records: &[&str]) -> Dnsmasq {
+        let port = free_udp_port();
+        let mut child = Command::new("dnsmasq")
+            .args([
+                "--no-daemon",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--log-facility=-",
+                "--local=/test/",
+                "--local=/com/",
+                "--local=/127.in-addr.arpa/",
+                "--cache-size=0",
+            ])
+            .arg(format!("--port={port}"))
+            .args(records)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("dnsmasq is installed (apt-get install dnsmasq-base)");
+        // dnsmasq logs "started" once its sockets are bound.
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let mut log = String::new();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) => {
+                    log.push_str(&l);
+                    log.push('\n');
+                    if l.contains("started, version") {
+                        break;
+                    }
+                }
+                _ => panic!("dnsmasq did not start:\n{log}"),
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Dnsmasq {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private Postfix with one smtpd listener per entry of `listeners` (extra `-o` options each).
+struct Postfix {
+    dir: tempfile::TempDir,
+    ports: Vec<u16>,
+}
+
+impl Postfix {
+    fn start(listeners: &[&[&str]]) -> Postfix {
+        let dir = tempfile::tempdir().unwrap();
+        let b = dir.path();
+        std::fs::set_permissions(b, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        for d in ["etc", "queue", "data"] {
+            std::fs::create_dir(b.join(d)).unwrap();
+        }
+        let status = Command::new("chown")
+            .args(["postfix:postfix"])
+            .arg(b.join("data"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let main_cf = format!(
+            "compatibility_level = 3.6
+queue_directory = {b}/queue
+data_directory = {b}/data
+maillog_file = {b}/maillog
+maillog_file_prefixes = {b}
+myhostname = isp-queue.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+local_recipient_maps =
+relay_domains = office.test
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+fast_flush_domains = $relay_domains
+smtpd_etrn_restrictions = permit_mynetworks, reject
+defer_transports = smtp
+",
+            b = b.display()
+        );
+        std::fs::write(b.join("etc/main.cf"), main_cf).unwrap();
+        let mut ports = Vec::new();
+        let mut master = String::new();
+        for opts in listeners {
+            let port = free_tcp_port();
+            ports.push(port);
+            master.push_str(&format!("127.0.0.1:{port} inet n - n - - smtpd\n"));
+            for o in *opts {
+                master.push_str(&format!("  -o {o}\n"));
+            }
+        }
+        master.push_str(MASTER_SERVICES);
+        std::fs::write(b.join("etc/master.cf"), master).unwrap();
+        let etc = b.join("etc");
+        for verb in ["check", "start"] {
+            let out = Command::new("postfix")
+                .arg("-c")
+                .arg(&etc)
+                .arg(verb)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "postfix {verb}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let pf = Postfix { dir, ports };
+        for p in &pf.ports {
+            wait_for_port(*p, pf.dir.path());
+        }
+        pf
+    }
+}
+
+fn wait_for_port(port: u16, dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "Postfix did not listen on {port}; log: {}",
+            std::fs::read_to_string(dir.join("maillog")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new("postfix")
+            .arg("-c")
+            .arg(self.dir.path().join("etc"))
+            .arg("stop")
+            .output();
+    }
+}
+
+const MASTER_SERVICES: &str = "pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+tlsmgr unix - - n 1000? 1 tlsmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+proxywrite unix - - n - 1 proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+";
+
+/// A CA and a certificate for `isp.test` signed by it, as files in `dir`: (ca.pem, cert.pem,
+/// key.pem).
+fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Postern test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(vec!["isp.test".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let (ca, crt, k) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    std::fs::write(&crt, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    (ca, crt, k)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn queue(host: &str, port: u16, protocol: Protocol) -> QueueServer {
+    QueueServer {
+        host: host.to_string(),
+        port,
+        protocol,
+        tls: TlsMode::Opportunistic,
+        node: None,
+        username: None,
+        tls_ca: None,
+        tls_fingerprint: None,
+        allow_plaintext_auth: false,
+        allow_insecure_turn: false,
+        timeout: Duration::from_secs(10),
+    }
+}
+
+/// A DNS-only check of `domain` against `dns`.
+fn input(domain: &str, dns: &Dnsmasq) -> CheckInput {
+    let mut i = CheckInput::new(domain);
+    i.nameservers = vec![dns.addr];
+    i.dns_timeout = Duration::from_secs(1);
+    i.probe_smtp = false;
+    i.mx_port = 2525;
+    i.inbound_listen = vec![SocketAddr::from(([127, 0, 0, 1], 2525))];
+    i
+}
+
+async fn run(input: &CheckInput) -> Report {
+    let report = mx::check(input).await.unwrap();
+    let json = serde_json::to_string_pretty(&report).unwrap();
+    let back: Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, report, "the JSON report round-trips");
+    report
+}
+
+#[track_caller]
+fn assert_finding(report: &Report, id: &str, severity: Severity) {
+    assert!(
+        report.find(id).any(|f| f.severity == severity),
+        "expected {id} ({severity:?}) in:\n{}",
+        report.render_human(false)
+    );
+}
+
+#[track_caller]
+fn assert_no_finding(report: &Report, id: &str) {
+    assert!(
+        report.find(id).next().is_none(),
+        "unexpected {id} in:\n{}",
+        report.render_human(false)
+    );
+}
+
+#[track_caller]
+fn assert_no_errors(report: &Report) {
+    assert!(
+        !report.has_errors(),
+        "expected no errors in:\n{}",
+        report.render_human(false)
+    );
+}
+
+const OFFICE_HOST: &str = "--host-record=mx1.office.test,127.0.0.1";
+const ISP_HOST: &str = "--host-record=isp.test,127.0.0.1";
+
+// ---------------------------------------------------------------------------------------------
+// DNS-side checks
+
+#[tokio::test]
+async fn correct_setup_has_no_errors() {
+    let dns = Dnsmasq::start(&[
+        "--mx-host=office.test,mx1.office.test,10",
+        "--mx-host=office.test,isp.test,20",
+        OFFICE_HOST,
+        ISP_HOST,
+    ]);
+    let mut i = input("office.test", &dns);
+    i.queue_servers = vec![queue("isp.test", 25, Protocol::Etrn)];
+
+    let report = run(&i).await;
+
+    assert_no_errors(&report);
+    assert_finding(&report, "mx.found", Severity::Ok);
+    assert_finding(&report, "pref.order-ok", Severity::Ok);
+    assert_finding(&report, "etrn.reachable", Severity::Ok);
+    assert_eq!(report.office_host.as_deref(), Some("mx1.office.test"));
+    assert_eq!(report.mx.len(), 2);
+    assert_eq!(report.exit_code(), 0);
+}
+
+#[tokio::test]
+async fn backup_with_lower_preference_than_office_is_an_error() {
+    let dns = Dnsmasq::start(&[
+        "--mx-host=office.test,mx1.office.test,20",
+        "--mx-host=office.test,isp.test,10",
+        OFFICE_HOST,
+        ISP_HOST,
+    ]);
+    let mut i = input("office.test", &dns);
+    i.queue_servers = vec![queue("ISP.test.", 25, Protocol::Etrn)];
+
+    let report = run(&i).await;
+
+    assert_finding(&report, "pref.backup-preferred", Severity::Error);
+    assert_eq!(report.exit_code(), 1);
+}
+
+#[tokio::test]
+async fn equal_preferences_are_round_robin() {
+    let dns = Dnsmasq::start(&[
+        "--mx-host=office.test,mx1.office.test,10",
+        "--mx-host=office.test,isp.test,10",
+        OFFICE_HOST,
+        ISP_HOST,
+    ]);
+    let mut i = input("office.test", &dns);
+    i.queue_servers = vec![queue("isp.test", 25, Protocol::Etrn)];
+
+    let report = run(&i).await;
+
+    assert_finding(&report, "pref.equal", Severity::Error);
+}
+
+#[tokio::test]
+async fn mx_pointing_to_a_cname_is_an_error() {
+    let dns = Dnsmasq::start(&[
+        "--mx-host=office.test,alias.office.test,10",
+        "--cname=alias.office.test,mx1.office.test",
+        OFFICE_HOST,
+    ]);
+
+    let report = run(&input("office.test", &dns)).await;
+
+    assert_finding(&report, "mx.cname-target", Severity::Error);
+    let f = report.find("mx.cname-target").next().unwrap();
+    assert_eq!(f.subject, "alias.office.test");
+    assert!(f.evidence.contains("mx1.office.test"), "{}", f.evidence);
+}
+
+#[tokio::test]
+async fn mx_pointing_to_an_ip_literal_is_an_error() {
+    let dns = Dnsmasq::start(&["--mx-host=office.test,192.0.2.25,10"]);
+
+    let report = run(&input("office.test", &dns)).await;
+
+    assert_finding(&report, "mx.ip-literal", Severity::Error);
+}
+
+#[tokio::test]
+async fn mx_target_without_addresses_is_an_error() {
+    let dns = Dnsmasq::start(&[
+        "--mx-host=office.test,mx1.office.test,10",
+        "--mx-host=office.test,gone.office.test,20",
+        OFFICE_HOST,
+    ]);
+
+    let report = run(&input("office.test", &dns)).await;
+
+    assert_finding(&report, "mx.no-address", Severity::Error);
+    assert_eq!(
+        report.find("mx.no-address").next().unwrap().subject,
+        "gone.office.test"
+    );
+}
+
+#[tokio::test]
+async fn nxdomain_is_an_error() {
+    let dns = Dnsmasq::start(&[OFFICE_HOST]);
+
+    let report = run(&input("nosuch.test", &dns)).await;
+
+    assert_finding(&report, "domain.nxdomain", Severity::Error);
+    assert!(report.complete);
+    assert_eq!(report.exit_code(), 1);
+}
+
+#[tokio::test]
+async fn null_mx_means_no_mail() {
+    let dns = Dnsmasq::start(&["--mx-host=null.test,.,0"]);
+
+    let report = run(&input("null.test", &dns)).await;
+
+    assert_finding(&report, "mx.null", Severity::Error);
+    assert!(report.mx.is_empty());
+}
+
+#[tokio::test]
+async fn no_mx_is_implicit_mx_and_no_backup() {
+    let dns = Dnsmasq::start(&["--host-record=office.test,127.0.0.1"]);
+    let mut i = input("office.test", &dns);
+    i.queue_servers = vec![queue("isp.test", 25, Protocol::Etrn)];
+
+    let report = run(&i).await;
+
+    assert_finding(&report, "mx.none", Severity::Warning);
+    assert_finding(&report, "pref.queue-not-in-mx", Severity::Warning);
+    assert_no_finding(&report, "dns.lookup-failed");
+}
+
+#[tokio::test]
+async fn unanswering_dns_server_is_transient_not_no_mx() {
+    // A bound UDP socket that nobody reads: queries go unanswered.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut i = CheckInput::new("office.test");
+    i.nameservers = vec![silent.local_addr().unwrap()];
+    i.dns_timeout = Duration::from_secs(1);
+    i.probe_smtp = false;
+
+    let report = run(&i).await;
+
+    assert_finding(&report, "dns.lookup-failed", Severity::Error);
+    assert_no_finding(&report, "mx.none");
+    assert_no_finding(&report, "domain.nxdomain");
+    assert!(!report.complete);
+    assert_eq!(report.exit_code(), 2);
+}
+
+#[tokio::test]
+async fn queue_server_missing_from_mx_set_is_a_warning() {
+    let dns = Dnsmasq::start(&["--mx-host=office.test,mx1.office.test,10", OFFICE_HOST]);
+    let mut i = input("office.test", &dns);
+    i.queue_servers = vec![queue("isp.test", 25, Protocol::Etrn)];
+
+    let report = run(&i).await;
+
+    assert_finding(&report, "pref.queue-not-in-mx", Severity::Warning);
+    assert_finding(&report, "mx.single", Severity::Info);
+}
+
+#[tokio::test]
+async fn configured_office_host_missing_from_mx_set_is_an_error() {
+    let dns = Dnsmasq::start(&["--mx-host=office.test,isp.test,10", ISP_HOST]);
+    let mut i = input("office.test", &dns);
+    i.queue_servers = vec![queue("isp.test", 25, Protocol::Etrn)];
+
+    let report = run(&i).await;
+
+    assert_finding(&report, "pref.office-missing", Severity::Error);
+}
+
+#[tokio::test]
+async fn private_address_on_a_public_domain_cannot_receive_etrn() {
+    let dns = Dnsmasq::start(&[
+        "--mx-host=office-example.com,mail.office-example.com,10",
+        "--mx-host=office-example.com,backup.isp-example.com,20",
+        "--host-record=mail.office-example.com,192.168.77.10",
+        "--host-record=backup.isp-example.com,192.0.2.20",
+    ]);
+    let mut i = input("office-example.com", &dns);
+    i.queue_servers = vec![queue("backup.isp-example.com", 25, Protocol::Etrn)];
+
+    let report = run(&i).await;
+
+    assert_finding(&report, "mx.private-address", Severity::Error);
+    assert_finding(&report, "etrn.unreachable-address", Severity::Error);
+    assert_finding(&report, "etrn.cannot-deliver", Severity::Error);
+    assert_eq!(report.recommended_protocol, Some(Protocol::Atrn));
+}
+
+#[tokio::test]
+async fn duplicate_targets_and_reverse_dns() {
+    let dns = Dnsmasq::start(&[
+        "--mx-host=office.test,mx1.office.test,10",
+        "--mx-host=office.test,MX1.office.test,20",
+        // dnsmasq answers "localhost" for all of 127/8; a documentation address gets the PTR
+        // of our choosing (nothing connects to it: this test makes no SMTP probes).
+        "--host-record=mx1.office.test,192.0.2.10",
+    ]);
+
+    let report = run(&input("office.test", &dns)).await;
+
+    assert_finding(&report, "mx.duplicate-target", Severity::Warning);
+    assert_finding(&report, "rdns.match", Severity::Ok);
+    assert_finding(&report, "etrn.needs-forwarding", Severity::Info);
+}
+
+#[tokio::test]
+async fn listener_on_another_port_needs_forwarding() {
+    let dns = Dnsmasq::start(&["--mx-host=office.test,mx1.office.test,10", OFFICE_HOST]);
+    let mut i = input("office.test", &dns);
+    i.inbound_listen = vec![SocketAddr::from(([0, 0, 0, 0], 2526))];
+
+    let report = run(&i).await;
+
+    assert_finding(&report, "etrn.listener-port", Severity::Warning);
+    assert_finding(&report, "rdns.mismatch", Severity::Info);
+}
