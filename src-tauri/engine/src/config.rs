@@ -277,15 +277,18 @@ pub mod humantime_serde_compat {
         if s.trim() == "0" {
             return Ok(Duration::ZERO);
         }
-        humantime::parse_duration(s.trim())
-            .map_err(|e| format!("\"{s}\" is not a duration ({e}); write e.g. \"30s\", \"15m\", \"1h\""))
+        humantime::parse_duration(s.trim()).map_err(|e| {
+            format!("\"{s}\" is not a duration ({e}); write e.g. \"30s\", \"15m\", \"1h\"")
+        })
     }
 }
 
 /// A configuration problem, located in its file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read the file: {source}. Create it (see README \"Configuration\") or pass --config FILE")]
+    #[error(
+        "{path}: cannot read the file: {source}. Create it (see README \"Configuration\") or pass --config FILE"
+    )]
     Read {
         path: PathBuf,
         #[source]

@@ -29,3 +29,10 @@ pub mod secrets;
 
 /// The application identifier; also the name of the config folder.
 pub const BUNDLE_ID: &str = "org.postern.Postern";
+pub mod api;
+pub mod deliver;
+pub mod dequeue;
+pub mod events;
+pub mod smtp_server;
+pub mod supervisor;
+pub mod tls;

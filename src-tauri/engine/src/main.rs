@@ -1,1 +1,413 @@
-fn main() {}
+//! `posternd`: the headless Postern — the same engine as the tray app, driven from the command
+//! line. See README "Command line" for the contract.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use postern_engine::api::{self, Deps};
+use postern_engine::config::{self, Config, Protocol};
+use postern_engine::dequeue::{self, DequeueContext};
+use postern_engine::events;
+use postern_engine::secrets::{self, MemoryStore, OsKeyring, SecretStore};
+use postern_engine::smtp_server::SessionContext;
+
+#[derive(Parser)]
+#[command(
+    name = "posternd",
+    version,
+    about = "Postern, headless: release the office's mail from the ISP's queuing server"
+)]
+struct Cli {
+    /// Also write the log to this file.
+    #[arg(long, global = true, value_name = "FILE")]
+    log_file: Option<PathBuf>,
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(clap::Args, Clone)]
+struct ConfigArg {
+    /// The config file (default: $POSTERN_CONFIG, then the OS config folder).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run the engine in the foreground: inbound listener, dequeue at start and on schedule.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print every engine event as one JSON line on stdout.
+        #[arg(long)]
+        events: bool,
+    },
+    /// Dequeue once now from every queue server and print each domain's reply.
+    Fetch {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print the outcomes as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Store or delete a password in the OS keyring.
+    Secret {
+        #[command(subcommand)]
+        action: SecretAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate the config and print the effective configuration (no secrets).
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print the effective configuration as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretAction {
+    /// Read a password from stdin and store it as NAME (USERNAME@HOST of the server entry).
+    Set { name: String },
+    /// Delete the password stored as NAME.
+    Delete { name: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _guard = init_logging(cli.verbose, cli.log_file.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Commands::Run { config, events } => run(&config, events).await,
+            Commands::Fetch { config, json } => fetch(&config, json).await,
+            Commands::Config {
+                action: ConfigAction::Check { config, json },
+            } => config_check(&config, json),
+            Commands::Secret { action } => secret(action).await,
+        }
+    })
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("posternd: {message}");
+    ExitCode::FAILURE
+}
+
+fn init_logging(
+    verbose: u8,
+    file: Option<&Path>,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let (file_layer, guard) = match file {
+        Some(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(f) => {
+                let (writer, guard) = tracing_appender::non_blocking(f);
+                (
+                    Some(
+                        tracing_subscriber::fmt::layer()
+                            .with_writer(writer)
+                            .with_ansi(false),
+                    ),
+                    Some(guard),
+                )
+            }
+            Err(e) => {
+                eprintln!(
+                    "posternd: cannot open the log file {}: {e}; logging to stderr only",
+                    path.display()
+                );
+                (None, None)
+            }
+        },
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(file_layer)
+        .init();
+    guard
+}
+
+fn load_config(arg: &ConfigArg) -> Result<Config, String> {
+    let Some(path) = config::config_path(arg.config.as_deref()) else {
+        return Err("no config file: pass --config FILE or set POSTERN_CONFIG".into());
+    };
+    if !path.exists() {
+        return Err(format!(
+            "no config file at {}: create one (copy examples/postern.toml and edit it) or pass --config FILE",
+            path.display()
+        ));
+    }
+    Config::load(&path).map_err(|e| e.to_string())
+}
+
+/// The keyring when any server needs a password; otherwise an empty store, so a set-up
+/// without logins runs on machines without a keyring.
+async fn secret_store(config: &Config) -> Result<Arc<dyn SecretStore>, String> {
+    if config.queue_servers.iter().all(|s| s.username.is_none()) {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    let opened = tokio::task::spawn_blocking(OsKeyring::open)
+        .await
+        .map_err(|e| e.to_string())?;
+    match opened {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn run(arg: &ConfigArg, print_events: bool) -> ExitCode {
+    let config = match load_config(arg) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let secrets = match secret_store(&config).await {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let (events_tx, mut events_rx) = events::channel();
+    let printer = print_events.then(|| {
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match events_rx.recv().await {
+                    Ok(event) => {
+                        let mut value = serde_json::to_value(&event).unwrap_or_default();
+                        if let Some(map) = value.as_object_mut() {
+                            map.insert("at".into(), chrono::Local::now().to_rfc3339().into());
+                        }
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(out, "{value}");
+                        let _ = out.flush();
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!("{n} events were not printed (output too slow)")
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        })
+    });
+    let handle = match api::start(config, Deps { secrets }, events_tx).await {
+        Ok(h) => h,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let commands = handle.commands.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping");
+        let _ = commands.send(api::Command::Shutdown).await;
+    });
+    handle.join().await;
+    if let Some(p) = printer {
+        p.abort();
+    }
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn fetch(arg: &ConfigArg, json: bool) -> ExitCode {
+    let config = match load_config(arg) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let secrets = match secret_store(&config).await {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let inbound = match turnaround_context(&config) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let ctx = DequeueContext {
+        helo_name: config.inbound.hostname.clone(),
+        secrets,
+        inbound,
+    };
+    let jobs = config
+        .queue_servers
+        .iter()
+        .map(|server| dequeue::dequeue(server, &config.domains, &ctx));
+    let outcomes: Vec<_> = futures_util::future::join_all(jobs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    if json {
+        match serde_json::to_string_pretty(&outcomes) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail(&e.to_string()),
+        }
+    } else {
+        for o in &outcomes {
+            println!("{}", o.summary());
+        }
+    }
+    let all_positive = outcomes
+        .iter()
+        .all(|o| o.code.is_some_and(|c| (200..300).contains(&c)));
+    if all_positive {
+        ExitCode::SUCCESS
+    } else {
+        let failed = outcomes.iter().filter(|o| !o.is_success()).count();
+        eprintln!(
+            "posternd: {failed} of {} requests failed (see above)",
+            outcomes.len()
+        );
+        ExitCode::FAILURE
+    }
+}
+
+/// ATRN and TURN receive the mail on the dequeue connection itself, so `fetch` needs the
+/// delivery target then (and only then: ETRN leaves the Maildir untouched).
+fn turnaround_context(config: &Config) -> Result<Option<Arc<SessionContext>>, String> {
+    if config
+        .queue_servers
+        .iter()
+        .all(|s| s.protocol == Protocol::Etrn)
+    {
+        return Ok(None);
+    }
+    let (events, _) = events::channel();
+    SessionContext::from_config(config, events)
+        .map(|c| Some(Arc::new(c)))
+        .map_err(|e| {
+            format!(
+                "cannot prepare the delivery target: {e}. Fix [inbound] deliver in postern.toml"
+            )
+        })
+}
+
+fn config_check(arg: &ConfigArg, json: bool) -> ExitCode {
+    let config = match load_config(arg) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    if json {
+        match serde_json::to_string_pretty(&config) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail(&e.to_string()),
+        }
+    } else {
+        print!("{}", config.to_toml());
+    }
+    ExitCode::SUCCESS
+}
+
+async fn secret(action: SecretAction) -> ExitCode {
+    let name = match &action {
+        SecretAction::Set { name } | SecretAction::Delete { name } => name.clone(),
+    };
+    if let Err(e) = secrets::check_name(&name) {
+        return fail(&e.to_string());
+    }
+    let password = match action {
+        SecretAction::Set { .. } => {
+            if std::io::stdin().is_terminal() {
+                eprint!("Password for {name} (input is not hidden; end with Enter): ");
+            }
+            let mut input = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+                return fail(&format!("cannot read the password from stdin: {e}"));
+            }
+            let password = input.trim_end_matches(['\r', '\n']).to_string();
+            if password.is_empty() {
+                return fail(
+                    "the password read from stdin is empty: pipe it in, e.g. `printf %s PASSWORD | posternd secret set NAME`",
+                );
+            }
+            Some(password)
+        }
+        SecretAction::Delete { .. } => None,
+    };
+    let result = tokio::task::spawn_blocking(move || -> Result<String, String> {
+        let store = OsKeyring::open().map_err(|e| e.to_string())?;
+        match password {
+            Some(p) => store
+                .set(&name, &p)
+                .map(|()| format!("stored the password for {name} in the {}", store.describe()))
+                .map_err(|e| e.to_string()),
+            None => store
+                .delete(&name)
+                .map(|()| {
+                    format!(
+                        "deleted the password for {name} from the {}",
+                        store.describe()
+                    )
+                })
+                .map_err(|e| e.to_string()),
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(message)) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => fail(&e),
+        Err(e) => fail(&e.to_string()),
+    }
+}

@@ -14,18 +14,19 @@ pub const SERVICE: &str = "postern";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error(
-        "the OS keyring is not available: {detail}. {}",
-        unavailable_fix()
-    )]
+    #[error("the OS keyring is not available: {detail}. {}", unavailable_fix())]
     Unavailable { detail: String },
     #[error("no password is stored for {name}. Store it with: posternd secret set {name}")]
     Missing { name: String },
-    #[error("the OS keyring refused access to {name}: {detail}. Unlock the keyring (log in to the desktop session) and try again")]
+    #[error(
+        "the OS keyring refused access to {name}: {detail}. Unlock the keyring (log in to the desktop session) and try again"
+    )]
     Locked { name: String, detail: String },
     #[error("the OS keyring failed for {name}: {detail}")]
     Failed { name: String, detail: String },
-    #[error("\"{name}\" is not a secret name: use USERNAME@HOST of the server entry, e.g. office@mail.isp.example")]
+    #[error(
+        "\"{name}\" is not a secret name: use USERNAME@HOST of the server entry, e.g. office@mail.isp.example"
+    )]
     BadName { name: String },
 }
 
@@ -93,7 +94,9 @@ impl MemoryStore {
         store
     }
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -179,7 +182,10 @@ fn map_error(name: &str, e: keyring_core::Error) -> SecretError {
             let detail = detail.to_string();
             // The Secret Service store reports a missing D-Bus session or provider as a platform
             // failure at the first call.
-            if detail.contains("dbus") || detail.contains("D-Bus") || detail.contains("secret service") {
+            if detail.contains("dbus")
+                || detail.contains("D-Bus")
+                || detail.contains("secret service")
+            {
                 SecretError::Unavailable { detail }
             } else {
                 SecretError::Failed {
@@ -227,9 +233,10 @@ mod platform {
 mod platform {
     use super::SecretError;
     pub fn install() -> Result<&'static str, SecretError> {
-        let store = windows_native_keyring_store::Store::new().map_err(|e| SecretError::Unavailable {
-            detail: e.to_string(),
-        })?;
+        let store =
+            windows_native_keyring_store::Store::new().map_err(|e| SecretError::Unavailable {
+                detail: e.to_string(),
+            })?;
         keyring_core::set_default_store(store);
         Ok("Windows Credential Manager")
     }

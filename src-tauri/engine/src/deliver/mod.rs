@@ -1,0 +1,144 @@
+//! Where an accepted message goes: a Maildir, or the office mail server.
+//!
+//! A delivery is a [`Writer`] that receives the message in chunks while the DATA phase runs and
+//! is then committed. `commit` returns only once the message is durable (Maildir: file and
+//! directory fsynced) or accepted by the office server; the SMTP session answers 250 only after
+//! that. On any error the session answers 4xx/5xx and the sender keeps the message.
+
+pub mod maildir;
+pub mod smtp;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::config::DeliverTarget;
+
+/// The SMTP envelope of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Empty for the null reverse-path `<>` (bounces).
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub peer: Option<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error("cannot {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The office server is unreachable or said 4xx: the sender must keep the message.
+    #[error("{0}")]
+    Temporary(String),
+    /// The office server refused the message for good (5xx).
+    #[error("{detail}")]
+    Permanent { code: u16, detail: String },
+}
+
+impl DeliverError {
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> DeliverError {
+        DeliverError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// The reply the SMTP session gives for this error.
+    pub fn reply(&self) -> (u16, String) {
+        match self {
+            DeliverError::Io { source, .. } if source.raw_os_error() == Some(28) => (
+                452,
+                "4.3.1 Insufficient system storage, try again later".into(),
+            ),
+            DeliverError::Io { .. } => (451, "4.3.0 Local storage error, try again later".into()),
+            DeliverError::Temporary(detail) => (451, format!("4.4.1 {detail}; try again later")),
+            DeliverError::Permanent { code, detail } => (*code, format!("5.0.0 {detail}")),
+        }
+    }
+}
+
+/// A configured delivery target, ready to take messages.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    Maildir(maildir::Maildir),
+    Smtp(smtp::Forwarder),
+}
+
+impl Delivery {
+    /// Prepares the target (creates the Maildir folders when missing).
+    pub fn open(
+        target: &DeliverTarget,
+        hostname: &str,
+        timeout: Duration,
+    ) -> Result<Delivery, DeliverError> {
+        Ok(match target {
+            DeliverTarget::Maildir(path) => {
+                Delivery::Maildir(maildir::Maildir::open(path, hostname)?)
+            }
+            DeliverTarget::Smtp { host, port } => {
+                Delivery::Smtp(smtp::Forwarder::new(host, *port, hostname, timeout))
+            }
+        })
+    }
+
+    pub async fn begin(&self, envelope: &Envelope) -> Result<Writer, DeliverError> {
+        Ok(match self {
+            Delivery::Maildir(m) => Writer::Maildir(m.begin().await?),
+            Delivery::Smtp(f) => Writer::Smtp(f.begin(envelope)),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Delivery::Maildir(m) => format!("maildir:{}", m.path().display()),
+            Delivery::Smtp(f) => f.describe(),
+        }
+    }
+}
+
+/// One message being written.
+#[derive(Debug)]
+pub enum Writer {
+    Maildir(maildir::MaildirWriter),
+    Smtp(smtp::SmtpWriter),
+}
+
+/// Where a committed message ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// File name in the Maildir, or the office server's reply.
+    pub location: String,
+    pub size: u64,
+}
+
+impl Writer {
+    /// Appends message bytes (already dot-unstuffed, CRLF line ends).
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), DeliverError> {
+        match self {
+            Writer::Maildir(w) => w.write(chunk).await,
+            Writer::Smtp(w) => {
+                w.write(chunk);
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes the message durable or delivered; only then may the session say 250.
+    pub async fn commit(self) -> Result<Delivered, DeliverError> {
+        match self {
+            Writer::Maildir(w) => w.commit().await,
+            Writer::Smtp(w) => w.commit().await,
+        }
+    }
+
+    /// Throws the partial message away (refused, too big, connection lost).
+    pub async fn abort(self) {
+        match self {
+            Writer::Maildir(w) => w.abort().await,
+            Writer::Smtp(_) => {}
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! SMTP replies from a queuing server, and what they mean for the office.
+//!
+//! Every answer to ETRN (RFC 1985) or to the steps before it becomes an [`Outcome`]: the code
+//! and the server's own text, a plain-language meaning, a suggested fix and a [`Disposition`]
+//! that tells the supervisor whether to retry. The quirks of real servers (design.md §4) are
+//! recognised from their texts: Postfix answers `250 Queuing started` whether or not mail waits
+//! and `459 <d>: service unavailable` for a domain outside fast_flush_domains; Exim wants
+//! `ETRN #domain` and says so with `501 argument must begin with #`.
+
+use serde::{Deserialize, Serialize};
+
+/// One SMTP reply: the code and the text of each line (without the code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    /// The reply's text, lines joined with " / ".
+    pub fn text(&self) -> String {
+        self.lines.join(" / ")
+    }
+    pub fn is_positive(&self) -> bool {
+        (200..300).contains(&self.code)
+    }
+    pub fn is_transient(&self) -> bool {
+        (400..500).contains(&self.code)
+    }
+    /// The text with an RFC 3463 enhanced status code prefix (`4.7.1 `) removed.
+    pub fn text_without_status(&self) -> String {
+        let text = self.text();
+        match text.split_once(' ') {
+            Some((first, rest)) if is_enhanced_status(first) => rest.to_string(),
+            _ => text,
+        }
+    }
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.code, self.text())
+    }
+}
+
+fn is_enhanced_status(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() == 3
+        && matches!(parts[0], "2" | "4" | "5")
+        && parts[1..]
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// What the supervisor should do about an outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// The server is releasing mail (or has none): done.
+    Released,
+    /// Nothing waits for this domain.
+    NothingWaiting,
+    /// A temporary problem: try again later with backoff.
+    Retry,
+    /// A configuration problem on either side: retrying will not help; show the fix.
+    Permanent,
+}
+
+/// The result of asking one server for one domain's mail (or of failing before the ask).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// `host:port` of the queuing server.
+    pub server: String,
+    pub domain: String,
+    /// The command that got this reply (`ETRN office.test`), or the failed step (`connect`).
+    pub step: String,
+    /// The reply code; `None` when no reply came (connection refused, timeout, TLS failure).
+    pub code: Option<u16>,
+    /// The server's own words (or the local error).
+    pub text: String,
+    pub disposition: Disposition,
+    /// What happened, in plain language.
+    pub meaning: String,
+    /// What to do about it, when anything is to be done.
+    pub fix: Option<String>,
+    /// The `253 <n>` count of waiting messages, when the server reported it.
+    pub pending: Option<u64>,
+    /// ATRN/TURN: messages received over the turned-around connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<u32>,
+}
+
+impl Outcome {
+    pub fn is_success(&self) -> bool {
+        matches!(
+            self.disposition,
+            Disposition::Released | Disposition::NothingWaiting
+        )
+    }
+
+    /// One human line: `mail.isp.example:25 office.test: 250 Queuing started — meaning. Fix: …`
+    pub fn summary(&self) -> String {
+        let code = self.code.map(|c| format!("{c} ")).unwrap_or_default();
+        let mut line = format!(
+            "{} {}: {}{} — {}",
+            self.server, self.domain, code, self.text, self.meaning
+        );
+        if let Some(n) = self.pending {
+            line.push_str(&format!(" ({n} messages waiting)"));
+        }
+        if let Some(n) = self.received {
+            line.push_str(&format!(" ({n} messages received)"));
+        }
+        if let Some(fix) = &self.fix {
+            line.push_str(". Fix: ");
+            line.push_str(fix);
+        }
+        line
+    }
+}
+
+/// The parts of an outcome that depend only on the reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meaning {
+    pub disposition: Disposition,
+    pub meaning: String,
+    pub fix: Option<String>,
+    pub pending: Option<u64>,
+}
+
+impl Meaning {
+    fn new(disposition: Disposition, meaning: impl Into<String>, fix: Option<String>) -> Self {
+        Meaning {
+            disposition,
+            meaning: meaning.into(),
+            fix,
+            pending: None,
+        }
+    }
+}
+
+/// What an ETRN reply means for `domain` (RFC 1985 §5 plus Postfix and Exim behaviour).
+pub fn etrn_meaning(reply: &Reply, domain: &str) -> Meaning {
+    let text = reply.text().to_ascii_lowercase();
+    use Disposition::*;
+    match reply.code {
+        250 => Meaning::new(
+            Released,
+            format!(
+                "the queuing server started delivering the mail it holds for {domain} to this office \
+                 (some servers, e.g. Postfix, say this even when nothing is waiting)"
+            ),
+            None,
+        ),
+        251 => Meaning::new(
+            NothingWaiting,
+            format!("no mail is waiting for {domain} at the queuing server"),
+            None,
+        ),
+        252 => Meaning::new(
+            Released,
+            format!("mail for {domain} is waiting and the queuing server started delivering it"),
+            None,
+        ),
+        253 => {
+            let pending = first_number(&reply.text());
+            let mut m = Meaning::new(
+                Released,
+                match pending {
+                    Some(n) => format!(
+                        "{n} messages for {domain} are waiting and the queuing server started delivering them"
+                    ),
+                    None => format!(
+                        "messages for {domain} are waiting and the queuing server started delivering them"
+                    ),
+                },
+                None,
+            );
+            m.pending = pending;
+            m
+        }
+        421 => Meaning::new(
+            Retry,
+            "the queuing server is shutting down or overloaded and closed the session",
+            Some("nothing to do: Postern tries again later".into()),
+        ),
+        458 if text.contains("already") => Meaning::new(
+            Retry,
+            format!("the queuing server is already delivering the mail for {domain}"),
+            Some("nothing to do: the delivery that is running brings the mail".into()),
+        ),
+        458 => Meaning::new(
+            Retry,
+            format!(
+                "the queuing server cannot start delivery for {domain} right now (with Postfix: its \
+                 flush service is not running, or a postscreen front end answers instead of smtpd)"
+            ),
+            Some(
+                "Postern tries again later; if this persists, ask your ISP to check the flush \
+                 service of their queuing server"
+                    .into(),
+            ),
+        ),
+        459 => Meaning::new(
+            Permanent,
+            format!("the queuing server does not hold mail for {domain}"),
+            Some(format!(
+                "ask your ISP to add {domain} to the backup MX's relay domains and fast_flush_domains \
+                 (Postfix) or to its ETRN-enabled domains; check that `domains` in postern.toml is \
+                 spelled as in your MX records"
+            )),
+        ),
+        450..=499 => Meaning::new(
+            Retry,
+            format!("the queuing server refused for now ({})", reply.text()),
+            Some("nothing to do: Postern tries again later".into()),
+        ),
+        500 if text.contains("syntax: etrn") => Meaning::new(
+            Permanent,
+            "the queuing server did not see a domain in our ETRN command",
+            Some("set `node` for this queue server to the name your ISP expects".into()),
+        ),
+        500 | 502 | 504 => Meaning::new(
+            Permanent,
+            "the queuing server does not support ETRN",
+            Some(
+                "ask your ISP to enable ETRN, or use protocol = \"atrn\" if the server offers \
+                 ATRN (run `posternd check-mx` to see what it supports)"
+                    .into(),
+            ),
+        ),
+        501 if text.contains('#') => Meaning::new(
+            Permanent,
+            "the queuing server (Exim) wants the ETRN argument to start with #",
+            Some(format!("set node = \"#{domain}\" for this queue server in postern.toml")),
+        ),
+        501 => Meaning::new(
+            Permanent,
+            "the queuing server did not accept the ETRN argument",
+            Some(format!(
+                "check the spelling of {domain}, or set `node` to the name your ISP expects"
+            )),
+        ),
+        503 => Meaning::new(
+            Permanent,
+            "the queuing server refused ETRN at this point of the session (it may want \
+             authentication first)",
+            Some("set `username` for this queue server and store its password with `posternd secret set`".into()),
+        ),
+        530 => Meaning::new(
+            Permanent,
+            "the queuing server requires authentication before ETRN",
+            Some("set `username` for this queue server and store its password with `posternd secret set`".into()),
+        ),
+        554 if text.contains("access denied") || text.contains("etrn command rejected") => {
+            Meaning::new(
+                Permanent,
+                "the queuing server refuses ETRN from this connection",
+                Some(
+                    "ask your ISP to allow ETRN from your address or your login \
+                     (Postfix: smtpd_etrn_restrictions)"
+                        .into(),
+                ),
+            )
+        }
+        _ if reply.is_positive() => Meaning::new(
+            Released,
+            format!("the queuing server accepted the request ({})", reply.text()),
+            None,
+        ),
+        _ => Meaning::new(
+            Permanent,
+            format!("the queuing server refused the request ({})", reply.text()),
+            Some("ask your ISP what the reply means for your account".into()),
+        ),
+    }
+}
+
+/// What an ATRN (RFC 2645) or TURN reply means for `domains`.
+pub fn atrn_meaning(reply: &Reply, domains: &str, command: &str) -> Meaning {
+    use Disposition::*;
+    match reply.code {
+        250 => Meaning::new(
+            Released,
+            format!("the queuing server turned the connection around and delivers the mail for {domains} over it"),
+            None,
+        ),
+        450 => Meaning::new(
+            Permanent,
+            format!("the queuing server refused {command} for {domains}"),
+            Some(format!(
+                "ask your ISP to allow this login to take the mail of {domains}; check the spelling of `domains`"
+            )),
+        ),
+        451 => Meaning::new(
+            Retry,
+            "the queuing server cannot hand over the mail right now",
+            Some("nothing to do: Postern tries again later".into()),
+        ),
+        453 => Meaning::new(
+            NothingWaiting,
+            format!("no mail is waiting for {domains}"),
+            None,
+        ),
+        500 | 502 | 504 => Meaning::new(
+            Permanent,
+            format!("the queuing server does not support {command}"),
+            Some(if command == "ATRN" {
+                "use protocol = \"etrn\" if the office is reachable on port 25, or ask your ISP for On-Demand Mail Relay on port 366".into()
+            } else {
+                "use protocol = \"atrn\" or \"etrn\"; TURN is obsolete and rarely offered".into()
+            }),
+        ),
+        530 => Meaning::new(
+            Permanent,
+            format!("the queuing server requires a login before {command}"),
+            Some("set `username` for this queue server and store its password with `posternd secret set`".into()),
+        ),
+        400..=499 => Meaning::new(
+            Retry,
+            format!("the queuing server refused for now ({})", reply.text()),
+            Some("nothing to do: Postern tries again later".into()),
+        ),
+        _ if reply.is_positive() => Meaning::new(
+            Released,
+            format!("the queuing server accepted {command} ({})", reply.text()),
+            None,
+        ),
+        _ => Meaning::new(
+            Permanent,
+            format!("the queuing server refused {command} ({})", reply.text()),
+            Some("ask your ISP what the reply means for your account".into()),
+        ),
+    }
+}
+
+fn first_number(text: &str) -> Option<u64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|s| !s.is_empty())
+        .and_then(|s| s.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(code: u16, text: &str) -> Reply {
+        Reply {
+            code,
+            lines: vec![text.to_string()],
+        }
+    }
+
+    #[test]
+    fn every_rfc1985_code_has_a_meaning() {
+        let cases = [
+            (
+                250,
+                "OK, queuing for node office.test started",
+                Disposition::Released,
+            ),
+            (
+                251,
+                "OK, no messages waiting for node office.test",
+                Disposition::NothingWaiting,
+            ),
+            (
+                252,
+                "OK, pending messages for node office.test started",
+                Disposition::Released,
+            ),
+            (
+                253,
+                "OK, 14 pending messages for node office.test started",
+                Disposition::Released,
+            ),
+            (
+                458,
+                "Unable to queue messages for node office.test",
+                Disposition::Retry,
+            ),
+            (
+                459,
+                "Node office.test not allowed: unknown",
+                Disposition::Permanent,
+            ),
+            (500, "Syntax Error", Disposition::Permanent),
+            (501, "Syntax Error in Parameters", Disposition::Permanent),
+        ];
+        for (code, text, disposition) in cases {
+            let m = etrn_meaning(&reply(code, text), "office.test");
+            assert_eq!(m.disposition, disposition, "{code}");
+            assert!(!m.meaning.is_empty());
+        }
+    }
+
+    #[test]
+    fn every_rfc2645_code_has_a_meaning() {
+        let cases = [
+            (250, Disposition::Released),
+            (450, Disposition::Permanent),
+            (451, Disposition::Retry),
+            (453, Disposition::NothingWaiting),
+            (502, Disposition::Permanent),
+            (530, Disposition::Permanent),
+        ];
+        for (code, disposition) in cases {
+            let m = atrn_meaning(&reply(code, "text"), "office.test", "ATRN");
+            assert_eq!(m.disposition, disposition, "{code}");
+        }
+        assert!(
+            atrn_meaning(&reply(530, "x"), "d", "ATRN")
+                .fix
+                .unwrap()
+                .contains("username")
+        );
+    }
+
+    #[test]
+    fn count_of_253_is_parsed() {
+        let m = etrn_meaning(
+            &reply(253, "OK, 14 pending messages for node x started"),
+            "x",
+        );
+        assert_eq!(m.pending, Some(14));
+        assert!(m.meaning.starts_with("14 messages"));
+    }
+
+    #[test]
+    fn postfix_459_says_fast_flush_domains() {
+        let m = etrn_meaning(
+            &reply(459, "<office.test>: service unavailable"),
+            "office.test",
+        );
+        assert_eq!(m.disposition, Disposition::Permanent);
+        assert!(m.fix.unwrap().contains("fast_flush_domains"));
+    }
+
+    #[test]
+    fn exim_501_suggests_a_hash_node() {
+        let m = etrn_meaning(&reply(501, "argument must begin with #"), "office.test");
+        assert_eq!(
+            m.fix.as_deref(),
+            Some("set node = \"#office.test\" for this queue server in postern.toml")
+        );
+    }
+
+    #[test]
+    fn exim_458_already_processing_is_retry() {
+        let m = etrn_meaning(
+            &reply(458, "Already processing #office.test"),
+            "office.test",
+        );
+        assert_eq!(m.disposition, Disposition::Retry);
+        assert!(m.meaning.contains("already delivering"));
+    }
+
+    #[test]
+    fn postfix_554_access_denied() {
+        let r = reply(
+            554,
+            "5.7.1 <unknown[127.0.0.1]>: Etrn command rejected: Access denied",
+        );
+        let m = etrn_meaning(&r, "office.test");
+        assert_eq!(m.disposition, Disposition::Permanent);
+        assert!(m.fix.unwrap().contains("smtpd_etrn_restrictions"));
+        assert_eq!(
+            r.text_without_status(),
+            "<unknown[127.0.0.1]>: Etrn command rejected: Access denied"
+        );
+    }
+}

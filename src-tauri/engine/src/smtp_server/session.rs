@@ -1,0 +1,705 @@
+//! One inbound SMTP session (RFC 5321 server side), generic over its byte stream.
+//!
+//! The listener hands it a fresh TCP connection; the ATRN/TURN turnaround hands it the dequeue
+//! connection (TLS kept) together with any bytes already read from it. The session reads into
+//! its own buffer and answers every complete command in it before it writes, so pipelined
+//! commands (RFC 2920) get their replies in one batch.
+//!
+//! Contract: a 250 after DATA is written only after [`crate::deliver::Writer::commit`] returned, i.e. after the
+//! message is fsynced in the Maildir or accepted by the office server.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use smtp_proto::request::receiver::DataReceiver;
+use smtp_proto::{Error as ProtoError, Request};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::SessionContext;
+use crate::deliver::{DeliverError, Envelope};
+use crate::events::Event;
+
+/// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets; we allow some slack for long
+/// parameters and refuse anything longer.
+pub const MAX_COMMAND_LINE: usize = 2048;
+const READ_CHUNK: usize = 64 * 1024;
+/// RFC 5321 §4.5.3.2: the server waits 10 minutes for the client's next data block.
+const DATA_BLOCK_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub peer: Option<SocketAddr>,
+    /// The stream is already encrypted (ATRN over STARTTLS).
+    pub tls: bool,
+    /// "inbound", "atrn" or "turn": where the session came from, for events.
+    pub via: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    Quit,
+    /// The peer closed the connection without QUIT.
+    Closed,
+    IdleTimeout,
+    SessionTimeout,
+    TooManyErrors,
+    Shutdown,
+    IoError,
+}
+
+impl SessionEnd {
+    pub fn describe(self) -> &'static str {
+        match self {
+            SessionEnd::Quit => "quit",
+            SessionEnd::Closed => "closed by the peer",
+            SessionEnd::IdleTimeout => "idle timeout",
+            SessionEnd::SessionTimeout => "session time limit",
+            SessionEnd::TooManyErrors => "too many errors",
+            SessionEnd::Shutdown => "shutdown",
+            SessionEnd::IoError => "connection error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    pub accepted: u32,
+    pub refused: u32,
+    pub end: SessionEnd,
+}
+
+/// Answers a connection over the limit with 421 and closes it.
+pub async fn refuse_busy<S: AsyncWrite + Unpin>(mut stream: S, hostname: &str) {
+    let line = format!("421 4.3.2 {hostname} Too many connections, try again later\r\n");
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
+}
+
+/// Runs a whole session on `stream`; `initial` holds bytes already read from it.
+pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    initial: Vec<u8>,
+    info: SessionInfo,
+    ctx: &SessionContext,
+    shutdown: watch::Receiver<bool>,
+) -> SessionSummary {
+    let peer = info
+        .peer
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let _ = ctx.events.send(Event::InboundSessionStarted {
+        peer: peer.clone(),
+        via: info.via.into(),
+    });
+    let deadline = ctx.settings.session_timeout.map(|t| Instant::now() + t);
+    let mut session = Session {
+        stream,
+        input: initial,
+        pos: 0,
+        out: Vec::with_capacity(1024),
+        ctx,
+        info,
+        peer_label: peer.clone(),
+        shutdown,
+        deadline,
+        helo: None,
+        esmtp: false,
+        mail_from: None,
+        rcpts: Vec::new(),
+        errors: 0,
+        accepted: 0,
+        refused: 0,
+    };
+    let end = session.run().await;
+    let summary = SessionSummary {
+        accepted: session.accepted,
+        refused: session.refused,
+        end,
+    };
+    tracing::info!(peer = %peer, via = session.info.via, messages = summary.accepted, "session ended: {}", end.describe());
+    let _ = ctx.events.send(Event::InboundSessionEnded {
+        peer,
+        via: session.info.via.into(),
+        messages: summary.accepted,
+        end: end.describe().into(),
+    });
+    summary
+}
+
+struct Session<'a, S> {
+    stream: S,
+    /// Bytes read; `input[pos..]` is not yet consumed.
+    input: Vec<u8>,
+    pos: usize,
+    /// Replies not yet written.
+    out: Vec<u8>,
+    ctx: &'a SessionContext,
+    info: SessionInfo,
+    peer_label: String,
+    shutdown: watch::Receiver<bool>,
+    deadline: Option<Instant>,
+    helo: Option<String>,
+    esmtp: bool,
+    mail_from: Option<String>,
+    rcpts: Vec<String>,
+    errors: u32,
+    accepted: u32,
+    refused: u32,
+}
+
+/// Why reading stopped.
+enum ReadStop {
+    Closed,
+    Idle,
+    SessionTime,
+    Shutdown,
+    Io,
+}
+
+impl From<ReadStop> for SessionEnd {
+    fn from(r: ReadStop) -> SessionEnd {
+        match r {
+            ReadStop::Closed => SessionEnd::Closed,
+            ReadStop::Idle => SessionEnd::IdleTimeout,
+            ReadStop::SessionTime => SessionEnd::SessionTimeout,
+            ReadStop::Shutdown => SessionEnd::Shutdown,
+            ReadStop::Io => SessionEnd::IoError,
+        }
+    }
+}
+
+enum Line {
+    Complete(Vec<u8>),
+    TooLong,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
+    async fn run(&mut self) -> SessionEnd {
+        let hostname = self.ctx.settings.hostname.clone();
+        self.reply(220, &format!("{hostname} ESMTP Postern"));
+        loop {
+            let line = match self.next_line().await {
+                Ok(line) => line,
+                Err(stop) => {
+                    let end = SessionEnd::from(stop);
+                    match end {
+                        SessionEnd::Shutdown => {
+                            self.reply(421, "4.3.2 Service shutting down, try again later");
+                        }
+                        SessionEnd::IdleTimeout | SessionEnd::SessionTimeout => {
+                            self.reply(421, "4.4.2 Timeout, closing the connection");
+                        }
+                        _ => {}
+                    }
+                    let _ = self.flush().await;
+                    return end;
+                }
+            };
+            let line = match line {
+                Line::Complete(line) => line,
+                Line::TooLong => {
+                    self.reply(500, "5.5.2 Line too long");
+                    if self.count_error() {
+                        return self.close_after_errors().await;
+                    }
+                    continue;
+                }
+            };
+            match self.command(&line).await {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Quit) => {
+                    let _ = self.flush().await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(5), self.stream.shutdown()).await;
+                    return SessionEnd::Quit;
+                }
+                Ok(Flow::Error) => {
+                    if self.count_error() {
+                        return self.close_after_errors().await;
+                    }
+                }
+                Err(stop) => {
+                    let _ = self.flush().await;
+                    return stop.into();
+                }
+            }
+        }
+    }
+
+    fn count_error(&mut self) -> bool {
+        self.errors += 1;
+        self.errors >= self.ctx.settings.max_errors
+    }
+
+    async fn close_after_errors(&mut self) -> SessionEnd {
+        self.reply(421, "4.7.0 Too many errors, closing the connection");
+        let _ = self.flush().await;
+        SessionEnd::TooManyErrors
+    }
+
+    async fn command(&mut self, line: &[u8]) -> Result<Flow, ReadStop> {
+        let request = match Request::parse(&mut line.iter()) {
+            Ok(r) => r,
+            Err(e) => {
+                let (code, text) = parse_error_reply(&e);
+                self.reply(code, &text);
+                return Ok(Flow::Error);
+            }
+        };
+        let flow = match request {
+            Request::Ehlo { host } => self.hello(host, true),
+            Request::Helo { host } => self.hello(host, false),
+            Request::Lhlo { .. } => self.error(500, "5.5.1 LHLO is for LMTP, this is SMTP"),
+            Request::Mail { from } => self.mail(line, from.address, from.size),
+            Request::Rcpt { to } => self.rcpt(line, to.address),
+            Request::Data => return self.data().await,
+            Request::Rset => {
+                self.reset();
+                self.reply(250, "2.0.0 OK");
+                Flow::Continue
+            }
+            Request::Noop { .. } => {
+                self.reply(250, "2.0.0 OK");
+                Flow::Continue
+            }
+            Request::Quit => {
+                self.reply(221, "2.0.0 Bye");
+                Flow::Quit
+            }
+            Request::Vrfy { .. } => {
+                self.reply(
+                    252,
+                    "2.5.0 Cannot verify the user, but will accept mail for this office's domains",
+                );
+                Flow::Continue
+            }
+            Request::Help { .. } => {
+                self.reply(
+                    214,
+                    "2.0.0 Postern accepts mail for this office's domains; see RFC 5321",
+                );
+                Flow::Continue
+            }
+            Request::Expn { .. }
+            | Request::StartTls
+            | Request::Auth { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Bdat { .. }
+            | Request::Burl { .. } => {
+                let name =
+                    String::from_utf8_lossy(line.split(|b| *b == b' ').next().unwrap_or(b""))
+                        .trim()
+                        .to_ascii_uppercase();
+                self.error(502, &format!("5.5.1 {name} is not implemented here"))
+            }
+        };
+        Ok(flow)
+    }
+
+    fn error(&mut self, code: u16, text: &str) -> Flow {
+        self.reply(code, text);
+        Flow::Error
+    }
+
+    fn hello(&mut self, host: Cow<'_, str>, extended: bool) -> Flow {
+        self.reset();
+        self.helo = Some(host.to_string());
+        self.esmtp = extended;
+        let name = &self.ctx.settings.hostname;
+        if extended {
+            let lines = [
+                format!("{name} greets {host}"),
+                "PIPELINING".to_string(),
+                "8BITMIME".to_string(),
+                format!("SIZE {}", self.ctx.settings.max_message_size),
+                "ENHANCEDSTATUSCODES".to_string(),
+            ];
+            self.reply_lines(250, &lines);
+        } else {
+            self.reply(250, &format!("{name} greets {host}"));
+        }
+        Flow::Continue
+    }
+
+    fn mail(&mut self, line: &[u8], address: Cow<'_, str>, size: usize) -> Flow {
+        if self.helo.is_none() {
+            return self.error(503, "5.5.1 Say EHLO first");
+        }
+        if self.mail_from.is_some() {
+            return self.error(503, "5.5.1 Nested MAIL command");
+        }
+        if has_source_route(line) {
+            return self.error(
+                553,
+                "5.1.7 Source routes are not accepted; use the plain address",
+            );
+        }
+        if size > 0 && size as u64 > self.ctx.settings.max_message_size {
+            return self.error(
+                552,
+                &format!(
+                    "5.3.4 Message size exceeds the limit of {} bytes",
+                    self.ctx.settings.max_message_size
+                ),
+            );
+        }
+        self.mail_from = Some(address.into_owned());
+        self.reply(250, "2.1.0 OK");
+        Flow::Continue
+    }
+
+    fn rcpt(&mut self, line: &[u8], address: Cow<'_, str>) -> Flow {
+        if self.mail_from.is_none() {
+            return self.error(503, "5.5.1 Need MAIL before RCPT");
+        }
+        if has_source_route(line) {
+            return self.error(550, "5.7.1 Source routes are not accepted; relaying denied");
+        }
+        let (local, domain) = match address.rsplit_once('@') {
+            Some((l, d)) => (l, d.trim_end_matches('.').to_ascii_lowercase()),
+            None => return self.error(550, "5.1.3 A recipient needs a domain; relaying denied"),
+        };
+        // `user%other@office` and `other!user@office` are the classic tricks to make a
+        // backup MX relay onwards.
+        if local.contains('%') || local.contains('!') || local.contains('@') {
+            return self.error(
+                550,
+                "5.7.1 Relaying denied: %-hacks and bang paths are not accepted",
+            );
+        }
+        if !self.ctx.settings.domains.contains(&domain) {
+            return self.error(
+                550,
+                &format!("5.7.1 Relaying denied: {domain} is not a domain of this office"),
+            );
+        }
+        if self.rcpts.len() >= self.ctx.settings.max_recipients {
+            self.reply(452, "4.5.3 Too many recipients");
+            return Flow::Continue;
+        }
+        self.rcpts.push(address.into_owned());
+        self.reply(250, "2.1.5 OK");
+        Flow::Continue
+    }
+
+    async fn data(&mut self) -> Result<Flow, ReadStop> {
+        if self.mail_from.is_none() {
+            return Ok(self.error(503, "5.5.1 Need MAIL before DATA"));
+        }
+        if self.rcpts.is_empty() {
+            return Ok(self.error(554, "5.5.1 No valid recipients"));
+        }
+        let envelope = Envelope {
+            mail_from: self.mail_from.clone().unwrap_or_default(),
+            rcpt_to: self.rcpts.clone(),
+            peer: self.info.peer,
+        };
+        let id = new_id();
+        let mut failure: Option<DeliverError> = None;
+        let mut writer = match self.ctx.delivery.begin(&envelope).await {
+            Ok(mut w) => match w.write(self.received_header(&id).as_bytes()).await {
+                Ok(()) => Some(w),
+                Err(e) => {
+                    w.abort().await;
+                    failure = Some(e);
+                    None
+                }
+            },
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
+        };
+        self.reply(354, "End data with <CR><LF>.<CR><LF>");
+        if let Err(stop) = self.flush().await {
+            if let Some(w) = writer {
+                w.abort().await;
+            }
+            return Err(stop);
+        }
+
+        let max = self.ctx.settings.max_message_size;
+        let mut receiver = DataReceiver::new();
+        let mut chunk = Vec::with_capacity(READ_CHUNK);
+        let mut size: u64 = 0;
+        let mut too_big = false;
+        loop {
+            let mut bytes = self.input[self.pos..].iter();
+            let done = receiver.ingest(&mut bytes, &mut chunk);
+            self.pos = self.input.len() - bytes.as_slice().len();
+            size += chunk.len() as u64;
+            if size > max && !too_big {
+                too_big = true;
+                if let Some(w) = writer.take() {
+                    w.abort().await;
+                }
+            }
+            if let Some(w) = writer.as_mut()
+                && let Err(e) = w.write(&chunk).await
+            {
+                failure = Some(e);
+                if let Some(w) = writer.take() {
+                    w.abort().await;
+                }
+            }
+            chunk.clear();
+            if done {
+                break;
+            }
+            if let Err(stop) = self.fill(DATA_BLOCK_TIMEOUT, false).await {
+                // The client is gone before the final dot: nothing was acknowledged, so the
+                // partial message is thrown away and the sender still holds it.
+                if let Some(w) = writer {
+                    w.abort().await;
+                }
+                self.reset();
+                return Err(stop);
+            }
+        }
+
+        let result = if too_big {
+            Err((
+                552,
+                format!("5.3.4 Message exceeds the limit of {max} bytes"),
+            ))
+        } else if let Some(e) = failure {
+            Err(e.reply())
+        } else if let Some(w) = writer {
+            w.commit().await.map_err(|e| e.reply())
+        } else {
+            Err((451, "4.3.0 Local error, try again later".into()))
+        };
+        match result {
+            Ok(delivered) => {
+                self.accepted += 1;
+                tracing::info!(
+                    peer = %self.peer_label, %id, size = delivered.size, rcpts = envelope.rcpt_to.len(),
+                    "message stored: {}", delivered.location
+                );
+                let _ = self.ctx.events.send(Event::MessageReceived {
+                    id: id.clone(),
+                    from: envelope.mail_from.clone(),
+                    to: envelope.rcpt_to.clone(),
+                    size: delivered.size,
+                    peer: self.peer_label.clone(),
+                    via: self.info.via.into(),
+                    location: delivered.location,
+                });
+                self.reply(250, &format!("2.0.0 OK id={id}"));
+            }
+            Err((code, text)) => {
+                self.refused += 1;
+                tracing::warn!(peer = %self.peer_label, %id, "message refused: {code} {text}");
+                let _ = self.ctx.events.send(Event::MessageRefused {
+                    peer: self.peer_label.clone(),
+                    via: self.info.via.into(),
+                    code,
+                    reason: text.clone(),
+                });
+                self.reply(code, &text);
+            }
+        }
+        self.reset();
+        Ok(Flow::Continue)
+    }
+
+    fn received_header(&self, id: &str) -> String {
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let addr = self
+            .info
+            .peer
+            .map(|p| format!(" ([{}])", p.ip()))
+            .unwrap_or_default();
+        let with = match (self.esmtp, self.info.tls) {
+            (true, true) => "ESMTPS",
+            (true, false) => "ESMTP",
+            (false, true) => "SMTPS",
+            (false, false) => "SMTP",
+        };
+        let via = match self.info.via {
+            "atrn" => " via ODMR",
+            "turn" => " via TURN",
+            _ => "",
+        };
+        let rcpt = match self.rcpts.as_slice() {
+            [one] => format!("\r\n\tfor <{one}>"),
+            _ => String::new(),
+        };
+        format!(
+            "Received: from {helo}{addr}\r\n\tby {} (Postern) with {with}{via} id {id}{rcpt};\r\n\t{}\r\n",
+            self.ctx.settings.hostname,
+            chrono::Local::now().to_rfc2822()
+        )
+    }
+
+    fn reset(&mut self) {
+        self.mail_from = None;
+        self.rcpts.clear();
+    }
+
+    fn reply(&mut self, code: u16, text: &str) {
+        self.out
+            .extend_from_slice(format!("{code} {text}\r\n").as_bytes());
+    }
+
+    fn reply_lines(&mut self, code: u16, lines: &[String]) {
+        for (i, line) in lines.iter().enumerate() {
+            let sep = if i + 1 == lines.len() { ' ' } else { '-' };
+            self.out
+                .extend_from_slice(format!("{code}{sep}{line}\r\n").as_bytes());
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), ReadStop> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.ctx.settings.idle_timeout, write).await {
+            Ok(Ok(())) => {
+                self.out.clear();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(ReadStop::Io),
+            Err(_) => Err(ReadStop::Idle),
+        }
+    }
+
+    /// The next command line (with its LF). Replies pile up while complete lines are waiting
+    /// (pipelining) and are written before the session blocks on a read.
+    async fn next_line(&mut self) -> Result<Line, ReadStop> {
+        let mut discarding = false;
+        loop {
+            let pending = &self.input[self.pos..];
+            if let Some(i) = pending.iter().position(|&b| b == b'\n') {
+                let line = pending[..=i].to_vec();
+                self.pos += i + 1;
+                if discarding || line.len() > MAX_COMMAND_LINE {
+                    return Ok(Line::TooLong);
+                }
+                return Ok(Line::Complete(line));
+            }
+            if pending.len() > MAX_COMMAND_LINE {
+                // Drop what we have of the over-long line and keep reading to its end.
+                discarding = true;
+                self.pos = self.input.len();
+            }
+            self.flush().await?;
+            self.fill(self.ctx.settings.idle_timeout, true).await?;
+        }
+    }
+
+    /// Reads more input. `interruptible`: a shutdown request ends the wait (between commands
+    /// only; a message in transfer is never cut off by us).
+    async fn fill(&mut self, timeout: Duration, interruptible: bool) -> Result<(), ReadStop> {
+        if self.pos > 0 {
+            self.input.drain(..self.pos);
+            self.pos = 0;
+        }
+        let timeout = match self.deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ReadStop::SessionTime);
+                }
+                timeout.min(left)
+            }
+            None => timeout,
+        };
+        let start = self.input.len();
+        self.input.resize(start + READ_CHUNK, 0);
+        let mut shutdown = self.shutdown.clone();
+        let read = tokio::time::timeout(timeout, self.stream.read(&mut self.input[start..]));
+        let result = tokio::select! {
+            r = read => r,
+            _ = wait_for_shutdown(&mut shutdown), if interruptible => {
+                self.input.truncate(start);
+                return Err(ReadStop::Shutdown);
+            }
+        };
+        match result {
+            Ok(Ok(0)) => {
+                self.input.truncate(start);
+                Err(ReadStop::Closed)
+            }
+            Ok(Ok(n)) => {
+                self.input.truncate(start + n);
+                Ok(())
+            }
+            Ok(Err(_)) => {
+                self.input.truncate(start);
+                Err(ReadStop::Io)
+            }
+            Err(_) => {
+                self.input.truncate(start);
+                match self.deadline {
+                    Some(d) if Instant::now() >= d => Err(ReadStop::SessionTime),
+                    _ => Err(ReadStop::Idle),
+                }
+            }
+        }
+    }
+}
+
+enum Flow {
+    Continue,
+    Quit,
+    /// The command was refused as an error (counts towards the error limit).
+    Error,
+}
+
+async fn wait_for_shutdown(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            // The sender is gone: nobody can ask for a shutdown any more.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// `<@relay1,@relay2:user@domain>` (RFC 5321 §4.1.2 source route).
+fn has_source_route(line: &[u8]) -> bool {
+    line.iter()
+        .position(|&b| b == b'<')
+        .and_then(|i| line.get(i + 1))
+        == Some(&b'@')
+}
+
+fn parse_error_reply(e: &ProtoError) -> (u16, String) {
+    match e {
+        ProtoError::UnknownCommand => (500, "5.5.1 Command not recognized".into()),
+        ProtoError::SyntaxError { syntax } => (501, format!("5.5.4 Syntax: {syntax}")),
+        ProtoError::InvalidSenderAddress => (501, "5.1.7 Bad sender address syntax".into()),
+        ProtoError::InvalidRecipientAddress => (501, "5.1.3 Bad recipient address syntax".into()),
+        ProtoError::InvalidParameter { param } => (501, format!("5.5.4 Invalid parameter {param}")),
+        ProtoError::UnsupportedParameter { param } => {
+            (555, format!("5.5.4 Unsupported parameter {param}"))
+        }
+        ProtoError::ResponseTooLong => (500, "5.5.2 Line too long".into()),
+        ProtoError::NeedsMoreData { .. } | ProtoError::InvalidResponse { .. } => {
+            (500, "5.5.2 Syntax error".into())
+        }
+    }
+}
+
+/// A short unique message id for logs and the Received: header.
+fn new_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{:x}{:05x}{:04x}",
+        now.as_secs(),
+        now.subsec_micros(),
+        fastrand::u16(..)
+    )
+}

@@ -1,0 +1,162 @@
+//! TLS client settings for every outgoing connection (queuing servers, the office server,
+//! the smarthost): rustls with the ring provider only.
+//!
+//! A server certificate is trusted through the OS store (rustls-platform-verifier), plus an
+//! extra trust anchor from `tls_ca`, or — replacing chain validation — a pinned SHA-256
+//! fingerprint of the server's certificate, so an ISP with a self-signed certificate works
+//! without turning verification off.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+use crate::config::Fingerprint;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error(
+        "cannot read the CA file {path}: {detail}. Fix tls_ca: it must be a PEM file with the ISP's CA or server certificate"
+    )]
+    CaFile { path: PathBuf, detail: String },
+    #[error(
+        "the CA file {path} holds no PEM certificate. Fix tls_ca: export the certificate in PEM form (-----BEGIN CERTIFICATE-----)"
+    )]
+    CaEmpty { path: PathBuf },
+    #[error("cannot set up certificate verification: {0}")]
+    Verifier(String),
+}
+
+/// Which certificates a connection trusts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustPolicy {
+    pub ca_file: Option<PathBuf>,
+    pub fingerprint: Option<Fingerprint>,
+}
+
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds the client configuration for `policy`.
+pub fn client_config(policy: &TrustPolicy) -> Result<Arc<ClientConfig>, TlsSetupError> {
+    let provider = provider();
+    let verifier: Arc<dyn ServerCertVerifier> = match (&policy.fingerprint, &policy.ca_file) {
+        (Some(pin), _) => Arc::new(PinnedCertificate {
+            pin: *pin,
+            provider: provider.clone(),
+        }),
+        (None, Some(path)) => Arc::new(
+            rustls_platform_verifier::Verifier::new_with_extra_roots(
+                load_pem_certificates(path)?,
+                provider.clone(),
+            )
+            .map_err(|e| TlsSetupError::Verifier(e.to_string()))?,
+        ),
+        (None, None) => Arc::new(
+            rustls_platform_verifier::Verifier::new(provider.clone())
+                .map_err(|e| TlsSetupError::Verifier(e.to_string()))?,
+        ),
+    };
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsSetupError::Verifier(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn load_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| TlsSetupError::CaFile {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsSetupError::CaFile {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsSetupError::CaEmpty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
+/// SHA-256 of a DER certificate, as shown to users and accepted by `tls_fingerprint`.
+pub fn fingerprint_of(der: &[u8]) -> Fingerprint {
+    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    Fingerprint(out)
+}
+
+/// Trusts exactly one certificate, whatever its chain, names or dates: the admin pinned it.
+/// Handshake signatures are still verified, so the peer must hold the certificate's key.
+#[derive(Debug)]
+struct PinnedCertificate {
+    pin: Fingerprint,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCertificate {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let seen = fingerprint_of(end_entity.as_ref());
+        if seen == self.pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "the server's certificate {seen} does not match the pinned tls_fingerprint {}",
+                self.pin
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

@@ -1,0 +1,285 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+//! The inbound session driven over an in-memory stream: pipelining, recipient checks, limits and
+//! the Maildir contract, as transcripts. (The listener over TCP with swaks is tested in the
+//! tests package.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use postern_engine::deliver::Delivery;
+use postern_engine::deliver::maildir::Maildir;
+use postern_engine::events;
+use postern_engine::smtp_server::session::{self, SessionEnd, SessionInfo, SessionSummary};
+use postern_engine::smtp_server::{ServerSettings, SessionContext};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+fn settings() -> ServerSettings {
+    ServerSettings {
+        hostname: "office-gw.test".into(),
+        domains: vec!["office.test".into()],
+        max_message_size: 64 * 1024,
+        max_recipients: 3,
+        max_errors: 8,
+        idle_timeout: Duration::from_secs(5),
+        max_connections: 4,
+        session_timeout: None,
+    }
+}
+
+struct Harness {
+    client: DuplexStream,
+    session: tokio::task::JoinHandle<SessionSummary>,
+    dir: tempfile::TempDir,
+    pending: Vec<u8>,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        Harness::start_with(settings(), Vec::new()).await
+    }
+
+    async fn start_with(settings: ServerSettings, initial: Vec<u8>) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(dir.path(), "office-gw.test").unwrap();
+        let (events, _) = events::channel();
+        let ctx = Arc::new(SessionContext {
+            settings,
+            delivery: Delivery::Maildir(maildir),
+            events,
+        });
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let session = tokio::spawn(async move {
+            let info = SessionInfo {
+                peer: Some("127.0.0.1:40000".parse().unwrap()),
+                tls: false,
+                via: "inbound",
+            };
+            let summary = session::run(server, initial, info, &ctx, rx).await;
+            drop(_tx);
+            summary
+        });
+        let mut h = Harness {
+            client,
+            session,
+            dir,
+            pending: Vec::new(),
+        };
+        h.expect("220").await;
+        h
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.client.write_all(bytes).await.unwrap();
+    }
+
+    /// Reads one complete reply and checks that it starts with `code`.
+    async fn expect(&mut self, code: &str) -> String {
+        let mut reply = String::new();
+        loop {
+            while let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=i).collect();
+                let line = String::from_utf8(line).unwrap();
+                reply.push_str(&line);
+                if line.as_bytes().get(3) == Some(&b' ') {
+                    assert!(reply.starts_with(code), "expected {code}, got {reply:?}");
+                    return reply;
+                }
+            }
+            let mut buf = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(10), self.client.read(&mut buf))
+                .await
+                .expect("reply within 10 s")
+                .unwrap();
+            assert!(
+                n > 0,
+                "connection closed while waiting for {code}; got {reply:?}"
+            );
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    async fn cmd(&mut self, line: &str, code: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        self.expect(code).await
+    }
+
+    fn stored(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path().join("new")).unwrap() {
+            out.push(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        out
+    }
+
+    fn tmp_files(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("tmp"))
+            .unwrap()
+            .count()
+    }
+
+    async fn quit(mut self) -> (SessionSummary, Vec<Vec<u8>>) {
+        self.cmd("QUIT", "221").await;
+        let stored = self.stored();
+        let summary = self.session.await.unwrap();
+        (summary, stored)
+    }
+}
+
+#[tokio::test]
+async fn a_message_is_stored_with_a_received_header_and_unstuffed_dots() {
+    let mut s = Harness::start().await;
+    let ehlo = s.cmd("EHLO isp-queue.test", "250").await;
+    assert!(ehlo.contains("PIPELINING") && ehlo.contains("8BITMIME"));
+    assert!(ehlo.contains("SIZE 65536") && ehlo.contains("ENHANCEDSTATUSCODES"));
+    s.cmd("MAIL FROM:<a@example.net>", "250").await;
+    s.cmd("RCPT TO:<user@office.test>", "250").await;
+    s.cmd("DATA", "354").await;
+    s.send(b"Subject: hi\r\n\r\n..leading dot\r\nline\r\n.\r\n")
+        .await;
+    s.expect("250 2.0.0").await;
+
+    let (summary, stored) = s.quit().await;
+    assert_eq!(summary.accepted, 1);
+    assert_eq!(summary.end, SessionEnd::Quit);
+    assert_eq!(stored.len(), 1);
+    let text = String::from_utf8(stored[0].clone()).unwrap();
+    assert!(text.starts_with(
+        "Received: from isp-queue.test ([127.0.0.1])\n\tby office-gw.test (Postern) with ESMTP id "
+    ));
+    assert!(text.contains("\n\tfor <user@office.test>;\n"));
+    assert!(text.ends_with("Subject: hi\n\n.leading dot\nline\n"));
+}
+
+#[tokio::test]
+async fn pipelined_commands_get_their_replies_in_order() {
+    let mut s = Harness::start().await;
+    s.cmd("EHLO q", "250").await;
+    s.send(
+        b"MAIL FROM:<>\r\nRCPT TO:<a@office.test>\r\nRCPT TO:<b@elsewhere.test>\r\nRCPT TO:<c@OFFICE.TEST>\r\nDATA\r\n",
+    )
+    .await;
+    s.expect("250 2.1.0").await;
+    s.expect("250 2.1.5").await;
+    let refused = s.expect("550 5.7.1").await;
+    assert!(refused.contains("elsewhere.test is not a domain of this office"));
+    s.expect("250 2.1.5").await;
+    s.expect("354").await;
+    s.send(b"x\r\n.\r\n").await;
+    s.expect("250").await;
+    let (summary, stored) = s.quit().await;
+    assert_eq!(summary.accepted, 1);
+    assert!(stored[0].ends_with(b";\n\tfor <a@office.test>") || stored[0].ends_with(b"\nx\n"));
+}
+
+#[tokio::test]
+async fn relay_tricks_are_refused() {
+    let mut s = Harness::start().await;
+    s.cmd("EHLO q", "250").await;
+    s.cmd("MAIL FROM:<a@example.net>", "250").await;
+    s.cmd("RCPT TO:<@office.test:victim@elsewhere.test>", "550")
+        .await;
+    s.cmd("RCPT TO:<victim%elsewhere.test@office.test>", "550 5.7.1")
+        .await;
+    s.cmd("RCPT TO:<elsewhere.test!victim@office.test>", "550 5.7.1")
+        .await;
+    s.cmd("RCPT TO:<postmaster>", "550").await;
+    s.cmd("DATA", "554").await;
+    let (summary, stored) = s.quit().await;
+    assert_eq!(summary.accepted, 0);
+    assert!(stored.is_empty());
+}
+
+#[tokio::test]
+async fn oversized_messages_are_refused_and_leave_nothing() {
+    let mut s = Harness::start().await;
+    s.cmd("EHLO q", "250").await;
+    s.cmd("MAIL FROM:<a@example.net> SIZE=100000", "552").await;
+    s.cmd("MAIL FROM:<a@example.net>", "250").await;
+    s.cmd("RCPT TO:<u@office.test>", "250").await;
+    s.cmd("DATA", "354").await;
+    let line = [b'y'; 998];
+    for _ in 0..100 {
+        s.send(&line).await;
+        s.send(b"\r\n").await;
+    }
+    s.send(b".\r\n").await;
+    s.expect("552 5.3.4").await;
+    assert_eq!(s.tmp_files(), 0);
+    // The session goes on serving.
+    s.cmd("MAIL FROM:<a@example.net>", "250").await;
+    let (summary, stored) = s.quit().await;
+    assert_eq!((summary.accepted, summary.refused), (0, 1));
+    assert!(stored.is_empty());
+}
+
+#[tokio::test]
+async fn long_lines_and_garbage_are_errors_and_too_many_end_the_session() {
+    let mut s = Harness::start().await;
+    let long = format!("EHLO {}\r\n", "x".repeat(5000));
+    s.send(long.as_bytes()).await;
+    s.expect("500 5.5.2").await;
+    s.cmd("EHLO ok", "250").await;
+    s.send(b"\x00\xff\xfe garbage\r\n").await;
+    s.expect("500").await;
+    s.cmd("FOO", "500").await;
+    s.cmd("MAIL FROM:<broken", "501").await;
+    for _ in 0..3 {
+        s.cmd("BAR", "500").await;
+    }
+    s.send(b"BAR\r\n").await;
+    s.expect("500").await;
+    s.expect("421 4.7.0").await;
+    let summary = s.session.await.unwrap();
+    assert_eq!(summary.end, SessionEnd::TooManyErrors);
+}
+
+#[tokio::test]
+async fn a_client_that_disappears_mid_data_leaves_no_message() {
+    let mut s = Harness::start().await;
+    s.cmd("EHLO q", "250").await;
+    s.cmd("MAIL FROM:<a@example.net>", "250").await;
+    s.cmd("RCPT TO:<u@office.test>", "250").await;
+    s.cmd("DATA", "354").await;
+    s.send(b"Subject: half\r\n\r\nhalf a mess").await;
+    let Harness {
+        client,
+        session,
+        dir,
+        ..
+    } = s;
+    drop(client);
+    let summary = session.await.unwrap();
+    assert_eq!(summary.end, SessionEnd::Closed);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("new")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn bytes_read_before_the_session_started_are_served() {
+    let mut s = Harness::start_with(settings(), b"EHLO early\r\nNOOP\r\n".to_vec()).await;
+    s.expect("250").await;
+    s.expect("250 2.0.0").await;
+    let (summary, _) = s.quit().await;
+    assert_eq!(summary.end, SessionEnd::Quit);
+}
+
+#[tokio::test]
+async fn commands_out_of_order_are_refused() {
+    let mut s = Harness::start().await;
+    s.cmd("MAIL FROM:<a@example.net>", "503").await;
+    s.cmd("HELO q", "250").await;
+    s.cmd("RCPT TO:<u@office.test>", "503").await;
+    s.cmd("DATA", "503").await;
+    s.cmd("MAIL FROM:<a@example.net>", "250").await;
+    s.cmd("MAIL FROM:<a@example.net>", "503").await;
+    s.cmd("RSET", "250").await;
+    s.cmd("STARTTLS", "502").await;
+    s.quit().await;
+}
