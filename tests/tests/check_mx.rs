@@ -529,3 +529,183 @@ async fn listener_on_another_port_needs_forwarding() {
     assert_finding(&report, "etrn.listener-port", Severity::Warning);
     assert_finding(&report, "rdns.mismatch", Severity::Info);
 }
+
+// ---------------------------------------------------------------------------------------------
+// SMTP probes against real Postfix servers
+
+/// DNS for a two-MX setup on 127.0.0.1, the office's server and the ISP's queue told apart by
+/// port.
+fn two_mx_dns() -> Dnsmasq {
+    Dnsmasq::start(&[
+        "--mx-host=office.test,mx1.office.test,10",
+        "--mx-host=office.test,isp.test,20",
+        OFFICE_HOST,
+        ISP_HOST,
+        "--host-record=isp2.test,127.0.0.1",
+    ])
+}
+
+fn smtp_input(dns: &Dnsmasq, office_port: u16) -> CheckInput {
+    let mut i = input("office.test", dns);
+    i.probe_smtp = true;
+    i.smtp_timeout = Duration::from_secs(10);
+    i.mx_port = office_port;
+    i.inbound_listen = vec![SocketAddr::from(([127, 0, 0, 1], office_port))];
+    i
+}
+
+#[tokio::test]
+async fn correct_setup_with_real_servers_has_no_errors() {
+    let dns = two_mx_dns();
+    let postfix = Postfix::start(&[&[], &[]]);
+    let (office, isp) = (postfix.ports[0], postfix.ports[1]);
+    let mut i = smtp_input(&dns, office);
+    i.queue_servers = vec![queue("isp.test", isp, Protocol::Etrn)];
+
+    let report = run(&i).await;
+
+    assert_no_errors(&report);
+    assert_eq!(
+        report
+            .find("smtp.answers")
+            .filter(|f| f.severity == Severity::Ok)
+            .count(),
+        2,
+        "{}",
+        report.render_human(false)
+    );
+    assert_finding(&report, "smtp.etrn-offered", Severity::Ok);
+    assert_finding(&report, "smtp.no-starttls", Severity::Info);
+    assert_eq!(report.recommended_protocol, Some(Protocol::Etrn));
+    assert_eq!(report.exit_code(), 0);
+}
+
+#[tokio::test]
+async fn queue_server_not_advertising_etrn_is_an_error() {
+    let dns = two_mx_dns();
+    let postfix = Postfix::start(&[&[], &["smtpd_discard_ehlo_keywords=etrn"]]);
+    let (office, isp) = (postfix.ports[0], postfix.ports[1]);
+    let mut i = smtp_input(&dns, office);
+    i.queue_servers = vec![queue("isp.test", isp, Protocol::Etrn)];
+
+    let report = run(&i).await;
+
+    assert_finding(&report, "smtp.no-etrn", Severity::Error);
+    assert_eq!(
+        report.find("smtp.no-etrn").next().unwrap().subject,
+        format!("isp.test:{isp}")
+    );
+    assert_eq!(report.exit_code(), 1);
+}
+
+#[tokio::test]
+async fn unreachable_queue_server_is_an_error() {
+    let dns = two_mx_dns();
+    let closed = free_tcp_port();
+    let mut i = input("office.test", &dns);
+    i.probe_smtp = true;
+    i.smtp_timeout = Duration::from_secs(5);
+    i.mx_port = free_tcp_port();
+    i.queue_servers = vec![queue("isp.test", closed, Protocol::Etrn)];
+
+    let report = run(&i).await;
+
+    assert!(
+        report
+            .find("smtp.unreachable")
+            .any(|f| f.severity == Severity::Error && f.subject == format!("isp.test:{closed}")),
+        "{}",
+        report.render_human(false)
+    );
+    assert!(
+        report
+            .find("smtp.unreachable")
+            .any(|f| f.severity == Severity::Warning && f.subject.starts_with("mx1.office.test:")),
+        "{}",
+        report.render_human(false)
+    );
+}
+
+#[tokio::test]
+async fn starttls_certificate_is_verified() {
+    let dns = two_mx_dns();
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certs(certs.path());
+    let cert_opt = format!("smtpd_tls_cert_file={}", cert.display());
+    let key_opt = format!("smtpd_tls_key_file={}", key.display());
+    let tls: &[&str] = &["smtpd_tls_security_level=may", &cert_opt, &key_opt];
+    let postfix = Postfix::start(&[&[], tls]);
+    let (office, isp) = (postfix.ports[0], postfix.ports[1]);
+    let mut trusted = queue("isp.test", isp, Protocol::Etrn);
+    trusted.tls_ca = Some(ca);
+    let mut i = smtp_input(&dns, office);
+    i.queue_servers = vec![trusted];
+
+    let with_ca = run(&i).await;
+    i.queue_servers[0].tls_ca = None;
+    let without_ca = run(&i).await;
+    i.queue_servers[0].tls = TlsMode::Required;
+    let required_without_ca = run(&i).await;
+
+    assert_finding(&with_ca, "smtp.tls-ok", Severity::Ok);
+    assert_finding(&with_ca, "smtp.etrn-offered", Severity::Ok);
+    assert_no_errors(&with_ca);
+    assert_finding(&without_ca, "smtp.tls-invalid", Severity::Warning);
+    assert_finding(&required_without_ca, "smtp.tls-invalid", Severity::Error);
+}
+
+#[tokio::test]
+async fn dry_run_etrn_reports_the_reply_and_its_meaning() {
+    let dns = two_mx_dns();
+    let postfix = Postfix::start(&[&[], &[], &["smtpd_etrn_restrictions=reject"]]);
+    let (office, isp, isp2) = (postfix.ports[0], postfix.ports[1], postfix.ports[2]);
+    let mut i = smtp_input(&dns, office);
+    i.queue_servers = vec![
+        queue("isp.test", isp, Protocol::Etrn),
+        queue("isp2.test", isp2, Protocol::Etrn),
+    ];
+    i.dry_run_etrn = true;
+
+    let report = run(&i).await;
+
+    let accepted = report
+        .find("etrn.dry-run")
+        .find(|f| f.subject == format!("isp.test:{isp}"))
+        .unwrap();
+    assert_eq!(accepted.severity, Severity::Ok);
+    assert!(accepted.evidence.contains("250"), "{}", accepted.evidence);
+    let refused = report
+        .find("etrn.dry-run")
+        .find(|f| f.subject == format!("isp2.test:{isp2}"))
+        .unwrap();
+    assert_eq!(refused.severity, Severity::Error);
+    assert!(refused.evidence.contains("554"), "{}", refused.evidence);
+}
+
+/// Not a check: prints the human report of a broken setup (for the README and the closing note:
+/// `cargo test -p postern-tests --test check_mx broken_setup -- --nocapture`).
+#[tokio::test]
+async fn broken_setup_report() {
+    let dns = Dnsmasq::start(&[
+        "--mx-host=office.test,mail.office.test,20",
+        "--mx-host=office.test,isp.test,10",
+        "--mx-host=office.test,alias.office.test,30",
+        "--cname=alias.office.test,mail.office.test",
+        "--host-record=mail.office.test,127.0.0.1",
+        ISP_HOST,
+    ]);
+    let postfix = Postfix::start(&[&[], &["smtpd_discard_ehlo_keywords=etrn"]]);
+    let (office, isp) = (postfix.ports[0], postfix.ports[1]);
+    let mut i = smtp_input(&dns, office);
+    i.office_host = Some("mail.office.test".into());
+    i.queue_servers = vec![queue("isp.test", isp, Protocol::Etrn)];
+    i.inbound_listen = vec![SocketAddr::from(([127, 0, 0, 1], 2525))];
+
+    let report = run(&i).await;
+    println!("{}", report.render_human(false));
+
+    assert_finding(&report, "pref.backup-preferred", Severity::Error);
+    assert_finding(&report, "mx.cname-target", Severity::Error);
+    assert_finding(&report, "smtp.no-etrn", Severity::Error);
+    assert_eq!(report.exit_code(), 1);
+}
