@@ -460,6 +460,55 @@ async fn unanswering_dns_server_is_transient_not_no_mx() {
 }
 
 #[tokio::test]
+async fn refusing_dns_server_is_transient_not_no_mx() {
+    // dnsmasq has no upstream and nothing local for .example: it answers REFUSED.
+    let dns = Dnsmasq::start(&[OFFICE_HOST]);
+
+    let report = run(&input("office.example", &dns)).await;
+
+    assert_finding(&report, "dns.lookup-failed", Severity::Error);
+    let f = report.find("dns.lookup-failed").next().unwrap();
+    assert!(f.evidence.contains("Refused"), "{}", f.evidence);
+    assert_no_finding(&report, "mx.none");
+    assert_eq!(report.exit_code(), 2);
+}
+
+#[tokio::test]
+async fn json_schema_has_the_documented_fields() {
+    let dns = Dnsmasq::start(&["--mx-host=office.test,mx1.office.test,10", OFFICE_HOST]);
+
+    let report = run(&input("office.test", &dns)).await;
+    let json: serde_json::Value = serde_json::to_value(&report).unwrap();
+
+    let mut keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["complete", "domain", "findings", "mx", "office_host"]
+    );
+    assert_eq!(
+        json["mx"][0],
+        serde_json::json!({"preference": 10, "host": "mx1.office.test", "addresses": ["127.0.0.1"]})
+    );
+    for f in json["findings"].as_array().unwrap() {
+        let obj = f.as_object().unwrap();
+        for k in ["id", "severity", "subject", "evidence"] {
+            assert!(obj.contains_key(k), "{k} missing in {f}");
+        }
+        assert!(
+            obj.keys()
+                .all(|k| ["id", "severity", "subject", "evidence", "fix"].contains(&k.as_str()))
+        );
+        assert!(["ok", "info", "warning", "error"].contains(&f["severity"].as_str().unwrap()));
+    }
+}
+
+#[tokio::test]
 async fn queue_server_missing_from_mx_set_is_a_warning() {
     let dns = Dnsmasq::start(&["--mx-host=office.test,mx1.office.test,10", OFFICE_HOST]);
     let mut i = input("office.test", &dns);

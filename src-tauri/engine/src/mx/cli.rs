@@ -93,3 +93,33 @@ pub async fn run(args: CheckMxArgs) -> u8 {
     }
     reports.iter().map(Report::exit_code).max().unwrap_or(2)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needs_a_domain() {
+        let args = CheckMxArgs::default();
+
+        assert!(matches!(inputs(&args), Err(CheckError::NoDomain)));
+    }
+
+    #[test]
+    fn nameserver_flag_and_dry_run_reach_the_input() {
+        let args = CheckMxArgs {
+            domain: Some("office.test".into()),
+            nameserver: Some("127.0.0.1:5353".parse().unwrap()),
+            dry_run_etrn: true,
+            ..CheckMxArgs::default()
+        };
+
+        let inputs = inputs(&args).unwrap();
+
+        assert_eq!(inputs.len(), 1);
+        assert_eq!(inputs[0].domain, "office.test");
+        assert_eq!(inputs[0].nameservers, vec![args.nameserver.unwrap()]);
+        assert!(inputs[0].dry_run_etrn);
+        assert_eq!(inputs[0].mx_port, 25);
+    }
+}

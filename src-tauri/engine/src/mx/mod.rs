@@ -349,6 +349,33 @@ mod tests {
         assert_eq!(ip_literal("mx.example"), None);
     }
 
+    /// Every finding id in the code is documented in docs/mx-findings.md, and every documented
+    /// id exists in the code.
+    #[test]
+    fn every_finding_id_is_documented() {
+        const PREFIXES: &[&str] = &["domain.", "dns.", "mx.", "pref.", "rdns.", "etrn.", "smtp."];
+        fn ids(text: &str, quote: char) -> std::collections::BTreeSet<String> {
+            text.split(quote)
+                .filter(|s| {
+                    PREFIXES.iter().any(|p| s.starts_with(p))
+                        && s.len() > 4
+                        && s.chars()
+                            .all(|c| c.is_ascii_lowercase() || c == '.' || c == '-')
+                })
+                .map(str::to_string)
+                .collect()
+        }
+        let code: std::collections::BTreeSet<String> =
+            [include_str!("rules.rs"), include_str!("smtp.rs")]
+                .iter()
+                .flat_map(|t| ids(t, '"'))
+                .collect();
+        let doc = ids(include_str!("../../../../docs/mx-findings.md"), '`');
+
+        assert!(code.len() > 30, "{code:?}");
+        assert_eq!(code, doc);
+    }
+
     #[test]
     fn exit_codes() {
         let mut r = Report::new("office.test");

@@ -433,3 +433,92 @@ fn judge_dequeue(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mx::rules::recommend;
+
+    fn server(protocol: Protocol) -> QueueServer {
+        QueueServer {
+            host: "isp.test".into(),
+            port: protocol.default_port(),
+            protocol,
+            tls: protocol.default_tls(),
+            node: None,
+            username: None,
+            tls_ca: None,
+            tls_fingerprint: None,
+            allow_plaintext_auth: false,
+            allow_insecure_turn: false,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn caps(keywords: &[&str]) -> Capabilities {
+        Capabilities {
+            greeting: "isp.test".into(),
+            keywords: keywords
+                .iter()
+                .map(|k| (k.to_string(), Vec::new()))
+                .collect(),
+            extended: true,
+        }
+    }
+
+    #[test]
+    fn atrn_without_etrn_recommends_atrn() {
+        let q = server(Protocol::Etrn);
+        let mut out = Vec::new();
+        let mut input = CheckInput::new("office.test");
+        input.queue_servers = vec![q.clone()];
+        let mut report = Report::new("office.test");
+
+        judge_dequeue(&mut out, "isp.test:25", &q, &caps(&["ATRN"]), false, true);
+        recommend(
+            &mut report,
+            &input,
+            Some(true),
+            &[DequeueSupport {
+                etrn: false,
+                atrn: true,
+            }],
+        );
+
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].id, "smtp.no-etrn");
+        assert_eq!(out[0].severity, Severity::Error);
+        assert!(
+            out[0]
+                .fix
+                .as_deref()
+                .unwrap_or("")
+                .contains("protocol = \"atrn\"")
+        );
+        assert_eq!(report.recommended_protocol, Some(Protocol::Atrn));
+    }
+
+    #[test]
+    fn atrn_server_without_atrn_is_an_error() {
+        let q = server(Protocol::Atrn);
+        let mut out = Vec::new();
+
+        judge_dequeue(&mut out, "isp.test:366", &q, &caps(&["ETRN"]), true, false);
+
+        assert_eq!(out[0].id, "smtp.no-atrn");
+        assert_eq!(out[0].severity, Severity::Error);
+    }
+
+    #[test]
+    fn username_without_auth_is_a_warning() {
+        let mut q = server(Protocol::Atrn);
+        q.username = Some("office".into());
+        let mut out = Vec::new();
+
+        judge_dequeue(&mut out, "isp.test:366", &q, &caps(&["ATRN"]), false, true);
+
+        assert_eq!(out[0].id, "smtp.atrn-offered");
+        assert_eq!(out[1].id, "smtp.no-auth");
+        assert_eq!(out[1].severity, Severity::Warning);
+    }
+}
