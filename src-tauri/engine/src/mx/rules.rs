@@ -176,13 +176,12 @@ pub(crate) fn targets(r: &mut Report, targets: &[Target], server: &str, implicit
                 } else {
                     format!("{h} exists but has neither A nor AAAA records")
                 };
-                let subject_is_domain = implicit;
                 r.push(
                     Finding::new(
                         "mx.no-address",
                         Severity::Error,
                         h,
-                        if subject_is_domain {
+                        if implicit {
                             format!("{what}: with no MX and no address, nobody can deliver mail to {}.", r.domain)
                         } else {
                             format!("{what}: senders cannot deliver to this MX.")
@@ -430,7 +429,8 @@ pub(crate) fn etrn_reachability(
     let office = office?;
     let addrs = office.addresses();
     if addrs.is_empty() {
-        return Some(false);
+        // mx.no-address already says what is wrong; ATRN would not be the fix.
+        return None;
     }
     let port = input.mx_port;
     let public = is_public_domain(&r.domain);
@@ -489,9 +489,6 @@ pub(crate) fn etrn_reachability(
                 format!("The office's MX address {ip} is a private address, and not this machine's: the ISP's queuing server can never connect to it, so ETRN can never deliver."),
             ).fix("Publish the office's public address in the MX host's A record and forward port 25 to this machine — or use ATRN (`protocol = \"atrn\"`), which needs no inbound connection."));
         } else {
-            if verdict.is_none() {
-                verdict = None;
-            }
             r.push(Finding::new(
                 "etrn.needs-forwarding",
                 Severity::Info,
