@@ -16,6 +16,9 @@ mod raw;
 mod report;
 mod validate;
 
+#[cfg(test)]
+mod tests;
+
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -245,6 +248,30 @@ pub struct Outbound {
     pub smarthost_tls: TlsMode,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smarthost_username: Option<String>,
+}
+
+impl Outbound {
+    /// True for `smtps://` (TLS from the first byte), false for `smtp://` (STARTTLS per
+    /// `smarthost_tls`).
+    pub fn smarthost_implicit_tls(&self) -> bool {
+        self.smarthost.starts_with("smtps://")
+    }
+
+    /// The smarthost's host (IPv6 without brackets) and port. A validated config always has the
+    /// port written out; otherwise 465 for `smtps://` and 587 for `smtp://` are assumed.
+    pub fn smarthost_host_port(&self) -> (String, u16) {
+        let default_port = if self.smarthost_implicit_tls() {
+            465
+        } else {
+            587
+        };
+        let rest = self
+            .smarthost
+            .split_once("://")
+            .map_or(self.smarthost.as_str(), |(_, rest)| rest);
+        split_host_port(rest.trim_end_matches('/'), default_port)
+            .unwrap_or_else(|_| (rest.to_string(), default_port))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

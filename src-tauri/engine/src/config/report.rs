@@ -151,7 +151,12 @@ fn explain_serde(message: &str, path: &[String]) -> Problem {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (wrong, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let valid = backquoted(expected);
-        let problem = format!("unknown key `{wrong}` in {}", section_name(section));
+        let what = if section.is_empty() {
+            "key or section"
+        } else {
+            "key"
+        };
+        let problem = format!("unknown {what} `{wrong}` in {}", section_name(section));
         let list = if valid.is_empty() {
             "this table has no keys".to_string()
         } else {
@@ -189,7 +194,11 @@ fn explain_serde(message: &str, path: &[String]) -> Problem {
         .strip_prefix("invalid type: ")
         .or_else(|| message.strip_prefix("invalid value: "))
         .and_then(|rest| rest.split_once(", expected"))
-        .map(|(found, _)| found.to_string());
+        .map(|(found, _)| match found {
+            "map" => "a table".to_string(),
+            "sequence" => "a list".to_string(),
+            other => other.to_string(),
+        });
     match (doc, found) {
         (Some(doc), Some(found)) => Problem::new(
             format!("`{key}` must be {}, not {found}", doc.expects),
