@@ -453,7 +453,8 @@ fn every_key_is_in_the_reference_doc() {
 
     for key in keys::KEYS {
         // Act
-        let documented = doc.contains(&format!("`{}`", key.key));
+        let documented =
+            doc.contains(&format!("`{}`", key.key)) || doc.contains(&format!("[{}]", key.key));
 
         // Assert
         assert!(
@@ -461,5 +462,29 @@ fn every_key_is_in_the_reference_doc() {
             "docs/configuration.md does not mention `{}`",
             key.key
         );
+    }
+}
+
+#[test]
+fn the_reference_doc_examples_validate() {
+    // Arrange
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+    let doc = std::fs::read_to_string(&doc_path).expect("docs/configuration.md exists");
+    let whole_files: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .filter(|block| block.starts_with("domains =") && block.contains("[inbound]"))
+        .collect();
+
+    // Act
+    let results: Vec<_> = whole_files.iter().map(|text| parse(text)).collect();
+
+    // Assert
+    assert!(whole_files.len() >= 2, "the doc lost its examples");
+    for result in results {
+        if let Err(e) = result {
+            panic!("an example in docs/configuration.md is refused: {e}");
+        }
     }
 }
