@@ -65,6 +65,10 @@ fn assert_refused(name: &str, expected: Expected) {
         "{shown}"
     );
     assert!(shown.contains(". Fix: "), "{shown}");
+    assert!(
+        !shown.contains('\n'),
+        "errors are printed on one line: {shown}"
+    );
 }
 
 #[test]
@@ -162,7 +166,7 @@ fn no_queue_server() {
             line: 1,
             column: 1,
             message: &["no queue server"],
-            fix: &["[[queue_servers]]\nhost = \"mail.isp.example\""],
+            fix: &["[[queue_servers]] followed by host = \"mail.isp.example\""],
         },
     );
 }
@@ -230,7 +234,7 @@ fn missing_inbound_section() {
             line: 1,
             column: 1,
             message: &["no [inbound] section"],
-            fix: &["[inbound]", "deliver = \"maildir:/srv/mail/Maildir\""],
+            fix: &["a line [inbound] followed by deliver = \"maildir:/srv/mail/Maildir\""],
         },
     );
 }

@@ -7,7 +7,7 @@ pub(crate) struct KeyDoc {
     pub key: &'static str,
     /// What the value must be, in plain words.
     pub expects: &'static str,
-    /// A correct line to copy.
+    /// A correct line to copy (one line: errors are printed on one line).
     pub example: &'static str,
 }
 
@@ -36,27 +36,32 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "",
         "queue_servers",
         "one or more [[queue_servers]] tables",
-        "[[queue_servers]]\nhost = \"mail.isp.example\"",
+        "a line [[queue_servers]] followed by host = \"mail.isp.example\"",
     ),
     k(
         "",
         "inbound",
         "an [inbound] table",
-        "[inbound]\ndeliver = \"maildir:/srv/mail/Maildir\"",
+        "a line [inbound] followed by deliver = \"maildir:/srv/mail/Maildir\"",
     ),
     k(
         "",
         "outbound",
         "an [outbound] table",
-        "[outbound]\nlisten = [\"0.0.0.0:587\"]",
+        "a line [outbound] followed by listen = [\"0.0.0.0:587\"]",
     ),
     k(
         "",
         "link",
         "a [link] table",
-        "[link]\nrefetch_every = \"15m\"",
+        "a line [link] followed by refetch_every = \"15m\"",
     ),
-    k("", "dns", "a [dns] table", "[dns]\nnameservers = []"),
+    k(
+        "",
+        "dns",
+        "a [dns] table",
+        "a line [dns] followed by nameservers = []",
+    ),
     k(
         "queue_servers",
         "host",

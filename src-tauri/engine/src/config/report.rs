@@ -40,8 +40,9 @@ impl Src<'_> {
             path: self.path.to_path_buf(),
             line,
             column,
-            message: problem.message,
-            fix: Some(problem.fix),
+            // One line: the CLI prints the error as its one-line reason.
+            message: problem.message.replace('\n', " "),
+            fix: Some(problem.fix.replace('\n', " ")),
         }
     }
 
@@ -164,6 +165,11 @@ fn explain_serde(message: &str, path: &[String]) -> Problem {
         };
         let fix = if let Some(near) = nearest(wrong, &valid) {
             format!("did you mean `{near}`? ({list})")
+        } else if !section.is_empty() && keys::lookup("", wrong).is_some() {
+            format!(
+                "`{wrong}` belongs at the top of the file, before the first [section]: move the \
+                 line up (in TOML every line after a [section] header belongs to that section)"
+            )
         } else if let Some(home) = keys::sections_with(wrong, section).first() {
             format!(
                 "`{wrong}` belongs in {}: move the line there ({list})",

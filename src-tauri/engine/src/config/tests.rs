@@ -446,6 +446,26 @@ fn key_in_the_wrong_section_says_where_it_belongs() {
 }
 
 #[test]
+fn top_level_key_after_a_section_says_to_move_it_up() {
+    // Arrange
+    let text = format!(
+        "{}domains = [\"office.example\"]\n",
+        MINIMAL.replace("domains = [\"office.example\"]", "")
+    );
+
+    // Act
+    let (line, column, message, fix) = invalid(parse(&text).expect_err("misplaced"));
+
+    // Assert
+    assert_eq!((line, column), (9, 1));
+    assert!(
+        message.contains("unknown key `domains` in [inbound]"),
+        "{message}"
+    );
+    assert!(fix.contains("belongs at the top of the file"), "{fix}");
+}
+
+#[test]
 fn every_key_is_in_the_reference_doc() {
     // Arrange
     let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");

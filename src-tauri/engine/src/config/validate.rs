@@ -34,7 +34,8 @@ pub(super) fn convert(raw: RawConfig, src: Src<'_>) -> R<Config> {
     let Some(inbound) = raw.inbound else {
         return Err(src.whole(Problem::new(
             "there is no [inbound] section: Postern needs to know where to put the mail it receives",
-            "add it, for example:\n[inbound]\nlisten = [\"0.0.0.0:25\"]\ndeliver = \"maildir:/srv/mail/Maildir\"",
+            "add an [inbound] section at the end of the file: a line [inbound] followed by \
+             deliver = \"maildir:/srv/mail/Maildir\" (or deliver = \"smtp://192.168.1.10:25\")",
         )));
     };
     let inbound = self::inbound(inbound, &queue_servers, src)?;
@@ -177,8 +178,8 @@ fn queue_servers(
     let problem = || {
         Problem::new(
             "no queue server: Postern needs at least one [[queue_servers]] to fetch mail from",
-            "add the ISP's queuing server (backup MX), for example:\n[[queue_servers]]\n\
-             host = \"mail.isp.example\"\nprotocol = \"etrn\"",
+            "add the ISP's queuing server (backup MX): a line [[queue_servers]] followed by \
+             host = \"mail.isp.example\" and protocol = \"etrn\"",
         )
     };
     let Some(raw) = raw else {
