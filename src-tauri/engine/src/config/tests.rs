@@ -508,3 +508,37 @@ fn the_reference_doc_examples_validate() {
         }
     }
 }
+
+#[test]
+fn listen_with_a_name_asks_for_an_ip_address() {
+    // Arrange
+    let text = MINIMAL.replace("[inbound]", "[inbound]\nlisten = [\"localhost:2525\"]");
+
+    // Act
+    let (line, column, message, fix) = invalid(parse(&text).expect_err("name"));
+
+    // Assert
+    assert_eq!((line, column), (8, 11));
+    assert!(
+        message.contains("\"localhost:2525\" is not an IP address with a port"),
+        "{message}"
+    );
+    assert!(fix.contains("\"127.0.0.1:2525\""), "{fix}");
+}
+
+#[test]
+fn probe_is_normalised_and_needs_a_port() {
+    // Arrange
+    let good = format!("{MINIMAL}\n[link]\nprobe = \"[2001:DB8::1]:25\"\n");
+    let bad = format!("{MINIMAL}\n[link]\nprobe = \"mail.isp.example\"\n");
+
+    // Act
+    let config = parse(&good).expect("probe validates");
+    let (line, column, message, fix) = invalid(parse(&bad).expect_err("no port"));
+
+    // Assert
+    assert_eq!(config.link.probe, "[2001:db8::1]:25");
+    assert_eq!((line, column), (11, 9));
+    assert!(message.contains("the port is missing"), "{message}");
+    assert!(fix.contains("probe = \"mail.isp.example:25\""), "{fix}");
+}

@@ -1,7 +1,7 @@
 //! From [`raw`](super::raw) to [`Config`]: defaults filled in, every value checked, every problem
 //! placed at the value (or the table) it comes from.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,17 +14,17 @@ use super::{
     QueueServer, TlsMode, humantime_serde_compat, parse_deliver_target, split_host_port,
 };
 
-pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-pub(super) const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-pub(super) const DEFAULT_INBOUND_LISTEN: &str = "0.0.0.0:25";
-pub(super) const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
-pub(super) const MIN_MESSAGE_SIZE: u64 = 64 * 1024;
-pub(super) const DEFAULT_MAX_CONNECTIONS: usize = 20;
-pub(super) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-pub(super) const DEFAULT_OUTBOUND_ALLOW: [&str; 2] = ["127.0.0.1/32", "::1/128"];
-pub(super) const DEFAULT_REFETCH_EVERY: Duration = Duration::from_secs(15 * 60);
-pub(super) const DEFAULT_CONNECT_BACK_TIMEOUT: Duration = Duration::from_secs(2 * 60);
-pub(super) const DNS_PORT: u16 = 53;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+const DEFAULT_INBOUND_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 25));
+const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
+const MIN_MESSAGE_SIZE: u64 = 64 * 1024;
+const DEFAULT_MAX_CONNECTIONS: usize = 20;
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+const DEFAULT_REFETCH_EVERY: Duration = Duration::from_secs(15 * 60);
+const DEFAULT_CONNECT_BACK_TIMEOUT: Duration = Duration::from_secs(2 * 60);
+const DNS_PORT: u16 = 53;
 
 type R<T> = Result<T, ConfigError>;
 
@@ -480,32 +480,45 @@ fn socket_addrs(
         .map(|a| {
             let text = a.get_ref();
             text.trim().parse::<SocketAddr>().map_err(|_| {
-                let fix = if let Ok(port) = text.trim().trim_start_matches(':').parse::<u16>() {
-                    format!("write an IP address and the port: \"0.0.0.0:{port}\" (every IPv4 address) or \"[::]:{port}\" (IPv6)")
-                } else if text.contains(':') && !text.starts_with('[') && text.matches(':').count() == 1 {
-                    format!("use an IP address, not a name, before the port: e.g. \"127.0.0.1:{}\" or \"0.0.0.0:{}\"", text.rsplit(':').next().unwrap_or("25"), text.rsplit(':').next().unwrap_or("25"))
-                } else {
-                    "write an IP address and a port, e.g. \"0.0.0.0:2525\" (every IPv4 address, port 2525); IPv6 addresses go in brackets: \"[::]:2525\"".into()
-                };
                 src.at(
                     a.span(),
-                    Problem::new(format!("`{key}`: \"{text}\" is not an IP address with a port"), fix),
+                    Problem::new(
+                        format!("`{key}`: \"{text}\" is not an IP address with a port"),
+                        listen_fix(text.trim()),
+                    ),
                 )
             })
         })
         .collect()
 }
 
+/// The fix for a listen address that does not parse, shaped by what was written.
+fn listen_fix(text: &str) -> String {
+    if let Ok(port) = text.trim_start_matches(':').parse::<u16>() {
+        return format!(
+            "write an IP address and the port: \"0.0.0.0:{port}\" (every IPv4 address) or \
+             \"[::]:{port}\" (every IPv6 address)"
+        );
+    }
+    if let Some((name, port)) = text.split_once(':')
+        && !name.is_empty()
+        && port.parse::<u16>().is_ok()
+    {
+        return format!(
+            "write an IP address, not a name, before the port: \"0.0.0.0:{port}\" (every IPv4 \
+             address) or \"127.0.0.1:{port}\" (this computer only)"
+        );
+    }
+    "write an IP address and a port, e.g. \"0.0.0.0:2525\" (every IPv4 address, port 2525); \
+     IPv6 addresses go in brackets: \"[::]:2525\""
+        .into()
+}
+
 fn inbound(raw: Spanned<RawInbound>, servers: &[QueueServer], src: Src<'_>) -> R<Inbound> {
     let table = raw.span();
     let raw = raw.into_inner();
     let listen = match &raw.listen {
-        None => vec![DEFAULT_INBOUND_LISTEN.parse().map_err(|_| {
-            src.at(
-                table.clone(),
-                Problem::new("internal: bad default listen", "report this"),
-            )
-        })?],
+        None => vec![DEFAULT_INBOUND_LISTEN],
         Some(l) => {
             let addrs = socket_addrs(l, "listen", src)?;
             let needs_listener = servers.iter().any(|s| s.protocol == Protocol::Etrn);
@@ -703,10 +716,11 @@ fn outbound(raw: Spanned<RawOutbound>, src: Src<'_>) -> R<Outbound> {
         }
     };
     let allow = match &raw.allow {
-        None => DEFAULT_OUTBOUND_ALLOW
-            .iter()
-            .filter_map(|n| n.parse().ok())
-            .collect(),
+        // This computer only.
+        None => vec![
+            ipnet::IpNet::from(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            ipnet::IpNet::from(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        ],
         Some(list) => list
             .get_ref()
             .iter()
@@ -822,7 +836,7 @@ fn link(raw: Option<Spanned<RawLink>>, src: Src<'_>) -> R<Link> {
     let raw = raw.map(Spanned::into_inner);
     let probe = match raw.as_ref().and_then(|l| l.probe.as_ref()) {
         None => "auto".to_string(),
-        Some(p) if p.get_ref() == "auto" => "auto".to_string(),
+        Some(p) if p.get_ref().eq_ignore_ascii_case("auto") => "auto".to_string(),
         Some(p) => probe(p, src)?,
     };
     let refetch_every = duration(
