@@ -321,7 +321,7 @@ pub mod humantime_serde_compat {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(
-        "{path}: cannot read the file: {source}. Create it (see README \"Configuration\") or pass --config FILE"
+        "{path}: cannot read the file: {source}. Create it (copy examples/postern.toml; every key is in docs/configuration.md) or pass --config FILE"
     )]
     Read {
         path: PathBuf,
