@@ -175,22 +175,23 @@ impl PostfixQueueBuilder {
             started: false,
         };
         guard.write_config(&self, instance)?;
-        let mut check = Command::new("postfix");
-        check.arg("-c").arg(dir.join("etc")).arg("check");
-        run(&mut check, COMMAND_TIMEOUT).map_err(|e| guard.with_log(e))?;
-
-        let mut start = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, "postfix"]);
-                c
-            }
-            None => Command::new("postfix"),
+        // Inside a namespace the listen address exists only there, so `check` runs there too.
+        let postfix = |action: &str| {
+            let mut c = match &self.netns {
+                Some(ns) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns, "postfix"]);
+                    c
+                }
+                None => Command::new("postfix"),
+            };
+            c.arg("-c").arg(dir.join("etc")).arg(action);
+            c
         };
-        start.arg("-c").arg(dir.join("etc")).arg("start");
+        run(&mut postfix("check"), COMMAND_TIMEOUT).map_err(|e| guard.with_log(e))?;
         let mut guard = guard;
         guard.started = true;
-        run(&mut start, COMMAND_TIMEOUT).map_err(|e| guard.with_log(e))?;
+        run(&mut postfix("start"), COMMAND_TIMEOUT).map_err(|e| guard.with_log(e))?;
         if self.netns.is_none() {
             ports::wait_for_port(listen, START_TIMEOUT).map_err(|e| guard.with_log(e))?;
         } else {
