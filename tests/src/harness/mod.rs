@@ -1,1 +1,2 @@
 //! Test peers
+pub mod odmr;
