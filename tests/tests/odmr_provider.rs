@@ -841,3 +841,179 @@ async fn the_binary_serves_a_config_file_and_writes_its_state() {
     assert_eq!(state["delivered"][0]["reply"], "250 2.0.0 Ok");
     assert_eq!(state["sessions_finished"], 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cross-check with fetchmail, the reference ODMR client: it authenticates with CRAM-MD5 only,
+// has no STARTTLS for ODMR, and after the 250 to ATRN it pipes the stream, byte for byte, to
+// the SMTP listener given as smtphost (here Postfix's smtp-sink). So the provider's reversed
+// session talks to smtp-sink through fetchmail.
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// smtp-sink on 127.0.0.1, dumping each transaction into `dump_dir`; killed on drop.
+async fn smtp_sink(dump_dir: &std::path::Path) -> (tokio::process::Child, u16) {
+    let port = free_port();
+    let mut command = tokio::process::Command::new("smtp-sink");
+    if is_root() {
+        // smtp-sink refuses to run as root without dropping privileges.
+        command.args(["-u", "nobody"]);
+    }
+    let child = command
+        .arg("-d")
+        .arg(format!("{}/%H%M%S.", dump_dir.display()))
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("10")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("smtp-sink runs (it comes with the postfix package: apt-get install postfix)");
+    for _ in 0..200 {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return (child, port);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("smtp-sink did not listen on port {port} within 10 s");
+}
+
+/// Runs `fetchmail --protocol ODMR` once; returns its exit code and output.
+async fn fetchmail(
+    dir: &std::path::Path,
+    provider: SocketAddr,
+    sink: u16,
+    password: &str,
+) -> (i32, String) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let rc = dir.join("fetchmailrc");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&rc)
+        .unwrap();
+    writeln!(
+        file,
+        "poll 127.0.0.1 protocol ODMR service {} user \"{USER}\" password \"{password}\" \
+         fetchdomains {DOMAIN} smtphost \"127.0.0.1/{sink}\"",
+        provider.port()
+    )
+    .unwrap();
+    drop(file);
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("fetchmail")
+            .arg("-f")
+            .arg(&rc)
+            .args(["-v", "--nosyslog", "--timeout", "20", "--pidfile"])
+            // As root, fetchmail otherwise locks /var/run/fetchmail.pid, shared by every test.
+            .arg(dir.join("fetchmail.pid"))
+            .env("FETCHMAILHOME", dir)
+            .env("HOME", dir)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("fetchmail finishes within 60 s")
+    .expect("fetchmail runs (apt-get install fetchmail)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
+fn fetchmail_config(held: Vec<HeldMessage>) -> OdmrConfig {
+    OdmrConfig {
+        users: vec![office_user()],
+        mechanisms: vec![Mechanism::CramMd5],
+        allow_plain_without_tls: true,
+        held,
+        ..OdmrConfig::default()
+    }
+}
+
+fn private_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // smtp-sink writes its dumps as `nobody`.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn fetchmail_releases_the_held_mail_into_smtp_sink() {
+    let other = HeldMessage {
+        rcpts: vec![format!("v@{DOMAIN}"), "w@elsewhere.test".to_string()],
+        ..message(2)
+    };
+    let provider = start(fetchmail_config(vec![message(1), other])).await;
+    let dir = private_dir();
+    let dumps = dir.path().join("dumps");
+    let (_sink, sink_port) = smtp_sink(&dumps).await;
+
+    let (code, output) = fetchmail(dir.path(), provider.addr(), sink_port, PASSWORD).await;
+    let finished = provider.wait_sessions_finished(1, WAIT).await;
+
+    assert_eq!(code, 0, "fetchmail failed:\n{output}");
+    assert!(finished, "{:#?}", provider.transcript());
+    assert!(output.contains("ATRN office.test"), "{output}");
+    assert_eq!(provider.held(DOMAIN), 0);
+    assert_eq!(
+        provider.held("elsewhere.test"),
+        1,
+        "only the released domain's recipients"
+    );
+    let delivered = provider.delivered();
+    assert_eq!(delivered.len(), 2);
+    assert_eq!(delivered[1].rcpts, vec![format!("v@{DOMAIN}")]);
+    assert_eq!(provider.auth_attempts()[0].mechanism, "CRAM-MD5");
+    let mut dumped: Vec<String> = std::fs::read_dir(&dumps)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    dumped.sort_by_key(|d| d.contains("sender2@"));
+    assert_eq!(dumped.len(), 2, "{dumped:?}");
+    for (dump, n) in dumped.iter().zip([1, 2]) {
+        // smtp-sink stores lines with LF endings, after its own X-... and Received headers.
+        let content = String::from_utf8(message(n).data)
+            .unwrap()
+            .replace("\r\n", "\n");
+        assert!(
+            dump.contains(&format!("X-Mail-Args: <sender{n}@example.net>")),
+            "{dump}"
+        );
+        assert!(dump.contains(&content), "message {n} content in {dump}");
+    }
+}
+
+#[tokio::test]
+async fn fetchmail_with_a_wrong_password_gets_535_and_nothing_moves() {
+    let provider = start(fetchmail_config(vec![message(1)])).await;
+    let dir = private_dir();
+    let dumps = dir.path().join("dumps");
+    let (_sink, sink_port) = smtp_sink(&dumps).await;
+
+    let (code, output) = fetchmail(dir.path(), provider.addr(), sink_port, "wrong").await;
+
+    assert_ne!(code, 0, "{output}");
+    assert!(output.contains("535"), "{output}");
+    assert_eq!(provider.held(DOMAIN), 1);
+    assert_eq!(
+        provider.auth_attempts()[0].outcome,
+        AuthOutcome::BadCredentials
+    );
+}
