@@ -768,6 +768,61 @@ async fn starttls_discards_pipelined_commands_and_resets_auth() {
     );
 }
 
+#[tokio::test]
+async fn bare_lf_lines_are_refused_and_crlf_lines_work() {
+    let provider = start(OdmrConfig::default()).await;
+    let mut c = Customer::connect(provider.addr()).await;
+
+    c.io().write_all(b"NOOP\n").await.unwrap();
+    let bare = c.reply().await.0;
+    let crlf = c.code("NOOP").await;
+
+    assert_eq!(bare, 500);
+    assert_eq!(crlf, 250);
+}
+
+#[tokio::test]
+async fn anything_pipelined_after_atrn_is_refused() {
+    let (config, cert) = tls_config(vec![message(1)]);
+    let provider = start(config).await;
+    let mut c = authenticated(&provider, &cert).await;
+
+    c.io()
+        .write_all(b"ATRN\r\n220 too early\r\n")
+        .await
+        .unwrap();
+    let (code, _) = c.reply().await;
+    let closed = c.wait_closed().await;
+
+    assert_eq!(code, 554);
+    assert!(closed);
+    assert_eq!(provider.held(DOMAIN), 1);
+}
+
+#[tokio::test]
+async fn the_idle_timeout_ends_silent_sessions_in_both_roles() {
+    let (mut config, cert) = tls_config(vec![message(1)]);
+    config.idle_timeout = Duration::from_secs(1);
+    let provider = start(config).await;
+    let mut silent_client = Customer::connect(provider.addr()).await;
+    let mut silent_after_atrn = authenticated(&provider, &cert).await;
+
+    let goodbye = silent_client.line().await;
+    let first_closed = silent_client.wait_closed().await;
+    let atrn = silent_after_atrn.code("ATRN").await;
+    let second_closed = silent_after_atrn.wait_closed().await;
+
+    assert!(goodbye.starts_with("421 4.4.2"), "{goodbye}");
+    assert!(first_closed);
+    assert_eq!(atrn, 250);
+    assert!(
+        second_closed,
+        "the provider gave up waiting for the customer's 220"
+    );
+    assert!(provider.wait_sessions_finished(2, WAIT).await);
+    assert_eq!(provider.held(DOMAIN), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The standalone binary.
 

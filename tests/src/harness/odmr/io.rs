@@ -112,6 +112,11 @@ impl<'a> Conn<'a> {
         self.shared.log(self.session, true, text);
     }
 
+    /// Octets received but not yet consumed as lines.
+    pub(super) fn buffered_input(&self) -> usize {
+        self.buf.len()
+    }
+
     /// One CRLF-terminated line, without the CRLF. Logged.
     pub(super) async fn read_line(&mut self) -> Result<String, IoError> {
         loop {

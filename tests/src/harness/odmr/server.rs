@@ -515,6 +515,17 @@ async fn release(
         shared: conn.shared,
         domains: domains.clone(),
     };
+    // The customer may speak again only after our 250 (it then greets as a server), so bytes
+    // already here were pipelined after ATRN/TURN, which RFC 2920 §3.1 forbids.
+    let early = conn.buffered_input();
+    if early > 0 {
+        conn.send_line(&format!(
+            "554 5.5.0 {verb} must be the last command of a pipelined group ({early} octets followed it)"
+        ))
+        .await?;
+        conn.close().await;
+        return Ok(Flow::End);
+    }
     let line = if is_turn {
         "250 2.0.0 OK".to_string()
     } else {
