@@ -823,6 +823,51 @@ async fn the_idle_timeout_ends_silent_sessions_in_both_roles() {
     assert_eq!(provider.held(DOMAIN), 1);
 }
 
+#[tokio::test]
+async fn eight_bit_content_is_declared_when_the_customer_offers_8bitmime() {
+    let held = vec![HeldMessage {
+        data: "Subject: caf\u{e9}\r\n\r\nna\u{ef}ve r\u{e9}sum\u{e9}\r\n"
+            .as_bytes()
+            .to_vec(),
+        ..message(1)
+    }];
+    let (config, cert) = tls_config(held.clone());
+    let provider = start(config).await;
+    let mut c = authenticated(&provider, &cert).await;
+
+    c.cmd("ATRN").await;
+    c.turn_around(true).await;
+    let (mail, _, data) = c.receive_pipelined().await;
+    c.send("250 2.0.0 Ok").await;
+    assert_eq!(c.line().await, "QUIT");
+    c.send("221 2.0.0 Bye").await;
+
+    assert_eq!(mail, "MAIL FROM:<sender1@example.net> BODY=8BITMIME");
+    assert_eq!(data, held[0].data);
+}
+
+#[tokio::test]
+async fn a_certificate_for_an_ip_address_verifies_when_connecting_by_ip() {
+    let cert = TestCert::generate(&["127.0.0.1"]);
+    let config = OdmrConfig {
+        tls: Some(cert.clone()),
+        ..OdmrConfig::default()
+    };
+    let provider = start(config).await;
+    let mut c = Customer::connect(provider.addr()).await;
+    c.ehlo().await;
+    assert_eq!(c.code("STARTTLS").await, 220);
+    let Link::Plain(tcp) = std::mem::replace(&mut c.link, Link::Gone) else {
+        panic!()
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cert.client_config().unwrap()));
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+
+    let tls = connector.connect(name, tcp).await;
+
+    assert!(tls.is_ok(), "{:?}", tls.err());
+}
+
 // ---------------------------------------------------------------------------------------------
 // The standalone binary.
 
