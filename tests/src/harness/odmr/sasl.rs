@@ -105,6 +105,16 @@ impl ScramServer {
         client_first: &str,
         password_of: impl Fn(&str) -> Option<String>,
     ) -> Result<(ScramServer, String), ScramError> {
+        let nonce = b64(&random_bytes(18));
+        Self::start_with(client_first, password_of, &nonce, random_bytes(16))
+    }
+
+    fn start_with(
+        client_first: &str,
+        password_of: impl Fn(&str) -> Option<String>,
+        server_nonce: &str,
+        salt: Vec<u8>,
+    ) -> Result<(ScramServer, String), ScramError> {
         // gs2-header = gs2-cbind-flag "," [ authzid ] ","
         let mut parts = client_first.splitn(3, ',');
         let cbind = parts.next().ok_or(ScramError::Malformed("empty message"))?;
@@ -146,8 +156,7 @@ impl ScramServer {
         if authzid.as_deref().is_some_and(|a| a != user) {
             password = None;
         }
-        let nonce = format!("{client_nonce}{}", b64(&random_bytes(18)));
-        let salt = random_bytes(16);
+        let nonce = format!("{client_nonce}{server_nonce}");
         let server_first = format!("r={nonce},s={},i={SCRAM_ITERATIONS}", b64(&salt));
         let gs2_header = format!("{cbind},{},", parts_authzid(client_first));
         Ok((
@@ -226,6 +235,7 @@ fn parts_authzid(client_first: &str) -> &str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -243,6 +253,32 @@ mod tests {
         assert_eq!(decode_saslname("a=2Cb=3Dc").as_deref(), Some("a,b=c"));
         assert_eq!(decode_saslname("a=2"), None);
         assert_eq!(decode_saslname("a=41"), None);
+    }
+
+    #[test]
+    fn scram_matches_the_rfc_7677_example() {
+        let salt = unb64("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let (server, server_first) = ScramServer::start_with(
+            "n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+            |u| (u == "user").then(|| "pencil".to_string()),
+            "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+            salt,
+        )
+        .unwrap();
+
+        let server_final = server.finish(
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+             p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+        );
+
+        assert_eq!(
+            server_first,
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+        );
+        assert_eq!(
+            server_final.as_deref(),
+            Ok("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+        );
     }
 
     #[test]
