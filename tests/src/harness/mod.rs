@@ -19,6 +19,7 @@ pub mod dnsmasq;
 pub mod maildir;
 pub mod messages;
 pub mod netns;
+pub mod odmr;
 pub mod ports;
 pub mod posternd;
 pub mod postfix;
