@@ -353,6 +353,9 @@ fn config_check(arg: &ConfigArg, json: bool) -> ExitCode {
         }
     } else {
         print!("{}", config.to_toml());
+        for note in config.notes() {
+            println!("# note: {note}");
+        }
     }
     ExitCode::SUCCESS
 }
