@@ -579,3 +579,24 @@ async fn broken_setup_report() {
     assert_finding(&report, "etrn.listener-port", Severity::Warning);
     assert_eq!(report.exit_code(), 1);
 }
+
+#[tokio::test]
+async fn office_hint_picks_the_office_and_a_preferred_stranger_is_an_error() {
+    let dns = dnsmasq(&[
+        "--mx-host=office.test,old.office.test,5",
+        "--mx-host=office.test,mx1.office.test,10",
+        "--mx-host=office.test,isp.test,20",
+        "--host-record=old.office.test,127.0.0.1",
+        OFFICE_HOST,
+        ISP_HOST,
+    ]);
+    let mut i = input("office.test", &dns);
+    i.office_hint = Some("MX1.office.test".into());
+    i.queue_servers = vec![queue("isp.test", 25, Protocol::Etrn)];
+
+    let report = run(&i).await;
+
+    assert_eq!(report.office_host.as_deref(), Some("mx1.office.test"));
+    assert_finding(&report, "pref.unknown-mx", Severity::Error);
+    assert_finding(&report, "pref.order-ok", Severity::Ok);
+}

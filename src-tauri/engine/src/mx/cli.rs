@@ -99,6 +99,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn without_a_domain_every_configured_domain_is_checked() {
+        let text = r#"
+domains = ["office.test", "second.test"]
+[[queue_servers]]
+host = "isp.test"
+protocol = "etrn"
+[inbound]
+listen = ["0.0.0.0:2525"]
+deliver = "maildir:/srv/mail/Maildir"
+hostname = "mx1.office.test"
+[dns]
+nameservers = ["127.0.0.1:5353"]
+"#;
+        let config = Config::parse(text, std::path::Path::new("postern.toml")).unwrap();
+        let args = CheckMxArgs {
+            config: Some(config),
+            ..CheckMxArgs::default()
+        };
+
+        let inputs = inputs(&args).unwrap();
+
+        let domains: Vec<&str> = inputs.iter().map(|i| i.domain.as_str()).collect();
+        assert_eq!(domains, ["office.test", "second.test"]);
+        assert_eq!(inputs[0].queue_servers[0].host, "isp.test");
+        assert_eq!(inputs[0].queue_servers[0].port, 25);
+        assert_eq!(
+            inputs[0].nameservers,
+            vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(
+            inputs[0].inbound_listen,
+            vec!["0.0.0.0:2525".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(inputs[0].office_hint.as_deref(), Some("mx1.office.test"));
+    }
+
+    #[test]
     fn needs_a_domain() {
         let args = CheckMxArgs::default();
 

@@ -150,6 +150,9 @@ pub struct CheckInput {
     /// The office's own MX host; `None` = the lowest-preference MX that is not a configured
     /// queuing server.
     pub office_host: Option<String>,
+    /// A softer hint (`[inbound] hostname`): used as the office's server when it is one of the
+    /// MX hosts, ignored otherwise.
+    pub office_hint: Option<String>,
     pub queue_servers: Vec<QueueServer>,
     /// Empty = the system resolver.
     pub nameservers: Vec<SocketAddr>,
@@ -173,6 +176,7 @@ impl CheckInput {
         CheckInput {
             domain: domain.to_string(),
             office_host: None,
+            office_hint: None,
             queue_servers: Vec::new(),
             nameservers: Vec::new(),
             inbound_listen: Vec::new(),
@@ -187,6 +191,7 @@ impl CheckInput {
     /// The check of `domain` for the setup in `config`.
     pub fn from_config(config: &Config, domain: &str) -> CheckInput {
         CheckInput {
+            office_hint: Some(config.inbound.hostname.clone()).filter(|h| !h.is_empty()),
             queue_servers: config.queue_servers.clone(),
             nameservers: config.dns.nameservers.clone(),
             inbound_listen: config.inbound.listen.clone(),

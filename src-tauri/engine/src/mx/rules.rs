@@ -271,11 +271,16 @@ pub(crate) fn preferences(
             found
         }
         None => {
-            let candidate = targets
-                .iter()
-                .enumerate()
-                .filter(|(i, t)| !queue_targets.contains(&Some(*i)) && t.ip_literal.is_none())
-                .min_by_key(|(_, t)| t.preference)
+            let candidates = || {
+                targets
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, t)| !queue_targets.contains(&Some(*i)) && t.ip_literal.is_none())
+            };
+            let hint = input.office_hint.as_deref().map(normalize_host);
+            let candidate = candidates()
+                .find(|(_, t)| Some(&t.host) == hint.as_ref())
+                .or_else(|| candidates().min_by_key(|(_, t)| t.preference))
                 .map(|(i, _)| i);
             if candidate.is_none() {
                 r.push(
@@ -352,18 +357,36 @@ pub(crate) fn preferences(
         if targets[..i].iter().any(|p| p.host == t.host) {
             continue;
         }
-        let equal = t.preference == o.preference;
-        r.push(
-            Finding::new(
-                if equal { "pref.equal" } else { "pref.unknown-mx" },
-                if equal { Severity::Error } else { Severity::Warning },
-                &t.host,
-                if equal {
-                    format!("{} and the office's {} both have preference {}: senders pick one at random, so part of the mail does not go to the office.", t.host, o.host, t.preference)
-                } else {
-                    format!("{} (preference {}) is neither the office's server nor a configured queuing server: mail that lands there is not fetched by Postern.", t.host, t.preference)
-                },
+        let (id, severity, evidence) = if t.preference == o.preference {
+            (
+                "pref.equal",
+                Severity::Error,
+                format!(
+                    "{} and the office's {} both have preference {}: senders pick one at random, so part of the mail does not go to the office.",
+                    t.host, o.host, t.preference
+                ),
             )
+        } else if t.preference < o.preference {
+            (
+                "pref.unknown-mx",
+                Severity::Error,
+                format!(
+                    "{} (preference {}) is neither the office's server nor a configured queuing server, and senders prefer it to the office's {} (preference {}): mail goes there first and is not fetched by Postern.",
+                    t.host, t.preference, o.host, o.preference
+                ),
+            )
+        } else {
+            (
+                "pref.unknown-mx",
+                Severity::Warning,
+                format!(
+                    "{} (preference {}) is neither the office's server nor a configured queuing server: mail that lands there is not fetched by Postern.",
+                    t.host, t.preference
+                ),
+            )
+        };
+        r.push(
+            Finding::new(id, severity, &t.host, evidence)
             .fix(format!("If {} is the ISP's queuing server, add it as a [[queue_servers]] entry; otherwise remove the MX record.", t.host)),
         );
     }
