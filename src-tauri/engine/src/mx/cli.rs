@@ -3,9 +3,10 @@
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
+use std::path::Path;
 
 use super::{CheckError, CheckInput, Report, check};
-use crate::config::Config;
+use crate::config::{self, Config};
 
 /// The arguments of `posternd check-mx`, after parsing.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +20,53 @@ pub struct CheckMxArgs {
     /// The loaded config, if there is one (the check then knows the queuing servers and the
     /// inbound listener).
     pub config: Option<Config>,
+}
+
+/// The config for a check: `--config FILE` must load; the default location (or
+/// `$POSTERN_CONFIG`) is used when the file exists; without any config a named domain is still
+/// checked (DNS and the MX hosts only).
+pub fn config_for(flag: Option<&Path>, domain: Option<&str>) -> Result<Option<Config>, String> {
+    let path = config::config_path(flag);
+    match path {
+        Some(p) if flag.is_some() || p.exists() => {
+            Config::load(&p).map(Some).map_err(|e| e.to_string())
+        }
+        _ if domain.is_some() => Ok(None),
+        Some(p) => Err(format!(
+            "no domain given and no config at {}: name the domain (`posternd check-mx office.example`) or pass --config FILE",
+            p.display()
+        )),
+        None => Err(
+            "no domain given and no config folder on this system: name the domain or pass --config FILE"
+                .into(),
+        ),
+    }
+}
+
+/// All of `posternd check-mx`: loads the config (see [`config_for`]), runs the check, prints
+/// it. main.rs only forwards the parsed flags and exits with the returned code.
+pub async fn run_command(
+    domain: Option<String>,
+    config_flag: Option<&Path>,
+    nameserver: Option<SocketAddr>,
+    json: bool,
+    dry_run_etrn: bool,
+) -> u8 {
+    let config = match config_for(config_flag, domain.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("posternd check-mx: {e}");
+            return 2;
+        }
+    };
+    run(CheckMxArgs {
+        domain,
+        nameserver,
+        json,
+        dry_run_etrn,
+        config,
+    })
+    .await
 }
 
 /// The inputs for each domain to check.
@@ -133,6 +181,15 @@ nameservers = ["127.0.0.1:5353"]
             vec!["0.0.0.0:2525".parse::<SocketAddr>().unwrap()]
         );
         assert_eq!(inputs[0].office_hint.as_deref(), Some("mx1.office.test"));
+    }
+
+    #[test]
+    fn a_named_config_must_load() {
+        let missing = std::path::Path::new("/nonexistent/postern.toml");
+
+        let explicit = config_for(Some(missing), Some("office.test"));
+
+        assert!(explicit.is_err());
     }
 
     #[test]
