@@ -7,6 +7,15 @@ use super::net::{is_global, is_public_domain};
 use super::{CheckInput, Finding, Report, Severity, Target, normalize_host};
 use crate::config::{Protocol, QueueServer};
 
+/// `s` with its first letter upper-cased, to start a sentence.
+fn sentence(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 fn list<T: ToString>(items: &[T]) -> String {
     let v: Vec<String> = items.iter().map(|i| i.to_string()).collect();
     v.join(", ")
@@ -27,7 +36,7 @@ pub(crate) async fn domain_mx(
                     "domain.nxdomain",
                     Severity::Error,
                     domain,
-                    format!("{} says the domain {domain} does not exist (NXDOMAIN)", dns.server()),
+                    format!("{} says the domain {domain} does not exist (NXDOMAIN).", sentence(dns.server())),
                 )
                 .fix("Check the spelling. If the domain is new or was just moved, make sure it is registered and its name servers are set at the registrar, then wait for the change to spread."),
             );
@@ -172,7 +181,7 @@ pub(crate) fn targets(r: &mut Report, targets: &[Target], server: &str, implicit
                 );
             } else {
                 let what = if t.v4 == Answer::NxDomain && t.v6 == Answer::NxDomain {
-                    format!("{server} says {h} does not exist (NXDOMAIN)")
+                    format!("{} says {h} does not exist (NXDOMAIN)", sentence(server))
                 } else {
                     format!("{h} exists but has neither A nor AAAA records")
                 };
