@@ -235,7 +235,7 @@ async fn probe(
                 let verification = matches!(e, ClientError::Tls { .. });
                 let severity = match (p.role, tls_mode) {
                     (Role::Queue, Some(TlsMode::Required)) => Severity::Error,
-                    (Role::Queue, _) => Severity::Warning,
+                    (Role::Queue, Some(TlsMode::Opportunistic)) => Severity::Warning,
                     _ => Severity::Info,
                 };
                 let fix = if p.role == Role::Queue {
@@ -264,7 +264,7 @@ async fn probe(
                 );
             }
         }
-    } else if p.role == Role::Queue {
+    } else if p.role == Role::Queue && tls_mode != Some(TlsMode::Off) {
         let required = tls_mode == Some(TlsMode::Required);
         out.push(
             Finding::new(
@@ -287,7 +287,7 @@ async fn probe(
         let atrn = caps.has("ATRN");
         support = Some(DequeueSupport { etrn, atrn });
         judge_dequeue(&mut out, &subject, q, &caps, etrn, atrn);
-        if dry_run && q.protocol != Protocol::Atrn && etrn {
+        if dry_run && q.protocol == Protocol::Etrn && etrn {
             if connection_usable {
                 let arg = q.etrn_argument(domain).to_string();
                 match client.command(&format!("ETRN {arg}")).await {
