@@ -15,6 +15,7 @@
 //! Everything here is synchronous (std threads, blocking sockets with timeouts) so it can be
 //! used from plain `#[test]`s and from inside a tokio test alike.
 
+pub mod config;
 pub mod dnsmasq;
 pub mod maildir;
 pub mod messages;
@@ -27,6 +28,7 @@ pub mod sink;
 pub mod smtp_client;
 pub mod tls;
 
+pub use config::PosternConfig;
 pub use dnsmasq::{DnsAnswer, Dnsmasq, DnsmasqBuilder};
 pub use maildir::{count as maildir_count, read_maildir, wait_for_maildir};
 pub use messages::{TestMessage, digest_without_headers, digest_without_received};
