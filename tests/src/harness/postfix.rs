@@ -191,7 +191,15 @@ impl PostfixQueueBuilder {
             c.arg("-c").arg(dir.join("etc")).arg(action);
             c
         };
-        run(&mut postfix("check"), COMMAND_TIMEOUT).map_err(|e| guard.with_log(e))?;
+        run(&mut postfix("check"), COMMAND_TIMEOUT).map_err(|e| {
+            // `postfix check` logs through postlogd, which is not running yet: it fails without a
+            // word, so name the usual causes.
+            guard.with_log(HarnessError::Other(format!(
+                "{e}\n(postfix check says nothing here; usual causes: the listen address {listen} is \
+                 not on this host or namespace, a bad main_cf()/smtpd_option() value, or missing \
+                 postfix user/postdrop group: run scripts/install-test-deps.sh)"
+            )))
+        })?;
         let mut guard = guard;
         guard.started = true;
         run(&mut postfix("start"), COMMAND_TIMEOUT).map_err(|e| guard.with_log(e))?;
@@ -314,6 +322,9 @@ impl PostfixQueue {
             ("defer_transports", "smtp".into()),
             ("smtpd_banner", "$myhostname ESMTP Postfix".into()),
             ("biff", "no".into()),
+            // Large enough for tests of Postern's own size limit (default 50 MiB).
+            ("message_size_limit", "104857600".into()),
+            ("mailbox_size_limit", "0".into()),
         ];
         let mut smtpd_options: Vec<(String, String)> = Vec::new();
         match opts.mode {
