@@ -643,3 +643,679 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::config::{DeliverTarget, Dns, Inbound, Link, TlsMode};
+
+    fn server(host: &str) -> QueueServer {
+        QueueServer {
+            host: host.into(),
+            port: 25,
+            protocol: Protocol::Etrn,
+            tls: TlsMode::Off,
+            node: None,
+            username: None,
+            tls_ca: None,
+            tls_fingerprint: None,
+            allow_plaintext_auth: false,
+            allow_insecure_turn: false,
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    fn config(hosts: &[&str]) -> Config {
+        Config {
+            domains: vec!["office.test".into(), "branch.test".into()],
+            queue_servers: hosts.iter().map(|h| server(h)).collect(),
+            inbound: Inbound {
+                listen: vec!["127.0.0.1:0".parse().expect("address")],
+                deliver: DeliverTarget::Maildir(PathBuf::from("/nonexistent/Maildir")),
+                hostname: "office.test".into(),
+                max_message_size: 1 << 20,
+                max_connections: 4,
+                idle_timeout: Duration::from_secs(60),
+            },
+            outbound: None,
+            link: Link {
+                probe: "auto".into(),
+                refetch_every: Duration::from_secs(15 * 60),
+                connect_back_timeout: Duration::from_secs(120),
+            },
+            dns: Dns::default(),
+        }
+    }
+
+    fn outcome(server: &str, domain: &str, code: u16, disposition: Disposition) -> Outcome {
+        Outcome {
+            server: format!("{server}:25"),
+            domain: domain.into(),
+            step: format!("ETRN {domain}"),
+            code: Some(code),
+            text: format!("{code} reply"),
+            disposition,
+            meaning: "meaning".into(),
+            fix: (disposition == Disposition::Permanent).then(|| "the fix".to_string()),
+            pending: None,
+        }
+    }
+
+    fn both(server: &str, code: u16, disposition: Disposition) -> Vec<Outcome> {
+        ["office.test", "branch.test"]
+            .iter()
+            .map(|d| outcome(server, d, code, disposition))
+            .collect()
+    }
+
+    fn up() -> Input {
+        Input::Link(LinkChange {
+            up: true,
+            reason: "test".into(),
+        })
+    }
+
+    fn down() -> Input {
+        Input::Link(LinkChange {
+            up: false,
+            reason: "test".into(),
+        })
+    }
+
+    fn dequeues(actions: &[Action]) -> Vec<(usize, Vec<String>)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Dequeue { server, domains } => Some((*server, domains.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn events(actions: &[Action]) -> Vec<Event> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Emit(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Runs the machine's clock forward to `until`, handling every deadline on the way.
+    fn advance(m: &mut Machine, now: &mut Instant, until: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        while let Some(at) = m.next_deadline().filter(|at| *at <= until) {
+            *now = at.max(*now);
+            out.extend(m.handle(Input::Tick, *now));
+        }
+        *now = until;
+        out
+    }
+
+    fn advance_by(m: &mut Machine, now: &mut Instant, by: Duration) -> Vec<Action> {
+        let until = *now + by;
+        advance(m, now, until)
+    }
+
+    fn machine(hosts: &[&str]) -> (Machine, Instant) {
+        let c = config(hosts);
+        (Machine::new(&c, Settings::from_config(&c)), Instant::now())
+    }
+
+    #[test]
+    fn an_up_edge_runs_the_hook_and_dequeues_every_server_for_all_domains() {
+        let (mut m, t0) = machine(&["a.test", "b.test"]);
+
+        let actions = m.handle(up(), t0);
+
+        assert_eq!(
+            events(&actions)[0],
+            Event::LinkChanged {
+                up: true,
+                reason: "test".into()
+            }
+        );
+        assert!(actions.contains(&Action::LinkUp));
+        let all = vec!["office.test".to_string(), "branch.test".to_string()];
+        assert_eq!(dequeues(&actions), vec![(0, all.clone()), (1, all)]);
+        assert!(m.status(t0).fetching);
+    }
+
+    #[test]
+    fn a_down_first_state_dequeues_nothing() {
+        let (mut m, t0) = machine(&["a.test"]);
+
+        let actions = m.handle(down(), t0);
+
+        assert!(dequeues(&actions).is_empty());
+        assert_eq!(m.status(t0).link, LinkState::Down);
+    }
+
+    #[test]
+    fn fetch_now_or_a_new_edge_joins_a_running_dequeue() {
+        let (mut m, t0) = machine(&["a.test"]);
+        m.handle(up(), t0);
+
+        let joined_fetch = m.handle(Input::FetchNow, t0 + Duration::from_secs(1));
+        m.handle(down(), t0 + Duration::from_secs(2));
+        let joined_edge = m.handle(up(), t0 + Duration::from_secs(30));
+
+        assert!(dequeues(&joined_fetch).is_empty());
+        assert!(dequeues(&joined_edge).is_empty());
+    }
+
+    #[test]
+    fn a_flapping_link_causes_few_dequeues_and_never_two_at_once() {
+        let (mut m, t0) = machine(&["a.test"]);
+        let mut now = t0;
+        let mut started = 0;
+        let mut running = false;
+        let mut actions = Vec::new();
+
+        // 20 bounces in 10 s; each dequeue takes 300 ms.
+        for i in 0..40u32 {
+            let at = t0 + Duration::from_millis(250) * i;
+            actions.extend(advance(&mut m, &mut now, at));
+            if running && now >= t0 + Duration::from_millis(300) {
+                actions.extend(m.handle(
+                    Input::Finished {
+                        server: 0,
+                        outcomes: both("a.test", 250, Disposition::Released),
+                    },
+                    now,
+                ));
+                running = false;
+            }
+            actions.extend(m.handle(if i % 2 == 0 { up() } else { down() }, now));
+            for _ in dequeues(&actions) {
+                assert!(!running, "two dequeues at once");
+                running = true;
+                started += 1;
+            }
+            actions.clear();
+        }
+        // The link stays up afterwards.
+        actions.extend(m.handle(up(), now));
+        actions.extend(advance(&mut m, &mut now, t0 + Duration::from_secs(60)));
+        started += dequeues(&actions).len();
+
+        assert!((1..=3).contains(&started), "{started} dequeues");
+    }
+
+    #[test]
+    fn an_edge_right_after_a_dequeue_is_deferred_not_dropped() {
+        let (mut m, t0) = machine(&["a.test"]);
+        let mut now = t0;
+        m.handle(up(), now);
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 250, Disposition::Released),
+            },
+            t0 + Duration::from_secs(1),
+        );
+        m.handle(down(), t0 + Duration::from_secs(2));
+
+        let at_edge = m.handle(up(), t0 + Duration::from_secs(3));
+        now = t0 + Duration::from_secs(3);
+        let later = advance(&mut m, &mut now, t0 + Duration::from_secs(11));
+
+        assert!(dequeues(&at_edge).is_empty());
+        assert_eq!(dequeues(&later).len(), 1);
+    }
+
+    #[test]
+    fn temporary_failures_retry_the_failed_domains_with_growing_delays() {
+        let mut c = config(&["a.test"]);
+        c.link.refetch_every = Duration::ZERO;
+        let mut m = Machine::new(&c, Settings::from_config(&c));
+        let t0 = Instant::now();
+        let mut now = t0;
+        m.handle(up(), now);
+        let mut delays = Vec::new();
+
+        for _ in 0..5 {
+            let mut outcomes = vec![outcome("a.test", "office.test", 250, Disposition::Released)];
+            outcomes.push(outcome("a.test", "branch.test", 458, Disposition::Retry));
+            if !delays.is_empty() {
+                outcomes.remove(0);
+            }
+            let finished = m.handle(
+                Input::Finished {
+                    server: 0,
+                    outcomes,
+                },
+                now,
+            );
+            let Some(Event::RetryScheduled {
+                attempt,
+                in_seconds,
+                domains,
+                ..
+            }) = events(&finished)
+                .into_iter()
+                .find(|e| matches!(e, Event::RetryScheduled { .. }))
+            else {
+                panic!("no retry scheduled: {finished:?}");
+            };
+            assert_eq!(attempt as usize, delays.len() + 1);
+            assert_eq!(domains, vec!["branch.test".to_string()]);
+            delays.push(in_seconds);
+            let retry = advance_by(&mut m, &mut now, Duration::from_secs(in_seconds + 1));
+            assert_eq!(dequeues(&retry), vec![(0, vec!["branch.test".to_string()])]);
+        }
+
+        for (i, d) in delays.iter().enumerate() {
+            let base = 30u64 << i;
+            assert!(
+                (base * 8 / 10..=base * 12 / 10 + 1).contains(d),
+                "attempt {}: {d} s",
+                i + 1
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_from_30_seconds_to_15_minutes() {
+        let c = config(&["a.test"]);
+        let s = Settings::from_config(&c);
+
+        let delays: Vec<u64> = (1..=8).map(|a| s.backoff(a).as_secs()).collect();
+
+        assert_eq!(delays, vec![30, 60, 120, 240, 480, 900, 900, 900]);
+    }
+
+    #[test]
+    fn a_success_resets_the_backoff() {
+        let (mut m, t0) = machine(&["a.test"]);
+        let mut now = t0;
+        m.handle(up(), now);
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 458, Disposition::Retry),
+            },
+            now,
+        );
+        advance(&mut m, &mut now, t0 + Duration::from_secs(40));
+
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 250, Disposition::Released),
+            },
+            now,
+        );
+
+        let status = m.status(now);
+        assert_eq!(status.servers[0].attempt, 0);
+        assert_eq!(status.servers[0].next_retry_at, None);
+    }
+
+    #[test]
+    fn permanent_failures_are_reported_with_the_fix_and_not_retried() {
+        let (mut m, t0) = machine(&["a.test"]);
+        let mut now = t0;
+        m.handle(up(), now);
+
+        let finished = m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 459, Disposition::Permanent),
+            },
+            now,
+        );
+        let later = advance(&mut m, &mut now, t0 + Duration::from_secs(14 * 60));
+
+        let failed: Vec<_> = events(&finished)
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::FetchFailed {
+                        code: Some(459),
+                        fix: Some(_),
+                        ..
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(failed.len(), 2);
+        assert!(
+            !events(&finished)
+                .iter()
+                .any(|e| matches!(e, Event::RetryScheduled { .. }))
+        );
+        assert!(dequeues(&later).is_empty());
+    }
+
+    #[test]
+    fn refetch_every_repeats_the_dequeue_while_up_only() {
+        let (mut m, t0) = machine(&["a.test"]);
+        let mut now = t0;
+        m.handle(up(), now);
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 251, Disposition::NothingWaiting),
+            },
+            now,
+        );
+
+        let while_up = advance(&mut m, &mut now, t0 + Duration::from_secs(15 * 60 + 1));
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 251, Disposition::NothingWaiting),
+            },
+            now,
+        );
+        m.handle(down(), now);
+        let while_down = advance(&mut m, &mut now, t0 + Duration::from_secs(60 * 60));
+
+        assert_eq!(dequeues(&while_up).len(), 1);
+        assert!(dequeues(&while_down).is_empty());
+    }
+
+    #[test]
+    fn no_connect_back_after_an_accepted_etrn_raises_the_warning_once() {
+        let (mut m, t0) = machine(&["a.test"]);
+        let mut now = t0;
+        m.handle(up(), now);
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 250, Disposition::Released),
+            },
+            now,
+        );
+
+        let first = advance(&mut m, &mut now, t0 + Duration::from_secs(121));
+        m.handle(Input::FetchNow, now);
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 250, Disposition::Released),
+            },
+            now,
+        );
+        let second = advance_by(&mut m, &mut now, Duration::from_secs(121));
+
+        let warnings: Vec<_> = events(&first)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::ConnectBackMissing {
+                    server,
+                    waited_seconds,
+                    causes,
+                    hint,
+                } => Some((server, waited_seconds, causes.len(), hint)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].0, "a.test:25");
+        assert_eq!(warnings[0].1, 120);
+        assert!(warnings[0].2 >= 3);
+        assert!(warnings[0].3.contains("atrn"));
+        assert!(events(&second).is_empty(), "{second:?}");
+    }
+
+    #[test]
+    fn a_connect_back_cancels_the_watchdog_and_completion_counts_the_messages() {
+        let (mut m, t0) = machine(&["a.test"]);
+        let mut now = t0;
+        m.handle(up(), now);
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 250, Disposition::Released),
+            },
+            now,
+        );
+
+        now += Duration::from_millis(300);
+        m.handle(Input::InboundStarted, now);
+        m.handle(Input::MessageReceived, now);
+        m.handle(Input::MessageReceived, now);
+        m.handle(Input::InboundEnded, now);
+        m.handle(Input::InboundStarted, now + Duration::from_secs(1));
+        m.handle(Input::MessageReceived, now + Duration::from_secs(1));
+        let mid = m.handle(Input::InboundEnded, now + Duration::from_secs(1));
+        now += Duration::from_secs(1);
+        let later = advance(&mut m, &mut now, t0 + Duration::from_secs(300));
+
+        assert!(events(&mid).is_empty());
+        assert_eq!(
+            events(&later),
+            vec![Event::DequeueComplete {
+                server: Some("a.test:25".into()),
+                messages: 3
+            }]
+        );
+        assert_eq!(m.status(now).messages_received, 3);
+    }
+
+    #[test]
+    fn atrn_servers_need_no_connect_back_watchdog() {
+        let mut c = config(&["a.test"]);
+        c.queue_servers[0].protocol = Protocol::Atrn;
+        let mut m = Machine::new(&c, Settings::from_config(&c));
+        let mut now = Instant::now();
+        m.handle(up(), now);
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 250, Disposition::Released),
+            },
+            now,
+        );
+
+        let later = advance_by(&mut m, &mut now, Duration::from_secs(300));
+
+        assert!(
+            !events(&later)
+                .iter()
+                .any(|e| matches!(e, Event::ConnectBackMissing { .. }))
+        );
+    }
+
+    #[test]
+    fn paused_ignores_edges_and_resume_catches_up() {
+        let (mut m, t0) = machine(&["a.test"]);
+
+        let paused = m.handle(Input::Pause, t0);
+        let edge = m.handle(up(), t0);
+        let manual = m.handle(Input::FetchNow, t0);
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 251, Disposition::NothingWaiting),
+            },
+            t0,
+        );
+        let resumed = m.handle(Input::Resume, t0 + Duration::from_secs(60));
+
+        assert_eq!(events(&paused), vec![Event::Paused]);
+        assert!(dequeues(&edge).is_empty());
+        assert_eq!(dequeues(&manual).len(), 1);
+        assert_eq!(events(&resumed)[0], Event::Resumed);
+        assert_eq!(dequeues(&resumed).len(), 1);
+    }
+
+    #[test]
+    fn a_down_edge_cancels_pending_retries() {
+        let (mut m, t0) = machine(&["a.test"]);
+        let mut now = t0;
+        m.handle(up(), now);
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 458, Disposition::Retry),
+            },
+            now,
+        );
+
+        m.handle(down(), now);
+        let later = advance(&mut m, &mut now, t0 + Duration::from_secs(3600));
+
+        assert!(dequeues(&later).is_empty());
+        assert_eq!(m.next_deadline(), None);
+    }
+
+    /// A dequeuer that records its calls and answers what the test scripts; `gate` holds every
+    /// dequeue until the test opens it.
+    struct FakeDequeuer {
+        calls: Mutex<Vec<(String, Vec<String>)>>,
+        answer: Mutex<(u16, Disposition)>,
+        gate: tokio::sync::Semaphore,
+    }
+
+    impl Dequeuer for Arc<FakeDequeuer> {
+        fn dequeue(
+            &self,
+            server: QueueServer,
+            domains: Vec<String>,
+        ) -> BoxFuture<'static, Vec<Outcome>> {
+            let me = self.clone();
+            Box::pin(async move {
+                me.calls
+                    .lock()
+                    .expect("not poisoned")
+                    .push((server.host.clone(), domains.clone()));
+                let _permit = me.gate.acquire().await.expect("gate open");
+                let (code, disposition) = *me.answer.lock().expect("not poisoned");
+                domains
+                    .iter()
+                    .map(|d| outcome(&server.host, d, code, disposition))
+                    .collect()
+            })
+        }
+    }
+
+    struct Engine {
+        link: crate::link::ManualLink,
+        commands: mpsc::Sender<Command>,
+        status: watch::Receiver<Status>,
+        events: broadcast::Receiver<Event>,
+        fake: Arc<FakeDequeuer>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn start(answer: (u16, Disposition), open: bool) -> Engine {
+        let fake = Arc::new(FakeDequeuer {
+            calls: Mutex::new(Vec::new()),
+            answer: Mutex::new(answer),
+            gate: tokio::sync::Semaphore::new(if open { 1000 } else { 0 }),
+        });
+        let (link, monitor) = LinkMonitor::manual();
+        let (commands, command_rx) = mpsc::channel(8);
+        let (status_tx, status) = watch::channel(Status::default());
+        let (events_tx, events) = crate::events::channel();
+        let (shutdown, _) = watch::channel(false);
+        let task = tokio::spawn(run(
+            config(&["a.test"]),
+            SupervisorDeps::new(Arc::new(fake.clone())),
+            monitor,
+            command_rx,
+            status_tx,
+            events_tx,
+            shutdown,
+        ));
+        Engine {
+            link,
+            commands,
+            status,
+            events,
+            fake,
+            task,
+        }
+    }
+
+    async fn next_matching(
+        events: &mut broadcast::Receiver<Event>,
+        want: impl Fn(&Event) -> bool,
+    ) -> Event {
+        loop {
+            let event = events.recv().await.expect("event stream open");
+            if want(&event) {
+                return event;
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runner_dequeues_on_link_up_and_joins_fetch_now() {
+        let mut e = start((250, Disposition::Released), false);
+
+        e.link.up().await;
+        next_matching(&mut e.events, |ev| matches!(ev, Event::FetchStarted { .. })).await;
+        e.commands.send(Command::FetchNow).await.expect("running");
+        // Commands are handled in order: once Paused is out, FetchNow met the running dequeue.
+        e.commands.send(Command::Pause).await.expect("running");
+        next_matching(&mut e.events, |ev| matches!(ev, Event::Paused)).await;
+        assert!(e.status.borrow().fetching);
+        e.fake.gate.add_permits(1000);
+        next_matching(&mut e.events, |ev| {
+            matches!(ev, Event::FetchFinished { .. })
+        })
+        .await;
+
+        assert_eq!(e.fake.calls.lock().expect("not poisoned").len(), 1);
+        e.commands.send(Command::Shutdown).await.expect("running");
+        e.task.await.expect("clean stop");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runner_retries_with_growing_delays_on_the_paused_clock() {
+        let mut e = start((458, Disposition::Retry), true);
+
+        e.link.up().await;
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            if let Event::RetryScheduled {
+                attempt,
+                in_seconds,
+                ..
+            } = next_matching(&mut e.events, |ev| {
+                matches!(ev, Event::RetryScheduled { .. })
+            })
+            .await
+            {
+                seen.push((attempt, in_seconds));
+            }
+        }
+
+        assert_eq!(
+            seen.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert!(seen[0].1 < seen[1].1 && seen[1].1 < seen[2].1, "{seen:?}");
+        assert_eq!(e.fake.calls.lock().expect("not poisoned").len(), 3);
+        assert_eq!(e.status.borrow().servers[0].attempt, 3);
+        e.commands.send(Command::Shutdown).await.expect("running");
+        e.task.await.expect("clean stop");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runner_ignores_link_edges_while_paused() {
+        let mut e = start((250, Disposition::Released), true);
+        e.commands.send(Command::Pause).await.expect("running");
+        let paused = next_matching(&mut e.events, |ev| matches!(ev, Event::Paused)).await;
+        e.link.up().await;
+        e.status
+            .wait_for(|s| s.link == LinkState::Up)
+            .await
+            .expect("status");
+
+        assert_eq!(paused, Event::Paused);
+        assert!(e.fake.calls.lock().expect("not poisoned").is_empty());
+        assert!(e.status.borrow().paused);
+        e.commands.send(Command::Shutdown).await.expect("running");
+        e.task.await.expect("clean stop");
+    }
+}
