@@ -10,13 +10,13 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::deliver::{DeliverError, Delivery};
+use crate::deliver::DeliverError;
 use crate::dequeue::DequeueContext;
 use crate::dequeue::reply::Outcome;
 use crate::events::{Event, EventSender};
 use crate::link::{LinkMonitor, LinkState, MonitorSettings};
 use crate::secrets::SecretStore;
-use crate::smtp_server::{self, ListenError, ServerSettings, SessionContext};
+use crate::smtp_server::{self, ListenError, SessionContext};
 use crate::supervisor::SupervisorDeps;
 
 /// What a front end can ask for.
@@ -126,24 +126,12 @@ pub async fn start_with_link(
     events: EventSender,
     link: LinkMonitor,
 ) -> Result<EngineHandle, StartError> {
-    let delivery = Delivery::open(
-        &config.inbound.deliver,
-        &config.inbound.hostname,
-        config
-            .inbound
-            .idle_timeout
-            .min(std::time::Duration::from_secs(120)),
-    )?;
+    let ctx = Arc::new(SessionContext::from_config(&config, events.clone())?);
     let listeners = smtp_server::bind(&config.inbound.listen).await?;
     let local_addrs: Vec<_> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .collect();
-    let ctx = Arc::new(SessionContext {
-        settings: ServerSettings::from_config(&config),
-        delivery,
-        events: events.clone(),
-    });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (command_tx, command_rx) = mpsc::channel(32);
     let (status_tx, status_rx) = watch::channel(Status::default());
@@ -160,11 +148,12 @@ pub async fn start_with_link(
     let _ = events.send(Event::Listening {
         addresses: local_addrs.iter().map(|a| a.to_string()).collect(),
     });
-    let server = tokio::spawn(smtp_server::serve(listeners, ctx, shutdown_rx));
     let dequeue_ctx = DequeueContext {
         helo_name: config.inbound.hostname.clone(),
         secrets: deps.secrets,
+        inbound: Some(ctx.clone()),
     };
+    let server = tokio::spawn(smtp_server::serve(listeners, ctx, shutdown_rx));
     let supervisor = tokio::spawn(crate::supervisor::run(
         config,
         SupervisorDeps::new(Arc::new(dequeue_ctx)),

@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use postern_engine::api::{self, Deps};
-use postern_engine::config::{self, Config};
+use postern_engine::config::{self, Config, Protocol};
 use postern_engine::dequeue::{self, DequeueContext};
 use postern_engine::events;
 use postern_engine::secrets::{self, MemoryStore, OsKeyring, SecretStore};
+use postern_engine::smtp_server::SessionContext;
 
 #[derive(Parser)]
 #[command(
@@ -277,9 +278,14 @@ async fn fetch(arg: &ConfigArg, json: bool) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
+    let inbound = match turnaround_context(&config) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
     let ctx = DequeueContext {
         helo_name: config.inbound.hostname.clone(),
         secrets,
+        inbound,
     };
     let jobs = config
         .queue_servers
@@ -315,6 +321,26 @@ async fn fetch(arg: &ConfigArg, json: bool) -> ExitCode {
     }
 }
 
+/// ATRN and TURN receive the mail on the dequeue connection itself, so `fetch` needs the
+/// delivery target then (and only then: ETRN leaves the Maildir untouched).
+fn turnaround_context(config: &Config) -> Result<Option<Arc<SessionContext>>, String> {
+    if config
+        .queue_servers
+        .iter()
+        .all(|s| s.protocol == Protocol::Etrn)
+    {
+        return Ok(None);
+    }
+    let (events, _) = events::channel();
+    SessionContext::from_config(config, events)
+        .map(|c| Some(Arc::new(c)))
+        .map_err(|e| {
+            format!(
+                "cannot prepare the delivery target: {e}. Fix [inbound] deliver in postern.toml"
+            )
+        })
+}
+
 fn config_check(arg: &ConfigArg, json: bool) -> ExitCode {
     let config = match load_config(arg) {
         Ok(c) => c,
@@ -327,6 +353,9 @@ fn config_check(arg: &ConfigArg, json: bool) -> ExitCode {
         }
     } else {
         print!("{}", config.to_toml());
+        for note in config.notes() {
+            println!("# note: {note}");
+        }
     }
     ExitCode::SUCCESS
 }

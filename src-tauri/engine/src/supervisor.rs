@@ -701,6 +701,7 @@ mod tests {
             meaning: "meaning".into(),
             fix: (disposition == Disposition::Permanent).then(|| "the fix".to_string()),
             pending: None,
+            received: None,
         }
     }
 

@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::reply::Reply;
+use super::sasl::{self, Mechanism};
 use crate::config::Fingerprint;
 use crate::tls::{TlsSetupError, TrustPolicy};
 
@@ -367,51 +366,92 @@ impl SmtpClient {
         self.hello().await
     }
 
-    /// AUTH with the strongest mechanism both sides support (PLAIN, then LOGIN).
+    /// AUTH with the strongest mechanism both sides support (SCRAM-SHA-256, CRAM-MD5, then —
+    /// only when `cleartext_ok` — PLAIN and LOGIN). Returns the mechanism used.
     pub async fn authenticate(
         &mut self,
         username: &str,
         password: &str,
-    ) -> Result<(), ClientError> {
+        cleartext_ok: bool,
+    ) -> Result<Mechanism, ClientError> {
         let server = self.opts.server();
         let offered = self.capabilities.auth_mechanisms();
-        if offered.iter().any(|m| m == "PLAIN") {
-            let token = BASE64.encode(format!("\0{username}\0{password}"));
-            let reply = self
-                .command_secret(&format!("AUTH PLAIN {token}"), "AUTH PLAIN")
-                .await?;
-            return match reply.code {
-                235 => Ok(()),
-                _ => Err(ClientError::AuthRefused { server, reply }),
-            };
-        }
-        if offered.iter().any(|m| m == "LOGIN") {
-            let reply = self.command("AUTH LOGIN").await?;
-            if reply.code != 334 {
-                return Err(ClientError::AuthRefused { server, reply });
+        let Some(mechanism) = sasl::choose(&offered, cleartext_ok) else {
+            return Err(ClientError::AuthUnavailable {
+                server,
+                offered: if offered.is_empty() {
+                    "nothing".into()
+                } else {
+                    offered.join(" ")
+                },
+            });
+        };
+        let refused = |reply: Reply| ClientError::AuthRefused {
+            server: server.clone(),
+            reply,
+        };
+        let sasl_failed = |e: sasl::SaslError| ClientError::Protocol {
+            server: server.clone(),
+            step: format!("AUTH {}", mechanism.name()),
+            detail: e.to_string(),
+        };
+        let step = format!("AUTH {}", mechanism.name());
+        let reply = match mechanism {
+            Mechanism::Plain => {
+                let token = sasl::plain_initial(username, password);
+                self.command_secret(&format!("AUTH PLAIN {token}"), &step)
+                    .await?
             }
-            let reply = self
-                .command_secret(&BASE64.encode(username), "AUTH LOGIN username")
-                .await?;
-            if reply.code != 334 {
-                return Err(ClientError::AuthRefused { server, reply });
+            Mechanism::Login => {
+                let reply = self.command("AUTH LOGIN").await?;
+                if reply.code != 334 {
+                    return Err(refused(reply));
+                }
+                let reply = self
+                    .command_secret(&sasl::encode(username.as_bytes()), &step)
+                    .await?;
+                if reply.code != 334 {
+                    return Err(refused(reply));
+                }
+                self.command_secret(&sasl::encode(password.as_bytes()), &step)
+                    .await?
             }
-            let reply = self
-                .command_secret(&BASE64.encode(password), "AUTH LOGIN password")
-                .await?;
-            return match reply.code {
-                235 => Ok(()),
-                _ => Err(ClientError::AuthRefused { server, reply }),
-            };
+            Mechanism::CramMd5 => {
+                let reply = self.command("AUTH CRAM-MD5").await?;
+                if reply.code != 334 {
+                    return Err(refused(reply));
+                }
+                let response = sasl::cram_md5_response(username, password, &reply.text())
+                    .map_err(sasl_failed)?;
+                self.command_secret(&response, &step).await?
+            }
+            Mechanism::ScramSha256 => {
+                let mut scram = sasl::Scram::new(username, password);
+                let first = format!("AUTH SCRAM-SHA-256 {}", scram.client_first());
+                let reply = self.command_secret(&first, &step).await?;
+                if reply.code != 334 {
+                    return Err(refused(reply));
+                }
+                let last = scram.client_final(&reply.text()).map_err(&sasl_failed)?;
+                let reply = self.command_secret(&last, &step).await?;
+                if reply.code != 334 {
+                    // A 235 without the server's proof would let an impostor accept any login.
+                    return Err(if reply.code == 235 {
+                        sasl_failed(sasl::SaslError::ServerSignature)
+                    } else {
+                        refused(reply)
+                    });
+                }
+                scram
+                    .verify_server_final(&reply.text())
+                    .map_err(&sasl_failed)?;
+                self.command_secret("", &step).await?
+            }
+        };
+        match reply.code {
+            235 => Ok(mechanism),
+            _ => Err(refused(reply)),
         }
-        Err(ClientError::AuthUnavailable {
-            server,
-            offered: if offered.is_empty() {
-                "nothing".into()
-            } else {
-                offered.join(" ")
-            },
-        })
     }
 
     /// Sends one command line and reads the reply.
@@ -448,6 +488,15 @@ impl SmtpClient {
     pub fn options(&self) -> &ClientOptions {
         &self.opts
     }
+    /// The server's address, when the socket can tell.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        match &self.conn {
+            Conn::Plain(s) => s.peer_addr().ok(),
+            Conn::Tls(s) => s.get_ref().0.peer_addr().ok(),
+            Conn::Gone => None,
+        }
+    }
+
     /// Time from the TCP connect to the greeting.
     pub fn connect_time(&self) -> Duration {
         self.connect_time

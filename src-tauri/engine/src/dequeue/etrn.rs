@@ -48,6 +48,7 @@ async fn ask_each(
                     meaning: m.meaning,
                     fix: m.fix,
                     pending: m.pending,
+                    received: None,
                 });
             }
             Err(e) => {

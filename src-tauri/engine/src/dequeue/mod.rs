@@ -1,18 +1,21 @@
 //! Asking a queuing server for the office's mail.
 //!
 //! [`negotiate`] opens a session the way every protocol needs it (greeting, EHLO, STARTTLS per
-//! `tls`, AUTH when a username is configured); [`etrn`] then asks for each domain. ATRN and TURN
-//! reuse the same negotiation and turn the connection around (later issue). Whatever happens,
+//! `tls`, AUTH when a username is configured); [`etrn`] then asks for each domain. [atrn] reuses the same
+//! negotiation for ATRN and TURN and turns the connection around. Whatever happens,
 //! the caller gets one [`Outcome`] per domain.
 
+pub mod atrn;
 pub mod client;
 pub mod etrn;
 pub mod reply;
+pub mod sasl;
 
 use std::sync::Arc;
 
 use crate::config::{Protocol, QueueServer, TlsMode};
 use crate::secrets::SecretStore;
+use crate::smtp_server::SessionContext;
 use crate::tls::TrustPolicy;
 use client::{ClientError, ClientOptions, SmtpClient};
 use reply::{Disposition, Outcome};
@@ -23,6 +26,8 @@ pub struct DequeueContext {
     /// Our name in EHLO.
     pub helo_name: String,
     pub secrets: Arc<dyn SecretStore>,
+    /// Where ATRN/TURN put the mail they receive (the inbound listener's session context).
+    pub inbound: Option<Arc<SessionContext>>,
 }
 
 /// `host:port` as shown to users.
@@ -88,7 +93,11 @@ pub async fn negotiate(
         }
         let password = crate::secrets::get_password(ctx.secrets.clone(), name).await?;
         let username = server.username.clone().unwrap_or_default();
-        client.authenticate(&username, &password).await?;
+        let cleartext_ok = client.is_tls() || server.allow_plaintext_auth;
+        let mechanism = client
+            .authenticate(&username, &password, cleartext_ok)
+            .await?;
+        tracing::debug!(server = %opts.server(), "logged in with {}", mechanism.name());
     }
     Ok(client)
 }
@@ -101,23 +110,8 @@ pub async fn dequeue(
 ) -> Vec<Outcome> {
     match server.protocol {
         Protocol::Etrn => etrn::run(server, domains, ctx).await,
-        Protocol::Atrn | Protocol::Turn => {
-            let label = server_label(server);
-            domains
-                .iter()
-                .map(|d| Outcome {
-                    server: label.clone(),
-                    domain: d.clone(),
-                    step: "configuration".into(),
-                    code: None,
-                    text: "ATRN and TURN are not available in this version".into(),
-                    disposition: Disposition::Permanent,
-                    meaning: "this version of Postern can only use ETRN".into(),
-                    fix: Some("set protocol = \"etrn\" for this queue server".into()),
-                    pending: None,
-                })
-                .collect()
-        }
+        Protocol::Atrn => atrn::run(server, domains, ctx, atrn::Turnaround::Atrn).await,
+        Protocol::Turn => atrn::run(server, domains, ctx, atrn::Turnaround::Turn).await,
     }
 }
 
@@ -221,5 +215,6 @@ pub fn failure_outcome(server: &str, domain: &str, error: &ClientError) -> Outco
         meaning,
         fix,
         pending: None,
+        received: None,
     }
 }

@@ -85,6 +85,9 @@ pub struct Outcome {
     pub fix: Option<String>,
     /// The `253 <n>` count of waiting messages, when the server reported it.
     pub pending: Option<u64>,
+    /// ATRN/TURN: messages received over the turned-around connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<u32>,
 }
 
 impl Outcome {
@@ -104,6 +107,9 @@ impl Outcome {
         );
         if let Some(n) = self.pending {
             line.push_str(&format!(" ({n} messages waiting)"));
+        }
+        if let Some(n) = self.received {
+            line.push_str(&format!(" ({n} messages received)"));
         }
         if let Some(fix) = &self.fix {
             line.push_str(". Fix: ");
@@ -270,6 +276,64 @@ pub fn etrn_meaning(reply: &Reply, domain: &str) -> Meaning {
     }
 }
 
+/// What an ATRN (RFC 2645) or TURN reply means for `domains`.
+pub fn atrn_meaning(reply: &Reply, domains: &str, command: &str) -> Meaning {
+    use Disposition::*;
+    match reply.code {
+        250 => Meaning::new(
+            Released,
+            format!("the queuing server turned the connection around and delivers the mail for {domains} over it"),
+            None,
+        ),
+        450 => Meaning::new(
+            Permanent,
+            format!("the queuing server refused {command} for {domains}"),
+            Some(format!(
+                "ask your ISP to allow this login to take the mail of {domains}; check the spelling of `domains`"
+            )),
+        ),
+        451 => Meaning::new(
+            Retry,
+            "the queuing server cannot hand over the mail right now",
+            Some("nothing to do: Postern tries again later".into()),
+        ),
+        453 => Meaning::new(
+            NothingWaiting,
+            format!("no mail is waiting for {domains}"),
+            None,
+        ),
+        500 | 502 | 504 => Meaning::new(
+            Permanent,
+            format!("the queuing server does not support {command}"),
+            Some(if command == "ATRN" {
+                "use protocol = \"etrn\" if the office is reachable on port 25, or ask your ISP for On-Demand Mail Relay on port 366".into()
+            } else {
+                "use protocol = \"atrn\" or \"etrn\"; TURN is obsolete and rarely offered".into()
+            }),
+        ),
+        530 => Meaning::new(
+            Permanent,
+            format!("the queuing server requires a login before {command}"),
+            Some("set `username` for this queue server and store its password with `posternd secret set`".into()),
+        ),
+        400..=499 => Meaning::new(
+            Retry,
+            format!("the queuing server refused for now ({})", reply.text()),
+            Some("nothing to do: Postern tries again later".into()),
+        ),
+        _ if reply.is_positive() => Meaning::new(
+            Released,
+            format!("the queuing server accepted {command} ({})", reply.text()),
+            None,
+        ),
+        _ => Meaning::new(
+            Permanent,
+            format!("the queuing server refused {command} ({})", reply.text()),
+            Some("ask your ISP what the reply means for your account".into()),
+        ),
+    }
+}
+
 fn first_number(text: &str) -> Option<u64> {
     text.split(|c: char| !c.is_ascii_digit())
         .find(|s| !s.is_empty())
@@ -328,6 +392,28 @@ mod tests {
             assert_eq!(m.disposition, disposition, "{code}");
             assert!(!m.meaning.is_empty());
         }
+    }
+
+    #[test]
+    fn every_rfc2645_code_has_a_meaning() {
+        let cases = [
+            (250, Disposition::Released),
+            (450, Disposition::Permanent),
+            (451, Disposition::Retry),
+            (453, Disposition::NothingWaiting),
+            (502, Disposition::Permanent),
+            (530, Disposition::Permanent),
+        ];
+        for (code, disposition) in cases {
+            let m = atrn_meaning(&reply(code, "text"), "office.test", "ATRN");
+            assert_eq!(m.disposition, disposition, "{code}");
+        }
+        assert!(
+            atrn_meaning(&reply(530, "x"), "d", "ATRN")
+                .fix
+                .unwrap()
+                .contains("username")
+        );
     }
 
     #[test]

@@ -58,6 +58,27 @@ pub struct SessionContext {
     pub events: EventSender,
 }
 
+impl SessionContext {
+    /// The inbound sessions of `config`: its limits and its delivery target (prepared now, so a
+    /// Maildir that cannot be created is reported at start).
+    pub fn from_config(
+        config: &Config,
+        events: EventSender,
+    ) -> Result<SessionContext, crate::deliver::DeliverError> {
+        // The office server gets as long as a queuing server would give us, within reason.
+        let forward_timeout = config.inbound.idle_timeout.min(Duration::from_secs(120));
+        Ok(SessionContext {
+            settings: ServerSettings::from_config(config),
+            delivery: Delivery::open(
+                &config.inbound.deliver,
+                &config.inbound.hostname,
+                forward_timeout,
+            )?,
+            events,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr}: {source}. {}", listen_fix(*addr, source))]
 pub struct ListenError {

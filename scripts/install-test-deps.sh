@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Postern's tests (or, with --runtime, `make run`) need.
+# Idempotent: does nothing when everything is there; runs `apt-get update` only when something
+# is missing. Works as root, uses sudo otherwise, and says what it could not do.
+set -euo pipefail
+
+mode=test
+case "${1:-}" in
+  --runtime) mode=runtime ;;
+  --test | "") mode=test ;;
+  -h | --help)
+    echo "usage: $0 [--test | --runtime]   (default --test)"
+    exit 0
+    ;;
+  *)
+    echo "$0: unknown option '$1' (use --test or --runtime)" >&2
+    exit 2
+    ;;
+esac
+
+# package:command-it-provides (the command is checked too, so a half-removed package is noticed)
+runtime_packages=(ca-certificates:update-ca-certificates)
+test_packages=(
+  postfix:postfix            # private Postfix = the ISP queuing server; smtp-sink, smtp-source
+  swaks:swaks                # reference SMTP client
+  dnsmasq-base:dnsmasq       # DNS zones for the MX checker
+  fetchmail:fetchmail        # reference ETRN client
+  gnome-keyring:gnome-keyring-daemon   # Secret Service for keyring tests
+  dbus-daemon:dbus-run-session         # private session bus (package dbus pulls it in)
+  dbus:dbus-daemon
+  iproute2:ip                # network namespaces, veth
+  libsecret-tools:secret-tool
+)
+if [[ $mode == runtime ]]; then
+  wanted=("${runtime_packages[@]}")
+else
+  wanted=("${runtime_packages[@]}" "${test_packages[@]}")
+fi
+
+missing=()
+for entry in "${wanted[@]}"; do
+  pkg=${entry%%:*}
+  cmd=${entry#*:}
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  if [[ $status != "install ok installed" ]] || ! PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null; then
+    missing+=("$pkg")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-test-deps: all $mode packages present"
+  exit 0
+fi
+
+echo "install-test-deps: installing ${missing[*]}"
+if [[ $(id -u) -eq 0 ]]; then
+  as_root=()
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+  as_root=(sudo)
+elif command -v sudo >/dev/null && [[ -t 0 ]]; then
+  as_root=(sudo)
+else
+  echo "install-test-deps: cannot install ${missing[*]}: not root and no usable sudo." >&2
+  echo "  Run as root:  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  echo "  (for postfix first: echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections)" >&2
+  exit 1
+fi
+
+if ! command -v apt-get >/dev/null; then
+  echo "install-test-deps: apt-get not found; this script knows Debian/Ubuntu only. Install: ${missing[*]}" >&2
+  exit 1
+fi
+
+# Postfix must not ask questions nor configure a system mail server: the tests run private instances.
+echo "postfix postfix/main_mailer_type select No configuration" | "${as_root[@]}" debconf-set-selections
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install-test-deps: done"

@@ -1,0 +1,80 @@
+//! The file as written: every key optional (so a missing one is reported by us, at the table that
+//! lacks it), unknown keys rejected, every value we validate kept with its span.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Protocol, TlsMode};
+
+type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub domains: Option<S<Vec<S<String>>>>,
+    pub queue_servers: Option<S<Vec<S<RawQueueServer>>>>,
+    pub inbound: Option<S<RawInbound>>,
+    pub outbound: Option<S<RawOutbound>>,
+    pub link: Option<S<RawLink>>,
+    pub dns: Option<S<RawDns>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawQueueServer {
+    pub host: Option<S<String>>,
+    /// Wider than `u16` so that 0 and 70000 get our message rather than serde's.
+    pub port: Option<S<i64>>,
+    pub protocol: Option<S<Protocol>>,
+    pub tls: Option<S<TlsMode>>,
+    pub node: Option<S<String>>,
+    pub username: Option<S<String>>,
+    pub tls_ca: Option<S<String>>,
+    pub tls_fingerprint: Option<S<String>>,
+    pub allow_plaintext_auth: Option<S<bool>>,
+    pub allow_insecure_turn: Option<S<bool>>,
+    pub timeout: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawInbound {
+    pub listen: Option<S<Vec<S<String>>>>,
+    pub deliver: Option<S<String>>,
+    pub hostname: Option<S<String>>,
+    pub max_message_size: Option<S<RawSize>>,
+    pub max_connections: Option<S<i64>>,
+    pub idle_timeout: Option<S<String>>,
+}
+
+/// `max_message_size = 52428800` or `max_message_size = "50M"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawSize {
+    Bytes(i64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOutbound {
+    pub listen: Option<S<Vec<S<String>>>>,
+    pub allow: Option<S<Vec<S<String>>>>,
+    pub smarthost: Option<S<String>>,
+    pub smarthost_tls: Option<S<TlsMode>>,
+    pub smarthost_username: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLink {
+    pub probe: Option<S<String>>,
+    pub refetch_every: Option<S<String>>,
+    pub connect_back_timeout: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDns {
+    pub nameservers: Option<S<Vec<S<String>>>>,
+}

@@ -1,0 +1,168 @@
+//! A network namespace joined to the host by a veth pair, so a test can take a "link" down and
+//! up for real. Addresses are 10.200.X.Y/30 inside namespaces this guard creates, nothing else.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::process::run;
+use super::{HarnessError, Result, require_root};
+
+const IP_TIMEOUT: Duration = Duration::from_secs(10);
+
+static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+
+/// `ip netns add`, a veth pair (host side `host_if`, namespace side `ns_if`), host
+/// 10.200.X.(4k+1)/30 and namespace 10.200.X.(4k+2)/30, loopback up inside. Deleted on drop.
+pub struct NetNs {
+    name: String,
+    host_if: String,
+    ns_if: String,
+    subnet_base: Ipv4Addr,
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    run(Command::new("ip").args(args), IP_TIMEOUT).map(|_| ())
+}
+
+fn assigned_addresses() -> String {
+    Command::new("ip")
+        .args(["-4", "-o", "addr", "show"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+impl NetNs {
+    /// Creates the namespace and the veth pair, both ends up. Root only.
+    pub fn create() -> Result<Self> {
+        require_root().map_err(HarnessError::Other)?;
+        let pid = std::process::id();
+        let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{}{}", pid % 100_000, seq);
+        let in_use = assigned_addresses();
+        // 16384 /30 subnets in 10.200.0.0/16; start where this process and sequence point, skip
+        // any subnet already on the host (another test process).
+        let start = (pid.wrapping_mul(64).wrapping_add(seq * 7)) % 16_384;
+        let subnet_base = (0..16_384u32)
+            .map(|k| {
+                let index = (start + k) % 16_384;
+                Ipv4Addr::new(10, 200, (index / 64) as u8, ((index % 64) * 4) as u8)
+            })
+            .find(|base| {
+                let host = Ipv4Addr::from(u32::from(*base) + 1);
+                !in_use.contains(&format!(" {host}/"))
+            })
+            .ok_or_else(|| HarnessError::Other("no free 10.200.0.0/16 subnet left".into()))?;
+        let ns = Self {
+            name: format!("postern-{tag}"),
+            host_if: format!("pth{tag}"),
+            ns_if: format!("ptn{tag}"),
+            subnet_base,
+        };
+        if ns.host_if.len() > 15 {
+            return Err(HarnessError::Other(format!(
+                "interface name {} too long",
+                ns.host_if
+            )));
+        }
+        ip(&["netns", "add", &ns.name])?;
+        ns.set_up().inspect_err(|_| ns.cleanup())?;
+        Ok(ns)
+    }
+
+    fn set_up(&self) -> Result<()> {
+        let host = format!("{}/30", self.host_addr());
+        let inner = format!("{}/30", self.ns_addr());
+        ip(&[
+            "link",
+            "add",
+            &self.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.ns_if,
+        ])?;
+        ip(&["link", "set", &self.ns_if, "netns", &self.name])?;
+        ip(&["addr", "add", &host, "dev", &self.host_if])?;
+        // While the link is down, the connected route is gone: this keeps packets for the
+        // namespace from following the host's default route off the machine.
+        ip(&[
+            "route",
+            "add",
+            "unreachable",
+            &self.subnet(),
+            "metric",
+            "4000",
+        ])?;
+        ip(&["link", "set", &self.host_if, "up"])?;
+        let netns = ["netns", "exec", self.name.as_str(), "ip"];
+        ip(&[&netns[..], &["addr", "add", &inner, "dev", &self.ns_if]].concat())?;
+        ip(&[&netns[..], &["link", "set", &self.ns_if, "up"]].concat())?;
+        ip(&[&netns[..], &["link", "set", "lo", "up"]].concat())?;
+        Ok(())
+    }
+
+    /// The namespace name (for `ip netns exec`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The host-side veth interface (the one `link_down` takes down).
+    pub fn host_interface(&self) -> &str {
+        &self.host_if
+    }
+
+    /// The host end's address, reachable from inside the namespace.
+    pub fn host_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.subnet_base) + 1)
+    }
+
+    /// The namespace end's address, reachable from the host while the link is up.
+    pub fn ns_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.subnet_base) + 2)
+    }
+
+    /// `10.200.X.Y/30`.
+    pub fn subnet(&self) -> String {
+        format!("{}/30", self.subnet_base)
+    }
+
+    /// Brings the host side of the veth up again.
+    pub fn link_up(&self) -> Result<()> {
+        ip(&["link", "set", &self.host_if, "up"])
+    }
+
+    /// Takes the host side of the veth down: the namespace becomes unreachable at once.
+    pub fn link_down(&self) -> Result<()> {
+        ip(&["link", "set", &self.host_if, "down"])
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn exec(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, program]);
+        cmd
+    }
+
+    fn cleanup(&self) {
+        let _ = ip(&[
+            "route",
+            "del",
+            "unreachable",
+            &self.subnet(),
+            "metric",
+            "4000",
+        ]);
+        let _ = ip(&["link", "del", &self.host_if]);
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}

@@ -1,0 +1,521 @@
+//! A private Postfix instance acting as the ISP's queuing server (backup MX) that holds mail for
+//! the office until it is asked to release it with ETRN.
+//!
+//! Recipe (see shared/peers.md): own directory (0755, else Postfix fails silently), generated
+//! main.cf/master.cf, `postfix -c DIR/etc check && start`; root only. Mail for the relay domains is
+//! accepted and held (`defer_transports = smtp`) until an ETRN releases it to `deliver_to`; if
+//! nothing listens there, it stays queued. Start takes about 2.5-3 s on this machine (measured:
+//! `postfix start` itself returns when the master is up and the port answers), stop about 1 s.
+//! Several instances run side by side (own directory, port and `syslog_name`).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::messages::TestMessage;
+use super::netns::NetNs;
+use super::process::{kill_pid, pid_alive, run};
+use super::{HarnessError, IoContext, Result, poll_until, ports, require_root, smtp_client};
+
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+static INSTANCE: AtomicU32 = AtomicU32::new(0);
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+enum EtrnMode {
+    #[default]
+    Normal,
+    /// `smtpd_etrn_restrictions = reject`: 554 5.7.1 ... Access denied.
+    Rejected,
+    /// `flush_service_name = noflush`: 458 Unable to queue messages.
+    FlushDown,
+    /// ETRN neither announced nor understood (500 command not recognized).
+    Absent,
+}
+
+/// Options for [`PostfixQueue`]; start with [`PostfixQueue::builder`].
+#[derive(Clone, Debug)]
+pub struct PostfixQueueBuilder {
+    relay_domains: Vec<String>,
+    deliver_to: Option<SocketAddr>,
+    listen: Option<SocketAddr>,
+    inet_interfaces: Option<String>,
+    mynetworks: Vec<String>,
+    netns: Option<String>,
+    mode: EtrnMode,
+    tls: Option<(String, String)>,
+    main_cf: Vec<(String, String)>,
+    smtpd_options: Vec<(String, String)>,
+    hostname: String,
+}
+
+impl Default for PostfixQueueBuilder {
+    fn default() -> Self {
+        Self {
+            relay_domains: vec!["office.test".into()],
+            deliver_to: None,
+            listen: None,
+            inet_interfaces: None,
+            mynetworks: vec!["127.0.0.0/8".into()],
+            netns: None,
+            mode: EtrnMode::Normal,
+            tls: None,
+            main_cf: Vec::new(),
+            smtpd_options: Vec::new(),
+            hostname: "isp-queue.test".into(),
+        }
+    }
+}
+
+impl PostfixQueueBuilder {
+    /// Domains it holds mail for and accepts ETRN for (default `["office.test"]`).
+    pub fn relay_domains(mut self, domains: &[&str]) -> Self {
+        self.relay_domains = domains.iter().map(|d| (*d).to_string()).collect();
+        self
+    }
+
+    /// Where released mail goes (the office's inbound listener), for every relay domain. Default:
+    /// a free loopback port where nothing listens, so released mail stays queued.
+    pub fn deliver_to(mut self, addr: SocketAddr) -> Self {
+        self.deliver_to = Some(addr);
+        self
+    }
+
+    /// Address of its SMTP listener (default 127.0.0.1 and a free port). Also sets
+    /// `inet_interfaces` to that IP unless [`Self::inet_interfaces`] is given.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+
+    /// The `inet_interfaces` value (default: the listen IP).
+    pub fn inet_interfaces(mut self, value: &str) -> Self {
+        self.inet_interfaces = Some(value.into());
+        self
+    }
+
+    /// Adds a network allowed to relay and to use ETRN (default only `127.0.0.0/8`).
+    pub fn allow_network(mut self, cidr: &str) -> Self {
+        self.mynetworks.push(cidr.into());
+        self
+    }
+
+    /// Runs the instance inside `ns` (`ip netns exec`), listening on `ns.ns_addr()` (port from
+    /// [`Self::listen`] or 2525) and allowing ETRN from the namespace's subnet. Its queue and log
+    /// stay readable from the host.
+    pub fn in_netns(mut self, ns: &NetNs) -> Self {
+        self.netns = Some(ns.name().to_string());
+        let port = self.listen.map_or(2525, |a| a.port());
+        self.listen = Some(SocketAddr::new(IpAddr::V4(ns.ns_addr()), port));
+        self.mynetworks.push(ns.subnet());
+        self
+    }
+
+    /// ETRN is refused by policy: `554 5.7.1 <...>: Etrn command rejected: Access denied`.
+    pub fn etrn_rejected(mut self) -> Self {
+        self.mode = EtrnMode::Rejected;
+        self
+    }
+
+    /// The flush service is unavailable: ETRN gets `458 Unable to queue messages`.
+    pub fn flush_down(mut self) -> Self {
+        self.mode = EtrnMode::FlushDown;
+        self
+    }
+
+    /// A server without ETRN: EHLO does not list it and the command gets
+    /// `500 5.5.2 Error: command not recognized`.
+    pub fn without_etrn(mut self) -> Self {
+        self.mode = EtrnMode::Absent;
+        self
+    }
+
+    /// Offers STARTTLS with this certificate chain and key (PEM), e.g. from
+    /// [`super::TestPki`].
+    pub fn with_starttls(mut self, cert_pem: &str, key_pem: &str) -> Self {
+        self.tls = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// Any other main.cf parameter (later values win).
+    pub fn main_cf(mut self, name: &str, value: &str) -> Self {
+        self.main_cf.push((name.into(), value.into()));
+        self
+    }
+
+    /// A `-o name=value` override on the SMTP listener only (no spaces in `value`).
+    pub fn smtpd_option(mut self, name: &str, value: &str) -> Self {
+        self.smtpd_options.push((name.into(), value.into()));
+        self
+    }
+
+    /// Creates the directory, writes the configuration, runs `postfix check` and `postfix start`,
+    /// and waits until the listener answers (from the host; inside a namespace, until the master
+    /// has started). Root only.
+    pub fn start(self) -> Result<PostfixQueue> {
+        require_root().map_err(HarnessError::Other)?;
+        let listen = self
+            .listen
+            .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, ports::free_port())));
+        let deliver_to = self.deliver_to.unwrap_or_else(ports::free_addr);
+        let instance = INSTANCE.fetch_add(1, Ordering::Relaxed);
+        let tmp = tempfile::Builder::new()
+            .prefix("postern-postfix-")
+            .tempdir()
+            .context(|| "create Postfix instance directory".into())?;
+        let dir = tmp.path().to_path_buf();
+        let guard = PostfixQueue {
+            dir: dir.clone(),
+            _tmp: tmp,
+            listen,
+            deliver_to,
+            started: false,
+        };
+        guard.write_config(&self, instance)?;
+        // Inside a namespace the listen address exists only there, so `check` runs there too.
+        let postfix = |action: &str| {
+            let mut c = match &self.netns {
+                Some(ns) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns, "postfix"]);
+                    c
+                }
+                None => Command::new("postfix"),
+            };
+            c.arg("-c").arg(dir.join("etc")).arg(action);
+            c
+        };
+        run(&mut postfix("check"), COMMAND_TIMEOUT).map_err(|e| guard.with_log(e))?;
+        let mut guard = guard;
+        guard.started = true;
+        run(&mut postfix("start"), COMMAND_TIMEOUT).map_err(|e| guard.with_log(e))?;
+        if self.netns.is_none() {
+            ports::wait_for_port(listen, START_TIMEOUT).map_err(|e| guard.with_log(e))?;
+        } else {
+            guard
+                .wait_for_log("daemon started", START_TIMEOUT)
+                .map_err(|e| guard.with_log(e))?;
+        }
+        Ok(guard)
+    }
+}
+
+/// A running private Postfix; stopped (and its master killed if need be) and removed on drop.
+pub struct PostfixQueue {
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    listen: SocketAddr,
+    deliver_to: SocketAddr,
+    started: bool,
+}
+
+impl PostfixQueue {
+    /// Options: relay domains, where to deliver, listen address, ETRN variants, STARTTLS.
+    pub fn builder() -> PostfixQueueBuilder {
+        PostfixQueueBuilder::default()
+    }
+
+    /// A normal instance for `office.test` on 127.0.0.1, delivering to `deliver_to` on ETRN.
+    pub fn start(deliver_to: SocketAddr) -> Result<Self> {
+        Self::builder().deliver_to(deliver_to).start()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listen.port()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Where released mail is delivered.
+    pub fn deliver_to(&self) -> SocketAddr {
+        self.deliver_to
+    }
+
+    /// The instance directory (etc/, queue/, data/, maillog).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn config_dir(&self) -> PathBuf {
+        self.dir.join("etc")
+    }
+
+    fn write_config(&self, opts: &PostfixQueueBuilder, instance: u32) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = &self.dir;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .context(|| format!("chmod 755 {}", dir.display()))?;
+        for sub in ["etc", "queue", "data"] {
+            std::fs::create_dir_all(dir.join(sub)).context(|| format!("create {sub}/"))?;
+        }
+        let mut chown = Command::new("chown");
+        chown.arg("postfix:postfix").arg(dir.join("data"));
+        run(&mut chown, COMMAND_TIMEOUT)?;
+
+        let ip = self.listen.ip();
+        let inet_interfaces = opts
+            .inet_interfaces
+            .clone()
+            .unwrap_or_else(|| ip.to_string());
+        let transports: Vec<String> = opts
+            .relay_domains
+            .iter()
+            .map(|d| {
+                format!(
+                    "{d}=smtp:[{}]:{}",
+                    self.deliver_to.ip(),
+                    self.deliver_to.port()
+                )
+            })
+            .collect();
+        let mut main = vec![
+            ("compatibility_level", "3.6".to_string()),
+            ("queue_directory", format!("{}/queue", dir.display())),
+            ("data_directory", format!("{}/data", dir.display())),
+            ("maillog_file", format!("{}/maillog", dir.display())),
+            ("maillog_file_prefixes", dir.display().to_string()),
+            (
+                "syslog_name",
+                format!("postern-isp-{}-{instance}", std::process::id()),
+            ),
+            ("mail_owner", "postfix".into()),
+            ("setgid_group", "postdrop".into()),
+            ("myhostname", opts.hostname.clone()),
+            ("mydestination", String::new()),
+            ("inet_interfaces", inet_interfaces),
+            ("inet_protocols", "ipv4".into()),
+            ("mynetworks", opts.mynetworks.join(", ")),
+            ("alias_maps", String::new()),
+            ("alias_database", String::new()),
+            ("local_recipient_maps", String::new()),
+            ("relay_domains", opts.relay_domains.join(", ")),
+            (
+                "transport_maps",
+                format!("inline:{{ {} }}", transports.join(", ")),
+            ),
+            (
+                "smtpd_relay_restrictions",
+                "permit_mynetworks, reject_unauth_destination".into(),
+            ),
+            ("fast_flush_domains", "$relay_domains".into()),
+            (
+                "smtpd_etrn_restrictions",
+                "permit_mynetworks, reject".into(),
+            ),
+            // Hold everything until ETRN (which overrides it); postsuper -h would not be released.
+            ("defer_transports", "smtp".into()),
+            ("smtpd_banner", "$myhostname ESMTP Postfix".into()),
+            ("biff", "no".into()),
+        ];
+        let mut smtpd_options: Vec<(String, String)> = Vec::new();
+        match opts.mode {
+            EtrnMode::Normal => {}
+            EtrnMode::Rejected => {
+                smtpd_options.push(("smtpd_etrn_restrictions".into(), "reject".into()))
+            }
+            EtrnMode::FlushDown => {
+                smtpd_options.push(("flush_service_name".into(), "noflush".into()))
+            }
+            EtrnMode::Absent => {
+                // Hiding the keyword alone is not enough: Postfix still executes ETRN. Renaming the
+                // command makes it unknown, as on a server without the extension.
+                let table = dir.join("etc/no_etrn.regexp");
+                std::fs::write(&table, "/^ETRN(.*)$/ XETRN$1\n")
+                    .context(|| format!("write {}", table.display()))?;
+                smtpd_options.push(("smtpd_discard_ehlo_keywords".into(), "etrn".into()));
+                smtpd_options.push((
+                    "smtpd_command_filter".into(),
+                    format!("regexp:{}", table.display()),
+                ));
+            }
+        }
+        if let Some((cert, key)) = &opts.tls {
+            let tls_dir = dir.join("etc/tls");
+            std::fs::create_dir_all(&tls_dir).context(|| "create etc/tls".into())?;
+            std::fs::write(tls_dir.join("cert.pem"), cert).context(|| "write cert.pem".into())?;
+            std::fs::write(tls_dir.join("key.pem"), key).context(|| "write key.pem".into())?;
+            std::fs::set_permissions(
+                tls_dir.join("key.pem"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .context(|| "chmod key.pem".into())?;
+            main.push((
+                "smtpd_tls_cert_file",
+                format!("{}/cert.pem", tls_dir.display()),
+            ));
+            main.push((
+                "smtpd_tls_key_file",
+                format!("{}/key.pem", tls_dir.display()),
+            ));
+            main.push(("smtpd_tls_security_level", "may".into()));
+            main.push(("smtpd_tls_loglevel", "1".into()));
+        }
+        let mut main_cf = String::new();
+        for (name, value) in &main {
+            main_cf.push_str(&format!("{name} = {value}\n"));
+        }
+        for (name, value) in &opts.main_cf {
+            main_cf.push_str(&format!("{name} = {value}\n"));
+        }
+        std::fs::write(dir.join("etc/main.cf"), main_cf).context(|| "write main.cf".into())?;
+
+        smtpd_options.extend(opts.smtpd_options.iter().cloned());
+        let mut listener = format!("{}:{} inet n - n - - smtpd", ip, self.listen.port());
+        for (name, value) in &smtpd_options {
+            listener.push_str(&format!("\n  -o {name}={value}"));
+        }
+        let master_cf = format!("{listener}\n{MASTER_SERVICES}");
+        std::fs::write(dir.join("etc/master.cf"), master_cf)
+            .context(|| "write master.cf".into())?;
+        Ok(())
+    }
+
+    /// Submits the messages over SMTP to its listener (one connection) and waits until all of them
+    /// sit in the deferred queue, held for ETRN.
+    pub fn queue_messages(&self, messages: &[TestMessage]) -> Result<()> {
+        let before = self.queue_len()?;
+        for reply in smtp_client::send_all(self.listen, messages)? {
+            if reply.code != 250 {
+                return Err(HarnessError::Other(format!(
+                    "Postfix did not queue a message: {reply}"
+                )));
+            }
+        }
+        let expected = before + messages.len();
+        poll_until(
+            format!("{expected} message(s) held in the deferred queue"),
+            Duration::from_secs(20),
+            || {
+                let entries = self.queue_entries().ok()?;
+                let held = entries.iter().all(|e| e.queue_name == "deferred");
+                (held && entries.len() >= expected).then_some(())
+            },
+        )
+        .map_err(|e| self.with_log(e))
+    }
+
+    fn queue_entries(&self) -> Result<Vec<QueueEntry>> {
+        let mut cmd = Command::new("postqueue");
+        cmd.arg("-c").arg(self.config_dir()).arg("-j");
+        let output = run(&mut cmd, COMMAND_TIMEOUT)?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                serde_json::from_str::<QueueEntry>(line)
+                    .map_err(|e| HarnessError::Other(format!("postqueue -j line {line:?}: {e}")))
+            })
+            .collect()
+    }
+
+    /// Messages in its queue (any state: incoming, active, deferred, hold).
+    pub fn queue_len(&self) -> Result<usize> {
+        Ok(self.queue_entries()?.len())
+    }
+
+    /// Waits until the queue holds exactly `n` messages (e.g. 0 after an ETRN released them).
+    pub fn wait_for_queue_len(&self, n: usize, timeout: Duration) -> Result<()> {
+        poll_until(format!("Postfix queue length {n}"), timeout, || {
+            (self.queue_len().ok()? == n).then_some(())
+        })
+        .map_err(|e| self.with_log(e))
+    }
+
+    /// Its log file so far (empty if not yet written).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.join("maillog")).unwrap_or_default()
+    }
+
+    /// Waits until its log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Result<()> {
+        poll_until(format!("{needle:?} in the Postfix log"), timeout, || {
+            self.log_text().contains(needle).then_some(())
+        })
+    }
+
+    /// How many ETRN commands smtpd has seen, counted from its `disconnect from ...` lines
+    /// (`etrn=N` or `etrn=OK/N`): a session counts once it has ended.
+    pub fn etrn_count(&self) -> usize {
+        self.log_text()
+            .lines()
+            .filter(|line| line.contains("disconnect from"))
+            .flat_map(|line| line.split_whitespace())
+            .filter_map(|word| word.strip_prefix("etrn="))
+            .filter_map(|count| count.rsplit('/').next()?.parse::<usize>().ok())
+            .sum()
+    }
+
+    fn with_log(&self, error: HarnessError) -> HarnessError {
+        HarnessError::Other(format!(
+            "{error}\n--- Postfix log ({}) ---\n{}",
+            self.dir.display(),
+            self.log_text()
+        ))
+    }
+
+    fn master_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.dir.join("queue/pid/master.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct QueueEntry {
+    queue_name: String,
+}
+
+impl Drop for PostfixQueue {
+    fn drop(&mut self) {
+        if !self.started {
+            return;
+        }
+        let pid = self.master_pid();
+        let mut stop = Command::new("postfix");
+        stop.arg("-c").arg(self.config_dir()).arg("stop");
+        let _ = run(&mut stop, COMMAND_TIMEOUT);
+        if let Some(pid) = pid {
+            let _ = poll_until("Postfix master to exit", Duration::from_secs(5), || {
+                (!pid_alive(pid)).then_some(())
+            });
+            if pid_alive(pid) {
+                kill_pid(pid);
+            }
+        }
+    }
+}
+
+/// Debian's standard services, unchrooted (the instance directory is not a chroot jail).
+const MASTER_SERVICES: &str = "\
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+";
