@@ -121,6 +121,8 @@ pub enum Input {
     },
     InboundStarted,
     MessageReceived,
+    /// A message was refused after DATA: the sender did connect back.
+    MessageRefused,
     InboundEnded,
     /// Time passed: whatever was due at `now` is done.
     Tick,
@@ -214,6 +216,7 @@ impl Machine {
 
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
+        let input_is_received = input == Input::MessageReceived;
         match input {
             Input::Link(change) => self.on_link(change, now, &mut out),
             Input::FetchNow => {
@@ -241,24 +244,32 @@ impl Machine {
             }
             Input::InboundStarted => {
                 self.inbound_active += 1;
+                if let Some(burst) = &mut self.burst {
+                    burst.quiet_at = None;
+                }
+            }
+            Input::MessageReceived | Input::MessageRefused => {
+                // A message (even a refused one) proves the server connected back; a bare
+                // connection does not (port scanners, health checks).
                 let waiting = self
                     .per
                     .iter()
                     .find(|s| s.connect_back_at.is_some())
                     .map(|s| s.label.clone());
-                let burst = self.burst.get_or_insert_with(|| Burst {
-                    server: waiting,
-                    ..Burst::default()
-                });
-                burst.quiet_at = None;
                 for s in &mut self.per {
                     s.connect_back_at = None;
                     s.warned = false;
                 }
-            }
-            Input::MessageReceived => {
-                self.messages_received += 1;
-                self.burst.get_or_insert_with(Burst::default).messages += 1;
+                let quiet = (self.inbound_active == 0).then(|| now + self.settings.quiet_period);
+                let burst = self.burst.get_or_insert(Burst {
+                    server: waiting,
+                    messages: 0,
+                    quiet_at: quiet,
+                });
+                if input_is_received {
+                    self.messages_received += 1;
+                    burst.messages += 1;
+                }
             }
             Input::InboundEnded => {
                 self.inbound_active = self.inbound_active.saturating_sub(1);
@@ -432,20 +443,6 @@ impl Machine {
             server: s.label.clone(),
             outcomes: outcomes.clone(),
         }));
-        for o in outcomes
-            .iter()
-            .filter(|o| o.disposition == Disposition::Permanent)
-        {
-            tracing::error!("{}", o.summary());
-            out.push(Action::Emit(Event::FetchFailed {
-                server: s.label.clone(),
-                domain: o.domain.clone(),
-                code: o.code,
-                text: o.text.clone(),
-                meaning: o.meaning.clone(),
-                fix: o.fix.clone(),
-            }));
-        }
         let retry: Vec<String> = outcomes
             .iter()
             .filter(|o| o.disposition == Disposition::Retry)
@@ -465,6 +462,21 @@ impl Machine {
                 attempt: s.attempt,
                 in_seconds: delay.as_secs_f64().round() as u64,
                 domains: retry,
+            }));
+        }
+        // After any RetryScheduled, so a reader that sees the failure has seen the retry too.
+        for o in outcomes
+            .iter()
+            .filter(|o| o.disposition == Disposition::Permanent)
+        {
+            tracing::error!("{}", o.summary());
+            out.push(Action::Emit(Event::FetchFailed {
+                server: s.label.clone(),
+                domain: o.domain.clone(),
+                code: o.code,
+                text: o.text.clone(),
+                meaning: o.meaning.clone(),
+                fix: o.fix.clone(),
             }));
         }
         let released = outcomes
@@ -592,6 +604,7 @@ pub async fn run(
             event = received.recv() => match event {
                 Ok(Event::InboundSessionStarted { .. }) => Input::InboundStarted,
                 Ok(Event::MessageReceived { .. }) => Input::MessageReceived,
+                Ok(Event::MessageRefused { .. }) => Input::MessageRefused,
                 Ok(Event::InboundSessionEnded { .. }) => Input::InboundEnded,
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -1099,6 +1112,30 @@ mod tests {
             }]
         );
         assert_eq!(m.status(now).messages_received, 3);
+    }
+
+    #[test]
+    fn a_connection_without_mail_is_not_a_connect_back() {
+        let (mut m, t0) = machine(&["a.test"]);
+        let mut now = t0;
+        m.handle(up(), now);
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 250, Disposition::Released),
+            },
+            now,
+        );
+
+        m.handle(Input::InboundStarted, now + Duration::from_secs(1));
+        m.handle(Input::InboundEnded, now + Duration::from_secs(1));
+        let later = advance_by(&mut m, &mut now, Duration::from_secs(300));
+
+        let kinds: Vec<_> = events(&later)
+            .into_iter()
+            .map(|e| matches!(e, Event::ConnectBackMissing { .. }))
+            .collect();
+        assert_eq!(kinds, vec![true]);
     }
 
     #[test]
