@@ -68,6 +68,9 @@ impl Office {
             .listen(SocketAddr::new(IpAddr::V4(ns.host_addr()), free_port()))
             .deliver_to(SocketAddr::new(IpAddr::V4(ns.ns_addr()), INBOUND_PORT))
             .allow_network(&ns.subnet())
+            // An smtpd starting while the link is down would not find the veth address among
+            // the up interfaces and exit ("no local interface found"); the listener binds it.
+            .inet_interfaces("all")
             .start()
             .expect("postfix starts");
         Office {
@@ -88,9 +91,12 @@ impl Office {
         let messages: Vec<_> = (first..first + n)
             .map(|i| TestMessage::sized(i, 1_000, &["user@office.test"]))
             .collect();
-        self.isp
-            .queue_messages(&messages)
-            .expect("queued at the ISP");
+        if let Err(e) = self.isp.queue_messages(&messages) {
+            panic!(
+                "queueing at the ISP failed: {e}\n--- Postfix log ---\n{}",
+                self.isp.log_text()
+            );
+        }
     }
 
     /// `posternd run --events` inside the namespace, once its listener is up.
@@ -112,16 +118,18 @@ fn count(daemon: &Posternd, kind: &str) -> usize {
     daemon.events().iter().filter(|e| is(e, kind)).count()
 }
 
-/// Seconds of the day (UTC) of an RFC 3339 time as posternd prints it
+/// Seconds since the Unix epoch of an RFC 3339 time as posternd prints it
 /// (`2026-11-28T20:57:55.123456789+01:00`).
-fn rfc3339_seconds_of_day(at: &str) -> Option<f64> {
-    let (_, time) = at.split_once('T')?;
+fn rfc3339_epoch_seconds(at: &str) -> Option<f64> {
+    let (date, time) = at.split_once('T')?;
+    let mut ymd = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (ymd.next()??, ymd.next()??, ymd.next()??);
     let split = time.find(['+', '-', 'Z']).unwrap_or(time.len());
     let (clock, zone) = time.split_at(split);
     let mut parts = clock.split(':');
     let h: f64 = parts.next()?.parse().ok()?;
-    let m: f64 = parts.next()?.parse().ok()?;
-    let s: f64 = parts.next()?.parse().ok()?;
+    let min: f64 = parts.next()?.parse().ok()?;
+    let sec: f64 = parts.next()?.parse().ok()?;
     let offset = match zone.get(..1) {
         Some(sign @ ("+" | "-")) => {
             let (oh, om) = zone[1..].split_once(':')?;
@@ -130,15 +138,19 @@ fn rfc3339_seconds_of_day(at: &str) -> Option<f64> {
         }
         _ => 0.0,
     };
-    Some((h * 3600.0 + m * 60.0 + s - offset).rem_euclid(86_400.0))
+    // Days since 1970-01-01 of a proleptic Gregorian date.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Some(days as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + sec - offset)
 }
 
-fn seconds_of_day(t: SystemTime) -> f64 {
-    let since = t
-        .duration_since(SystemTime::UNIX_EPOCH)
+fn epoch_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
-        .as_secs_f64();
-    since % 86_400.0
+        .as_secs_f64()
 }
 
 /// Takes the link down, waits until Postern has seen it, brings it up and returns the time from
@@ -155,7 +167,6 @@ fn measure_link_up_to_etrn(
         .filter(|e| link_event(false)(e))
         .count();
     let etrns_before = office.isp.etrn_count();
-    let fetches_before = count(daemon, "fetch_finished");
     let delivered_before = maildir_count(&office.maildir);
     office.queue(100 * round, 1);
     office.ns.link_down().expect("link down");
@@ -189,9 +200,9 @@ fn measure_link_up_to_etrn(
         .events()
         .iter()
         .filter(|e| is(e, "fetch_finished"))
-        .nth(fetches_before)
-        .and_then(|e| e["at"].as_str().and_then(rfc3339_seconds_of_day))
-        .expect("a fetch_finished event with its time");
+        .filter_map(|e| e["at"].as_str().and_then(rfc3339_epoch_seconds))
+        .find(|at| *at >= epoch_seconds(t0))
+        .expect("a fetch_finished event after the link came up");
     let etrn_line = office
         .isp
         .log_text()
@@ -200,7 +211,7 @@ fn measure_link_up_to_etrn(
         .nth(etrns_before)
         .map(str::to_string)
         .unwrap_or_default();
-    let took = (answered - seconds_of_day(t0)).rem_euclid(86_400.0);
+    let took = answered - epoch_seconds(t0);
     eprintln!("round {round}: link up -> ETRN answered {took:.3} s (Postfix: {etrn_line})");
     Duration::from_secs_f64(took)
 }
@@ -228,6 +239,13 @@ pub fn link_up_to_etrn_times(rounds: usize) -> Vec<Duration> {
 fn median(times: &mut [Duration]) -> Duration {
     times.sort();
     times[times.len() / 2]
+}
+
+#[test]
+fn posternd_times_are_read_as_epoch_seconds() {
+    let at = rfc3339_epoch_seconds("2026-11-28T21:30:00.250+01:00");
+
+    assert_eq!(at, Some(1_795_897_800.25));
 }
 
 #[test]

@@ -94,7 +94,7 @@ impl MonitorSettings {
             host,
             port,
             debounce: Duration::from_millis(300),
-            max_debounce: Duration::from_secs(2),
+            max_debounce: Duration::from_millis(500),
             probe_timeout: Duration::from_secs(5),
             down_every: Duration::from_secs(30),
             up_every: Duration::from_secs(60),
