@@ -36,9 +36,11 @@ test-deps:
 	@bash scripts/install-test-deps.sh
 
 # Keyring tests need a Secret Service: a private session bus with an unlocked gnome-keyring.
+# POSTERND_BIN: the tests use the binary just built instead of building it again themselves.
 test: test-deps
 	$(CARGO) build --workspace --bins
-	dbus-run-session -- sh -c 'printf test | gnome-keyring-daemon --unlock --components=secrets >/dev/null; exec $(CARGO) test --workspace'
+	POSTERND_BIN="$(abspath $(CARGO_TARGET_DIR))/debug/posternd" \
+	  dbus-run-session -- sh -c 'printf test | gnome-keyring-daemon --unlock --components=secrets >/dev/null; exec $(CARGO) test --workspace'
 
 lint:
 	$(CARGO) fmt --all -- --check

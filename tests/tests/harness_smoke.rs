@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use postern_tests::harness::{
-    Dnsmasq, NetNs, PostfixQueue, SilentServer, SmtpSink, TestMessage, TestPki, Transcript,
-    digest_without_received, free_addr, posternd_with, send, wait_for_port,
+    Dnsmasq, NetNs, PostfixQueue, ScriptedServer, SilentServer, SmtpSink, TestMessage, TestPki,
+    Transcript, digest_without_received, free_addr, posternd_with, send, wait_for_port,
 };
 use postern_tests::skip_unless_root;
 
@@ -235,4 +235,35 @@ fn posternd_run_reports_an_early_exit_with_its_log() {
         panic!("posternd listened on {listen} with a broken config");
     };
     assert!(error.to_string().contains("exited"), "{error}");
+}
+
+#[test]
+fn scripted_server_answers_what_the_script_says_and_records_commands() {
+    let server = ScriptedServer::start("220 isp.test ESMTP", |command| {
+        Some(match command {
+            c if c.starts_with("EHLO") => "250-isp.test\n250 ETRN".into(),
+            c if c.starts_with("ETRN") => "253 3 messages pending, started".into(),
+            "DATA" => "354 go ahead".into(),
+            "." => "250 stored".into(),
+            "QUIT" => "221 bye".into(),
+            _ => "250 ok".into(),
+        })
+    })
+    .expect("listens");
+    let message = TestMessage::sized(4, 600, &["user@office.test"]);
+
+    let mut s = Transcript::connect(server.addr()).expect("connects");
+    let ehlo = s.ehlo("office.test").expect("EHLO");
+    let etrn = s.cmd("ETRN office.test").expect("ETRN");
+    s.quit();
+    let stored = send(server.addr(), &message).expect("sent");
+
+    assert!(ehlo.has_keyword("ETRN"));
+    assert_eq!(
+        (etrn.code, etrn.text()),
+        (253, "3 messages pending, started".into())
+    );
+    assert_eq!(stored.code, 250);
+    assert!(server.commands().contains(&"ETRN office.test".to_string()));
+    assert_eq!(server.messages(), vec![message.data.clone()]);
 }

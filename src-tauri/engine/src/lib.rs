@@ -33,6 +33,7 @@ pub mod api;
 pub mod deliver;
 pub mod dequeue;
 pub mod events;
+pub mod link;
 pub mod smtp_server;
 pub mod supervisor;
 pub mod tls;

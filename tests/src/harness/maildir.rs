@@ -47,3 +47,29 @@ pub fn wait_for_maildir(dir: &Path, n: usize, timeout: Duration) -> Result<Vec<V
         || (count(dir) >= n).then(|| read_maildir(dir)),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_new_and_cur_but_not_tmp() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+            std::fs::write(dir.path().join(sub).join("1.x"), sub).expect("write");
+        }
+
+        let mut messages = read_maildir(dir.path());
+        messages.sort();
+
+        assert_eq!(messages, vec![b"cur".to_vec(), b"new".to_vec()]);
+        assert_eq!(count(dir.path()), 2);
+        assert!(wait_for_maildir(dir.path(), 2, Duration::from_secs(1)).is_ok());
+    }
+
+    #[test]
+    fn missing_maildir_is_empty() {
+        assert_eq!(count(Path::new("/nonexistent/maildir")), 0);
+    }
+}

@@ -99,6 +99,16 @@ impl Transcript {
         self.read_reply()
     }
 
+    /// Sends raw bytes plus CRLF as one command (garbage, 8-bit, NUL) and reads the reply.
+    pub fn cmd_bytes(&mut self, line: &[u8]) -> Result<Reply> {
+        self.log
+            .push(format!("C: {}", String::from_utf8_lossy(line)));
+        let mut bytes = line.to_vec();
+        bytes.extend_from_slice(b"\r\n");
+        self.write_bytes(&bytes)?;
+        self.read_reply()
+    }
+
     /// Sends one command line and fails (with the transcript) unless the reply has `code`.
     pub fn expect(&mut self, line: &str, code: u16) -> Result<Reply> {
         let reply = self.cmd(line)?;

@@ -67,8 +67,11 @@ impl SmtpWriter {
             ))
             .timeout(Some(f.timeout))
             .build();
+        // lettre ends DATA with "\r\n.\r\n" itself: hand it the content without the CRLF of the
+        // last line, or every forwarded message would grow a blank line.
+        let content = self.data.strip_suffix(b"\r\n").unwrap_or(&self.data);
         let sent =
-            tokio::time::timeout(f.timeout * 2, transport.send_raw(&envelope, &self.data)).await;
+            tokio::time::timeout(f.timeout * 2, transport.send_raw(&envelope, content)).await;
         match sent {
             Err(_) => Err(DeliverError::Temporary(format!(
                 "the office mail server {} did not finish within {} s",

@@ -17,8 +17,6 @@ use crate::smtp_server::session::{self, SessionEnd, SessionInfo};
 
 /// A turned-around session may run this long at most, however busy.
 const TURNAROUND_LIMIT: Duration = Duration::from_secs(2 * 3600);
-/// The provider may pause this long between commands (it opens its queue after our 220).
-const MIN_TURNAROUND_IDLE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Turnaround {
@@ -115,7 +113,7 @@ pub async fn run(
     let peer = client.peer_addr();
     let (conn, already_read) = client.into_parts();
     let mut settings = inbound.settings.clone();
-    settings.idle_timeout = server.timeout.max(MIN_TURNAROUND_IDLE);
+    settings.idle_timeout = server.timeout;
     settings.session_timeout = Some(TURNAROUND_LIMIT);
     let session_ctx = Arc::new(SessionContext {
         settings,
