@@ -35,3 +35,4 @@ pub mod events;
 pub mod smtp_server;
 pub mod supervisor;
 pub mod tls;
+pub mod view;

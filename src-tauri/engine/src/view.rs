@@ -1,0 +1,499 @@
+//! What the tray and the status header show, as plain data built from [`Status`].
+//!
+//! The desktop shell renders a [`TrayView`] into a native menu and icon; it adds no wording of
+//! its own, so the whole menu of every engine state is unit-tested here without a display.
+//! On Linux the tray is a StatusNotifierItem: no click events and no tooltips, so every action
+//! must be a menu item.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{Command, Status};
+use crate::dequeue::reply::{Disposition, Outcome};
+
+/// The tray icon (files `icons/tray/<name>.png`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrayIcon {
+    Offline,
+    Online,
+    /// A dequeue is running.
+    Busy,
+    /// The last dequeue had an error or a warning.
+    Attention,
+}
+
+impl TrayIcon {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            TrayIcon::Offline => "offline.png",
+            TrayIcon::Online => "online.png",
+            TrayIcon::Busy => "busy.png",
+            TrayIcon::Attention => "attention.png",
+        }
+    }
+}
+
+/// A menu entry's identity; also the native menu item id (`snake_case`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MenuId {
+    Status,
+    FetchNow,
+    Pause,
+    Resume,
+    CheckMx,
+    Settings,
+    Activity,
+    Separator,
+    Quit,
+}
+
+/// The windows the shell opens from the menu.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    Settings,
+    Wizard,
+    Activity,
+    Mx,
+}
+
+/// What choosing a menu entry does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MenuAction {
+    Engine(Command),
+    Open(Window),
+    Quit,
+    Nothing,
+}
+
+impl MenuId {
+    pub const ALL: [MenuId; 9] = [
+        MenuId::Status,
+        MenuId::FetchNow,
+        MenuId::Pause,
+        MenuId::Resume,
+        MenuId::CheckMx,
+        MenuId::Settings,
+        MenuId::Activity,
+        MenuId::Separator,
+        MenuId::Quit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MenuId::Status => "status",
+            MenuId::FetchNow => "fetch_now",
+            MenuId::Pause => "pause",
+            MenuId::Resume => "resume",
+            MenuId::CheckMx => "check_mx",
+            MenuId::Settings => "settings",
+            MenuId::Activity => "activity",
+            MenuId::Separator => "separator",
+            MenuId::Quit => "quit",
+        }
+    }
+
+    pub fn parse(id: &str) -> Option<MenuId> {
+        MenuId::ALL.into_iter().find(|m| m.as_str() == id)
+    }
+
+    pub fn action(self) -> MenuAction {
+        match self {
+            MenuId::FetchNow => MenuAction::Engine(Command::FetchNow),
+            MenuId::Pause => MenuAction::Engine(Command::Pause),
+            MenuId::Resume => MenuAction::Engine(Command::Resume),
+            MenuId::CheckMx => MenuAction::Open(Window::Mx),
+            MenuId::Settings => MenuAction::Open(Window::Settings),
+            MenuId::Activity => MenuAction::Open(Window::Activity),
+            MenuId::Quit => MenuAction::Quit,
+            MenuId::Status | MenuId::Separator => MenuAction::Nothing,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MenuItem {
+    pub id: MenuId,
+    pub label: String,
+    pub enabled: bool,
+}
+
+impl MenuItem {
+    fn new(id: MenuId, label: &str, enabled: bool) -> MenuItem {
+        MenuItem {
+            id,
+            label: label.to_string(),
+            enabled,
+        }
+    }
+}
+
+/// The tray: icon, tooltip (where the OS shows one) and the whole menu.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrayView {
+    pub icon: TrayIcon,
+    pub tooltip: String,
+    /// "Online · last fetch 10:42 · 12 messages"; also the menu's first (disabled) entry.
+    pub status_line: String,
+    pub items: Vec<MenuItem>,
+}
+
+/// One failed dequeue, for the status header and the tooltip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub server: String,
+    pub domain: String,
+    pub meaning: String,
+    pub fix: Option<String>,
+}
+
+/// The status header of the windows: the tray's line plus details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub icon: TrayIcon,
+    pub status_line: String,
+    pub paused: bool,
+    pub fetching: bool,
+    pub messages_received: u64,
+    /// "10:42" in the engine's local time; `None` before the first fetch.
+    pub last_fetch: Option<String>,
+    pub problems: Vec<Problem>,
+}
+
+/// Whether the last dequeue reached the queuing server at all.
+fn unreachable(outcomes: &[Outcome]) -> bool {
+    !outcomes.is_empty() && outcomes.iter().all(|o| o.code.is_none())
+}
+
+fn problems(status: &Status) -> Vec<Problem> {
+    status
+        .last_fetch
+        .iter()
+        .filter(|o| matches!(o.disposition, Disposition::Retry | Disposition::Permanent))
+        .map(|o| Problem {
+            server: o.server.clone(),
+            domain: o.domain.clone(),
+            meaning: o.meaning.clone(),
+            fix: o.fix.clone(),
+        })
+        .collect()
+}
+
+/// "10:42" from an RFC 3339 time, in the offset it was written with (the engine's local time).
+fn clock(rfc3339: &str) -> Option<String> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .ok()
+        .map(|t| t.format("%H:%M").to_string())
+}
+
+fn messages(n: u64) -> String {
+    if n == 1 {
+        "1 message".to_string()
+    } else {
+        format!("{n} messages")
+    }
+}
+
+fn icon_of(status: &Status) -> TrayIcon {
+    if status.fetching {
+        TrayIcon::Busy
+    } else if unreachable(&status.last_fetch) {
+        TrayIcon::Offline
+    } else if !problems(status).is_empty() {
+        TrayIcon::Attention
+    } else {
+        TrayIcon::Online
+    }
+}
+
+fn status_line(status: &Status, icon: TrayIcon) -> String {
+    let state = match icon {
+        _ if status.paused && !status.fetching => "Paused",
+        TrayIcon::Busy => "Fetching mail…",
+        TrayIcon::Offline => "Offline",
+        TrayIcon::Attention => "Needs attention",
+        TrayIcon::Online => "Online",
+    };
+    let last = match status.last_fetch_at.as_deref().and_then(clock) {
+        Some(t) => format!("last fetch {t}"),
+        None => "no fetch yet".to_string(),
+    };
+    format!("{state} · {last} · {}", messages(status.messages_received))
+}
+
+impl StatusView {
+    pub fn from_status(status: &Status) -> StatusView {
+        let icon = icon_of(status);
+        StatusView {
+            icon,
+            status_line: status_line(status, icon),
+            paused: status.paused,
+            fetching: status.fetching,
+            messages_received: status.messages_received,
+            last_fetch: status.last_fetch_at.as_deref().and_then(clock),
+            problems: problems(status),
+        }
+    }
+}
+
+impl TrayView {
+    pub fn from_status(status: &Status) -> TrayView {
+        let icon = icon_of(status);
+        let line = status_line(status, icon);
+        let tooltip = match problems(status).first() {
+            Some(p) => format!("Postern: {line}\n{}: {}", p.server, p.meaning),
+            None => format!("Postern: {line}"),
+        };
+        let pause = if status.paused {
+            MenuItem::new(MenuId::Resume, "Resume automatic fetching", true)
+        } else {
+            MenuItem::new(MenuId::Pause, "Pause automatic fetching", true)
+        };
+        TrayView {
+            icon,
+            tooltip,
+            status_line: line.clone(),
+            items: vec![
+                MenuItem::new(MenuId::Status, &line, false),
+                MenuItem::new(MenuId::FetchNow, "Fetch mail now", !status.fetching),
+                pause,
+                MenuItem::new(MenuId::CheckMx, "Check MX records…", true),
+                MenuItem::new(MenuId::Settings, "Settings…", true),
+                MenuItem::new(MenuId::Activity, "Activity…", true),
+                MenuItem::new(MenuId::Separator, "", false),
+                MenuItem::new(MenuId::Quit, "Quit", true),
+            ],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(code: Option<u16>, disposition: Disposition, meaning: &str) -> Outcome {
+        Outcome {
+            server: "mail.isp.example:25".into(),
+            domain: "office.example".into(),
+            step: "ETRN office.example".into(),
+            code,
+            text: "text".into(),
+            disposition,
+            meaning: meaning.into(),
+            fix: Some("the fix".into()),
+            pending: None,
+            received: None,
+        }
+    }
+
+    fn online(messages: u64) -> Status {
+        Status {
+            messages_received: messages,
+            last_fetch: vec![outcome(Some(250), Disposition::Released, "released")],
+            last_fetch_at: Some("2026-11-28T10:42:07+01:00".into()),
+            ..Status::default()
+        }
+    }
+
+    fn item(id: MenuId, label: &str, enabled: bool) -> MenuItem {
+        MenuItem::new(id, label, enabled)
+    }
+
+    fn menu(status_line: &str, fetch_enabled: bool, paused: bool) -> Vec<MenuItem> {
+        vec![
+            item(MenuId::Status, status_line, false),
+            item(MenuId::FetchNow, "Fetch mail now", fetch_enabled),
+            if paused {
+                item(MenuId::Resume, "Resume automatic fetching", true)
+            } else {
+                item(MenuId::Pause, "Pause automatic fetching", true)
+            },
+            item(MenuId::CheckMx, "Check MX records…", true),
+            item(MenuId::Settings, "Settings…", true),
+            item(MenuId::Activity, "Activity…", true),
+            item(MenuId::Separator, "", false),
+            item(MenuId::Quit, "Quit", true),
+        ]
+    }
+
+    #[test]
+    fn before_the_first_fetch() {
+        let status = Status::default();
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Online · no fetch yet · 0 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Online,
+                tooltip: format!("Postern: {line}"),
+                status_line: line.into(),
+                items: menu(line, true, false),
+            }
+        );
+    }
+
+    #[test]
+    fn online_and_idle() {
+        let status = online(12);
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Online · last fetch 10:42 · 12 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Online,
+                tooltip: format!("Postern: {line}"),
+                status_line: line.into(),
+                items: menu(line, true, false),
+            }
+        );
+    }
+
+    #[test]
+    fn one_message_is_singular() {
+        let view = TrayView::from_status(&online(1));
+
+        assert_eq!(view.status_line, "Online · last fetch 10:42 · 1 message");
+    }
+
+    #[test]
+    fn fetching_disables_fetch_now() {
+        let status = Status {
+            fetching: true,
+            ..online(3)
+        };
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Fetching mail… · last fetch 10:42 · 3 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Busy,
+                tooltip: format!("Postern: {line}"),
+                status_line: line.into(),
+                items: menu(line, false, false),
+            }
+        );
+    }
+
+    #[test]
+    fn paused_offers_resume() {
+        let status = Status {
+            paused: true,
+            ..online(12)
+        };
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Paused · last fetch 10:42 · 12 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Online,
+                tooltip: format!("Postern: {line}"),
+                status_line: line.into(),
+                items: menu(line, true, true),
+            }
+        );
+    }
+
+    #[test]
+    fn unreachable_server_is_offline() {
+        let status = Status {
+            last_fetch: vec![outcome(None, Disposition::Retry, "cannot connect")],
+            ..online(0)
+        };
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Offline · last fetch 10:42 · 0 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Offline,
+                tooltip: format!("Postern: {line}\nmail.isp.example:25: cannot connect"),
+                status_line: line.into(),
+                items: menu(line, true, false),
+            }
+        );
+    }
+
+    #[test]
+    fn refused_etrn_needs_attention() {
+        let status = Status {
+            last_fetch: vec![
+                outcome(Some(250), Disposition::Released, "released"),
+                outcome(
+                    Some(459),
+                    Disposition::Permanent,
+                    "not allowed for this domain",
+                ),
+            ],
+            ..online(2)
+        };
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Needs attention · last fetch 10:42 · 2 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Attention,
+                tooltip: format!(
+                    "Postern: {line}\nmail.isp.example:25: not allowed for this domain"
+                ),
+                status_line: line.into(),
+                items: menu(line, true, false),
+            }
+        );
+    }
+
+    #[test]
+    fn status_view_lists_the_problems() {
+        let status = Status {
+            last_fetch: vec![outcome(Some(458), Disposition::Retry, "try later")],
+            ..online(5)
+        };
+
+        let view = StatusView::from_status(&status);
+
+        assert_eq!(
+            view,
+            StatusView {
+                icon: TrayIcon::Attention,
+                status_line: "Needs attention · last fetch 10:42 · 5 messages".into(),
+                paused: false,
+                fetching: false,
+                messages_received: 5,
+                last_fetch: Some("10:42".into()),
+                problems: vec![Problem {
+                    server: "mail.isp.example:25".into(),
+                    domain: "office.example".into(),
+                    meaning: "try later".into(),
+                    fix: Some("the fix".into()),
+                }],
+            }
+        );
+    }
+
+    #[test]
+    fn menu_ids_round_trip_and_map_to_actions() {
+        for id in MenuId::ALL {
+            assert_eq!(MenuId::parse(id.as_str()), Some(id));
+        }
+        assert_eq!(
+            MenuId::FetchNow.action(),
+            MenuAction::Engine(Command::FetchNow)
+        );
+        assert_eq!(MenuId::Pause.action(), MenuAction::Engine(Command::Pause));
+        assert_eq!(MenuId::Resume.action(), MenuAction::Engine(Command::Resume));
+        assert_eq!(MenuId::CheckMx.action(), MenuAction::Open(Window::Mx));
+        assert_eq!(MenuId::Quit.action(), MenuAction::Quit);
+        assert_eq!(MenuId::parse("nonsense"), None);
+    }
+}
