@@ -24,6 +24,7 @@
 //! message and tries again later, so a crash or a full disk can delay mail but never lose it.
 
 pub mod config;
+pub mod config_store;
 pub mod secrets;
 
 /// The application identifier; also the name of the config folder.

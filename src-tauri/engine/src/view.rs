@@ -268,6 +268,28 @@ impl TrayView {
     }
 }
 
+impl TrayView {
+    /// Before a valid configuration exists: the menu leads to the setup wizard.
+    pub fn not_configured() -> TrayView {
+        let line = "Not set up yet";
+        TrayView {
+            icon: TrayIcon::Offline,
+            tooltip: format!("Postern: {line}"),
+            status_line: line.to_string(),
+            items: vec![
+                MenuItem::new(MenuId::Status, line, false),
+                MenuItem::new(MenuId::FetchNow, "Fetch mail now", false),
+                MenuItem::new(MenuId::Pause, "Pause automatic fetching", false),
+                MenuItem::new(MenuId::CheckMx, "Check MX records…", true),
+                MenuItem::new(MenuId::Settings, "Settings…", true),
+                MenuItem::new(MenuId::Activity, "Activity…", true),
+                MenuItem::new(MenuId::Separator, "", false),
+                MenuItem::new(MenuId::Quit, "Quit", true),
+            ],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,6 +499,24 @@ mod tests {
                     meaning: "try later".into(),
                     fix: Some("the fix".into()),
                 }],
+            }
+        );
+    }
+
+    #[test]
+    fn not_configured_disables_the_engine_actions() {
+        let view = TrayView::not_configured();
+
+        let line = "Not set up yet";
+        let mut expected = menu(line, false, false);
+        expected[2].enabled = false;
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Offline,
+                tooltip: format!("Postern: {line}"),
+                status_line: line.into(),
+                items: expected,
             }
         );
     }
