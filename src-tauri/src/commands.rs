@@ -73,8 +73,11 @@ pub fn load_config(shell: State<'_, Shell>) -> ConfigState {
 pub async fn save_config<R: Runtime>(
     app: AppHandle<R>,
     shell: State<'_, Shell>,
-    config: Config,
+    mut config: Config,
 ) -> Result<StatusView, String> {
+    if config.inbound.hostname.trim().is_empty() {
+        config.inbound.hostname = gethostname();
+    }
     let saved = config_store::save(&config, &shell.config_path).map_err(|e| e.to_string())?;
     let status = shell.restart(saved).await.map_err(|e| e.to_string())?;
     crate::bridge::watch_status(app, status);
