@@ -46,7 +46,7 @@ test-deps:
 # Keyring tests need a Secret Service: a private session bus with an unlocked gnome-keyring.
 # POSTERND_BIN: the tests use the binary just built instead of building it again themselves.
 test: test-deps $(UI_DEPS)
-	cd ui && npx vitest run
+	cd ui && npx vitest run && npm run e2e
 	$(CARGO) build --workspace --bins
 	POSTERND_BIN="$(abspath $(CARGO_TARGET_DIR))/debug/posternd" \
 	  dbus-run-session -- sh -c 'printf test | gnome-keyring-daemon --unlock --components=secrets >/dev/null; exec $(CARGO) test --workspace'

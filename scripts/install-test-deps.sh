@@ -47,6 +47,7 @@ desktop_test_packages=(
   xvfb:Xvfb
   xauth:xauth
   webkit2gtk-driver:WebKitWebDriver
+  chromium:chromium          # Playwright (playwright-core) runs ui/e2e in it
 )
 case $mode in
   runtime) wanted=("${runtime_packages[@]}") ;;
