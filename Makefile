@@ -50,6 +50,8 @@ test: test-deps $(UI_DEPS)
 	$(CARGO) build --workspace --bins
 	POSTERND_BIN="$(abspath $(CARGO_TARGET_DIR))/debug/posternd" \
 	  dbus-run-session -- sh -c 'printf test | gnome-keyring-daemon --unlock --components=secrets >/dev/null; exec $(CARGO) test --workspace'
+	# The tray over D-Bus: read the menu, click "Fetch mail now", see the ETRN arrive.
+	dbus-run-session -- xvfb-run -a /usr/bin/python3 src-tauri/tests/tray_dbus.py $(CARGO_TARGET_DIR)/debug/postern
 
 lint:
 	$(CARGO) fmt --all -- --check
