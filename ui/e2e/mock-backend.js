@@ -19,11 +19,14 @@
   };
   const mx = (domain) => ({
     domain,
-    records: [{ preference: 10, exchange: `mail.${domain}.` }, { preference: 20, exchange: 'backup.isp.example.' }],
+    complete: true,
+    office_host: `mail.${domain}`,
+    mx: [{ preference: 10, host: `mail.${domain}.`, addresses: ['198.51.100.7'] }, { preference: 20, host: 'backup.isp.example.', addresses: ['203.0.113.9'] }],
+    recommended_protocol: 'etrn',
     findings: [
-      { severity: 'error', message: `mail.${domain} does not answer on port 25`, fix: 'Forward port 25 on your router to this computer, or use ATRN' },
-      { severity: 'warning', message: 'The backup MX keeps mail for 5 days only', fix: 'Fetch at least every few days' },
-      { severity: 'info', message: 'The backup MX offers ETRN', fix: null },
+      { id: 'office.port25-closed', severity: 'error', subject: `mail.${domain}`, evidence: 'Does not answer on port 25.', fix: 'Forward port 25 on your router to this computer, or use ATRN.' },
+      { id: 'queue.retention', severity: 'warning', subject: 'backup.isp.example', evidence: 'Keeps mail for 5 days only.', fix: 'Fetch at least every few days.' },
+      { id: 'queue.etrn', severity: 'info', subject: 'backup.isp.example', evidence: 'Offers ETRN.' },
     ],
   });
   const listeners = {};

@@ -79,8 +79,9 @@ test('MX report groups findings by severity with their fixes', async () => {
 
   const text = await page.textContent('main');
 
-  assert.match(text, /error.*does not answer on port 25.*Fix: Forward port 25/s);
-  assert.match(text, /warning.*keeps mail for 5 days/s);
+  assert.match(text, /Problems.*Does not answer on port 25.*Fix: Forward port 25/s);
+  assert.match(text, /Warnings.*Keeps mail for 5 days/s);
+  assert.match(text, /Recommended way to fetch: ETRN/);
   await shot(page, 'mx-report');
 });
 

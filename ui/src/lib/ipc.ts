@@ -115,15 +115,22 @@ export type EngineEvent =
   | { type: 'warning'; message: string; fix: string | null }
   | { type: string; [key: string]: unknown };
 
+/** engine/src/mx: one finding of the MX checker. */
 export interface MxFinding {
-  severity: string;
-  message: string;
-  fix: string | null;
+  id: string;
+  severity: 'ok' | 'info' | 'warning' | 'error';
+  subject: string;
+  evidence: string;
+  fix?: string;
 }
 
 export interface MxReport {
   domain: string;
-  records: { preference: number; exchange: string }[];
+  /** False when the domain's own MX lookup failed. */
+  complete: boolean;
+  office_host?: string;
+  mx: { preference: number; host: string; addresses: string[] }[];
+  recommended_protocol?: Protocol;
   findings: MxFinding[];
 }
 

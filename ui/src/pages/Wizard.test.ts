@@ -18,11 +18,14 @@ function backend(calls: Call[]) {
       case 'check_mx':
         return {
           domain: 'office.example',
-          records: [
-            { preference: 10, exchange: 'mail.office.example.' },
-            { preference: 20, exchange: 'backup.isp.example.' },
+          complete: true,
+          office_host: 'mail.office.example',
+          mx: [
+            { preference: 10, host: 'mail.office.example.', addresses: ['198.51.100.7'] },
+            { preference: 20, host: 'backup.isp.example.', addresses: ['203.0.113.9'] },
           ],
-          findings: [{ severity: 'warning', message: 'The backup MX does not accept ETRN from you yet', fix: 'Ask your ISP' }],
+          recommended_protocol: 'etrn',
+          findings: [{ id: 'queue.etrn-refused', severity: 'warning', subject: 'backup.isp.example', evidence: 'The backup MX does not accept ETRN from you yet.', fix: 'Ask your ISP.' }],
         };
       case 'probe_queue_server':
         return {
