@@ -43,6 +43,9 @@ test('settings: validation errors as you type, Apply saves', async () => {
   await page.getByLabel('Smarthost', { exact: true }).fill('smtp://smtp.isp.example:587');
   await shot(page, 'settings-outbound');
 
+  await page.getByLabel('Start Postern when I log in').check();
+  assert.equal(await page.evaluate(() => window.__atLogin), true);
+
   assert.equal(await apply.isDisabled(), false);
   await apply.click();
   await page.getByText('Saved. The engine restarted with the new settings.').waitFor();

@@ -114,7 +114,7 @@ test('wizard: every validation error, then a complete setup and a live fetch', a
 
   const names = (await calls(page)).map(([c]) => c);
   assert.deepEqual(names, ['check_mx', 'probe_queue_server', 'probe_queue_server', 'plugin:dialog|open',
-    'test_delivery', 'set_secret', 'save_config', 'fetch_now']);
+    'test_delivery', 'set_secret', 'save_config', 'plugin:autostart|enable', 'fetch_now']);
   const saved = (await calls(page)).find(([c]) => c === 'save_config')[1].config;
   assert.deepEqual(saved.domains, ['office.example']);
   assert.equal(saved.queue_servers[0].username, 'office');

@@ -4,6 +4,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import { open } from '@tauri-apps/plugin-dialog';
+import * as autostart from '@tauri-apps/plugin-autostart';
 
 export type Protocol = 'etrn' | 'atrn' | 'turn';
 export type TlsMode = 'required' | 'opportunistic' | 'off';
@@ -178,3 +179,7 @@ export async function closeThisWindow(): Promise<void> {
   const { getCurrentWindow } = await import('@tauri-apps/api/window');
   await getCurrentWindow().close();
 }
+
+/** Start at login (the autostart plugin; the app is started with --autostart). */
+export const startsAtLogin = () => autostart.isEnabled();
+export const setStartAtLogin = (on: boolean) => (on ? autostart.enable() : autostart.disable());

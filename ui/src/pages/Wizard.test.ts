@@ -40,6 +40,8 @@ function backend(calls: Call[]) {
         };
       case 'test_delivery':
         return '/srv/mail/Maildir is ready for mail';
+      case 'plugin:autostart|is_enabled':
+        return false;
       case 'save_config':
         return { icon: 'online', status_line: 'Online · no fetch yet · 0 messages', paused: false, fetching: false, messages_received: 0, last_fetch: null, problems: [] };
       default:
@@ -97,7 +99,7 @@ describe('setup wizard', () => {
     await fireEvent.click(await screen.findByRole('button', { name: 'Fetch now' }));
 
     const names = calls.map(([c]) => c).filter((c) => !c.startsWith('plugin:event'));
-    expect(names).toEqual(['check_mx', 'probe_queue_server', 'test_delivery', 'save_config', 'fetch_now']);
+    expect(names).toEqual(['check_mx', 'probe_queue_server', 'test_delivery', 'save_config', 'plugin:autostart|enable', 'fetch_now']);
     const saved = calls.find(([c]) => c === 'save_config')![1].config as Record<string, any>;
     expect(saved.domains).toEqual(['office.example']);
     expect(saved.queue_servers[0]).toMatchObject({ host: 'backup.isp.example', port: 25, protocol: 'etrn' });
@@ -127,7 +129,7 @@ describe('setup wizard', () => {
     await screen.findByRole('button', { name: 'Fetch now' });
 
     const names = calls.map(([c]) => c).filter((c) => !c.startsWith('plugin:event'));
-    expect(names.slice(-2)).toEqual(['set_secret', 'save_config']);
+    expect(names.slice(-3)).toEqual(['set_secret', 'save_config', 'plugin:autostart|enable']);
     expect(calls.find(([c]) => c === 'set_secret')![1]).toEqual({ name: 'office@backup.isp.example', password: 's3cret' });
     expect(JSON.stringify(calls.find(([c]) => c === 'save_config')![1])).not.toContain('s3cret');
   });
