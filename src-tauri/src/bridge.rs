@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use postern_engine::api::Status;
-use postern_engine::dequeue::reply::Disposition;
 use postern_engine::events::Event;
 use postern_engine::view::{StatusView, TrayView};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
@@ -51,7 +50,8 @@ pub fn forward_events<R: Runtime>(app: AppHandle<R>) {
                 Ok(event) => {
                     app.state::<Shell>().record(&event);
                     let _ = app.emit(ENGINE_EVENT, &event);
-                    if let Some((kind, body)) = notification(&event) {
+                    let fetching = app.state::<Shell>().status().fetching;
+                    if let Some((kind, body)) = notification(&event, fetching) {
                         notifier.show(&app, kind, &body);
                     }
                 }
@@ -62,27 +62,65 @@ pub fn forward_events<R: Runtime>(app: AppHandle<R>) {
     });
 }
 
-/// The events worth a desktop notification: (kind for rate limiting, text).
-pub fn notification(event: &Event) -> Option<(&'static str, String)> {
+/// The events worth a desktop notification: (kind for rate limiting, text). `fetching`: whether
+/// a dequeue was running when the event came.
+pub fn notification(event: &Event, fetching: bool) -> Option<(&'static str, String)> {
     match event {
-        Event::InboundSessionEnded { peer, messages, .. } if *messages > 0 => Some((
-            "released",
-            match messages {
-                1 => format!("1 new message released by {peer}"),
-                n => format!("{n} new messages released by {peer}"),
-            },
+        Event::DequeueComplete { server, messages } if *messages > 0 => {
+            let from = server.as_deref().unwrap_or("the queuing server");
+            Some((
+                "released",
+                match messages {
+                    1 => format!("1 new message released by {from}"),
+                    n => format!("{n} new messages released by {from}"),
+                },
+            ))
+        }
+        Event::FetchFailed {
+            server, meaning, ..
+        } => Some((
+            "refused",
+            format!("Queuing server {server} refused ETRN: {meaning}"),
         )),
-        Event::FetchFinished { server, outcomes } => outcomes
-            .iter()
-            .find(|o| o.code.is_some() && o.disposition == Disposition::Permanent)
-            .map(|o| {
-                (
-                    "refused",
-                    format!("Queuing server {server} refused: {}", o.meaning),
-                )
-            }),
+        Event::ConnectBackMissing { server, hint, .. } => Some((
+            "nothing-arrived",
+            format!("{server} accepted ETRN but nothing arrived. {hint}"),
+        )),
+        Event::LinkChanged { up: false, .. } if fetching => Some((
+            "link-lost",
+            "The link went down while Postern was fetching mail; it tries again when the link is back"
+                .to_string(),
+        )),
         Event::Warning { message, .. } => Some(("warning", message.clone())),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_say_what_happened() {
+        let released = Event::DequeueComplete {
+            server: Some("mail.isp.example:25".into()),
+            messages: 3,
+        };
+        let lost = Event::LinkChanged {
+            up: false,
+            reason: "probe failed".into(),
+        };
+
+        assert_eq!(
+            notification(&released, false),
+            Some((
+                "released",
+                "3 new messages released by mail.isp.example:25".into()
+            ))
+        );
+        assert_eq!(notification(&lost, false), None);
+        assert_eq!(notification(&lost, true).map(|(k, _)| k), Some("link-lost"));
+        assert_eq!(notification(&Event::Paused, false), None);
     }
 }
 

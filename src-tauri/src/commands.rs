@@ -8,6 +8,7 @@ use postern_engine::config::{self, Config, DeliverTarget};
 use postern_engine::config_store;
 use postern_engine::dequeue::client::{ClientOptions, SmtpClient};
 use postern_engine::events::Event;
+use postern_engine::mx;
 use postern_engine::tls::TrustPolicy;
 use postern_engine::view::{StatusView, Window};
 use serde::Serialize;
@@ -123,6 +124,7 @@ pub async fn probe_queue_server(host: String, port: u16) -> Result<ServerReport,
             ca_file: None,
             fingerprint: None,
         },
+        connect_addr: None,
     };
     let mut client = SmtpClient::connect(&opts).await.map_err(|e| {
         format!(
@@ -203,6 +205,16 @@ pub async fn test_delivery(target: String) -> Result<String, String> {
             }
         }
     }
+}
+
+/// The MX checker's report for `domain`, with the saved setup's queuing servers when there is one.
+#[tauri::command]
+pub async fn check_mx(shell: State<'_, Shell>, domain: String) -> Result<mx::Report, String> {
+    let input = match Config::load(&shell.config_path) {
+        Ok(config) => mx::CheckInput::from_config(&config, &domain),
+        Err(_) => mx::CheckInput::new(&domain),
+    };
+    mx::check(&input).await.map_err(|e| e.to_string())
 }
 
 #[tauri::command]

@@ -48,6 +48,7 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::probe_queue_server,
         commands::test_delivery,
         commands::recent_activity,
+        commands::check_mx,
         commands::open_window,
     ])
 }

@@ -92,6 +92,7 @@ fn fetch_pause_resume_reach_the_engine() {
 fn status_is_the_engine_status_view() {
     let h = harness();
     h.status.send_modify(|s| {
+        s.link = postern_engine::link::LinkState::Up;
         s.paused = true;
         s.messages_received = 12;
         s.last_fetch_at = Some("2026-11-28T10:42:00+01:00".into());

@@ -55,6 +55,7 @@
     resume: () => null,
     recent_activity: () => [
       { type: 'listening', addresses: ['0.0.0.0:25'] },
+      { type: 'link_changed', up: true, reason: 'mail.isp.example:25 answered' },
       { type: 'fetch_finished', server: 'mail.isp.example:25', outcomes: [{ server: 'mail.isp.example:25', domain: 'office.example', step: 'ETRN office.example', code: 459, text: 'office.example: service unavailable', disposition: 'permanent', meaning: 'the server does not keep mail for this domain', fix: 'Ask your ISP to add office.example to fast_flush_domains', pending: null }] },
       { type: 'message_received', id: '2', from: 'bob@supplier.example', to: ['info@office.example'], size: 4096, peer: '192.0.2.5', via: 'etrn', location: '/srv/mail/Maildir/new/2' },
     ],

@@ -25,6 +25,7 @@
 
 pub mod config;
 pub mod config_store;
+pub mod mx;
 pub mod secrets;
 
 /// The application identifier; also the name of the config folder.
@@ -33,6 +34,7 @@ pub mod api;
 pub mod deliver;
 pub mod dequeue;
 pub mod events;
+pub mod link;
 pub mod smtp_server;
 pub mod supervisor;
 pub mod tls;

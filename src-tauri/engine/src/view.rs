@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Command, Status};
-use crate::dequeue::reply::{Disposition, Outcome};
+use crate::dequeue::reply::Disposition;
+use crate::link::LinkState;
 
 /// The tray icon (files `icons/tray/<name>.png`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,12 +159,9 @@ pub struct StatusView {
     pub messages_received: u64,
     /// "10:42" in the engine's local time; `None` before the first fetch.
     pub last_fetch: Option<String>,
+    /// The earliest automatic retry of a failed dequeue ("10:50").
+    pub next_retry: Option<String>,
     pub problems: Vec<Problem>,
-}
-
-/// Whether the last dequeue reached the queuing server at all.
-fn unreachable(outcomes: &[Outcome]) -> bool {
-    !outcomes.is_empty() && outcomes.iter().all(|o| o.code.is_none())
 }
 
 fn problems(status: &Status) -> Vec<Problem> {
@@ -195,10 +193,24 @@ fn messages(n: u64) -> String {
     }
 }
 
+fn awaiting_mail(status: &Status) -> bool {
+    status.servers.iter().any(|s| s.awaiting_connect_back)
+}
+
+fn next_retry(status: &Status) -> Option<String> {
+    status
+        .servers
+        .iter()
+        .filter_map(|s| s.next_retry_at.as_deref())
+        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .min()
+        .map(|t| t.format("%H:%M").to_string())
+}
+
 fn icon_of(status: &Status) -> TrayIcon {
-    if status.fetching {
+    if status.fetching || awaiting_mail(status) {
         TrayIcon::Busy
-    } else if unreachable(&status.last_fetch) {
+    } else if status.link != LinkState::Up {
         TrayIcon::Offline
     } else if !problems(status).is_empty() {
         TrayIcon::Attention
@@ -209,8 +221,10 @@ fn icon_of(status: &Status) -> TrayIcon {
 
 fn status_line(status: &Status, icon: TrayIcon) -> String {
     let state = match icon {
-        _ if status.paused && !status.fetching => "Paused",
-        TrayIcon::Busy => "Fetching mail…",
+        _ if status.paused && icon != TrayIcon::Busy => "Paused",
+        TrayIcon::Busy if status.fetching => "Fetching mail…",
+        TrayIcon::Busy => "Waiting for the released mail…",
+        TrayIcon::Offline if status.link == LinkState::Unknown => "Checking the link…",
         TrayIcon::Offline => "Offline",
         TrayIcon::Attention => "Needs attention",
         TrayIcon::Online => "Online",
@@ -232,6 +246,7 @@ impl StatusView {
             fetching: status.fetching,
             messages_received: status.messages_received,
             last_fetch: status.last_fetch_at.as_deref().and_then(clock),
+            next_retry: next_retry(status),
             problems: problems(status),
         }
     }
@@ -241,10 +256,13 @@ impl TrayView {
     pub fn from_status(status: &Status) -> TrayView {
         let icon = icon_of(status);
         let line = status_line(status, icon);
-        let tooltip = match problems(status).first() {
-            Some(p) => format!("Postern: {line}\n{}: {}", p.server, p.meaning),
-            None => format!("Postern: {line}"),
-        };
+        let mut tooltip = format!("Postern: {line}");
+        if let Some(p) = problems(status).first() {
+            tooltip.push_str(&format!("\n{}: {}", p.server, p.meaning));
+        }
+        if let Some(at) = next_retry(status) {
+            tooltip.push_str(&format!("\nNext try at {at}"));
+        }
         let pause = if status.paused {
             MenuItem::new(MenuId::Resume, "Resume automatic fetching", true)
         } else {
@@ -293,6 +311,8 @@ impl TrayView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ServerStatus;
+    use crate::dequeue::reply::Outcome;
 
     fn outcome(code: Option<u16>, disposition: Disposition, meaning: &str) -> Outcome {
         Outcome {
@@ -311,6 +331,7 @@ mod tests {
 
     fn online(messages: u64) -> Status {
         Status {
+            link: LinkState::Up,
             messages_received: messages,
             last_fetch: vec![outcome(Some(250), Disposition::Released, "released")],
             last_fetch_at: Some("2026-11-28T10:42:07+01:00".into()),
@@ -340,16 +361,16 @@ mod tests {
     }
 
     #[test]
-    fn before_the_first_fetch() {
+    fn at_start_before_the_link_is_known() {
         let status = Status::default();
 
         let view = TrayView::from_status(&status);
 
-        let line = "Online · no fetch yet · 0 messages";
+        let line = "Checking the link… · no fetch yet · 0 messages";
         assert_eq!(
             view,
             TrayView {
-                icon: TrayIcon::Online,
+                icon: TrayIcon::Offline,
                 tooltip: format!("Postern: {line}"),
                 status_line: line.into(),
                 items: menu(line, true, false),
@@ -425,23 +446,81 @@ mod tests {
     }
 
     #[test]
-    fn unreachable_server_is_offline() {
+    fn link_down_is_offline() {
         let status = Status {
-            last_fetch: vec![outcome(None, Disposition::Retry, "cannot connect")],
+            link: LinkState::Down,
+            ..online(4)
+        };
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Offline · last fetch 10:42 · 4 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Offline,
+                tooltip: format!("Postern: {line}"),
+                status_line: line.into(),
+                items: menu(line, true, false),
+            }
+        );
+    }
+
+    #[test]
+    fn waiting_for_the_connect_back_is_busy() {
+        let status = Status {
+            servers: vec![ServerStatus {
+                server: "mail.isp.example:25".into(),
+                awaiting_connect_back: true,
+                ..ServerStatus::default()
+            }],
             ..online(0)
         };
 
         let view = TrayView::from_status(&status);
 
-        let line = "Offline · last fetch 10:42 · 0 messages";
+        let line = "Waiting for the released mail… · last fetch 10:42 · 0 messages";
         assert_eq!(
             view,
             TrayView {
-                icon: TrayIcon::Offline,
-                tooltip: format!("Postern: {line}\nmail.isp.example:25: cannot connect"),
+                icon: TrayIcon::Busy,
+                tooltip: format!("Postern: {line}"),
                 status_line: line.into(),
                 items: menu(line, true, false),
             }
+        );
+    }
+
+    #[test]
+    fn a_failed_dequeue_shows_its_retry() {
+        let status = Status {
+            last_fetch: vec![outcome(None, Disposition::Retry, "cannot connect")],
+            servers: vec![ServerStatus {
+                server: "mail.isp.example:25".into(),
+                attempt: 2,
+                next_retry_at: Some("2026-11-28T10:50:00+01:00".into()),
+                ..ServerStatus::default()
+            }],
+            ..online(0)
+        };
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Needs attention · last fetch 10:42 · 0 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Attention,
+                tooltip: format!(
+                    "Postern: {line}\nmail.isp.example:25: cannot connect\nNext try at 10:50"
+                ),
+                status_line: line.into(),
+                items: menu(line, true, false),
+            }
+        );
+        assert_eq!(
+            StatusView::from_status(&status).next_retry,
+            Some("10:50".into())
         );
     }
 
@@ -493,6 +572,7 @@ mod tests {
                 fetching: false,
                 messages_received: 5,
                 last_fetch: Some("10:42".into()),
+                next_retry: None,
                 problems: vec![Problem {
                     server: "mail.isp.example:25".into(),
                     domain: "office.example".into(),

@@ -68,6 +68,7 @@ export interface StatusView {
   fetching: boolean;
   messages_received: number;
   last_fetch: string | null;
+  next_retry: string | null;
   problems: Problem[];
 }
 
@@ -114,6 +115,13 @@ export type EngineEvent =
   | { type: 'message_refused'; peer: string; via: string; code: number; reason: string }
   | { type: 'inbound_session_ended'; peer: string; via: string; messages: number; end: string }
   | { type: 'warning'; message: string; fix: string | null }
+  | { type: 'link_changed'; up: boolean; reason: string }
+  | { type: 'retry_scheduled'; server: string; attempt: number; in_seconds: number; domains: string[] }
+  | { type: 'fetch_failed'; server: string; domain: string; code: number | null; text: string; meaning: string; fix: string | null }
+  | { type: 'dequeue_complete'; server: string | null; messages: number }
+  | { type: 'connect_back_missing'; server: string; waited_seconds: number; causes: string[]; hint: string }
+  | { type: 'paused' }
+  | { type: 'resumed' }
   | { type: string; [key: string]: unknown };
 
 /** engine/src/mx: one finding of the MX checker. */
