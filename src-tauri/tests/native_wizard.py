@@ -138,9 +138,13 @@ class WebDriver:
         self.s("POST", f"/element/{el}/value", {"text": text})
 
     def click(self, css=None, xpath=None):
-        self.s("POST", f"/element/{self.find(css, xpath)}/click", {})
+        # A script click: WebKitWebDriver's native click waits for the page to settle and drops
+        # the connection while a command (the MX lookup) is still running.
+        el = self.find(css, xpath)
+        self.s("POST", "/execute/sync", {"script": "arguments[0].click()", "args": [{ELEMENT: el}]})
 
     def button(self, label):
+        print("click", label, flush=True)
         self.click(xpath=f"//button[normalize-space()='{label}']")
 
     def text(self, css):
@@ -183,7 +187,7 @@ def main():
     env = dict(os.environ, POSTERN_CONFIG=os.path.join(work, "config", "postern.toml"), POSTERN_NOTIFICATIONS="off")
     driver_port = free_port()
     log = open(os.path.join(work, "driver.log"), "w")
-    driver = subprocess.Popen([driver_bin, "--port", str(driver_port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    driver = subprocess.Popen([driver_bin, "--port", str(driver_port), "--native-port", str(free_port())], env=env, stdout=log, stderr=subprocess.STDOUT)
     wd = None
     try:
         url = f"http://127.0.0.1:{driver_port}"
@@ -214,6 +218,8 @@ def main():
         wd.button("Next")
         wd.wait_text("[data-testid=summary]", f"127.0.0.1:{server.port} (ETRN)")
         wd.screenshot("7-summary")
+        if os.environ.get("NO_AUTOSTART"):
+            wd.click(xpath="//label[contains(., 'Start Postern when I log in')]/input")
         wd.button("Save and start")
         wd.wait_text("main", "Postern is running")
 
