@@ -406,21 +406,10 @@ struct Inactive {
 }
 
 /// Remove an entry when its feature lands.
-const NOT_YET_ACTIVE: &[Inactive] = &[
-    Inactive {
-        applies: |c| c.outbound.is_some(),
-        note: "[outbound] is validated but not active yet: the outbound relay comes in a later release",
-    },
-    Inactive {
-        applies: |_| true,
-        note: "[link] probe is validated but not active yet: the link watcher comes in a later release \
-               (refetch_every is used by `posternd run`)",
-    },
-    Inactive {
-        applies: |c| !c.dns.nameservers.is_empty(),
-        note: "[dns] nameservers are validated but not used yet: the MX checker that uses them comes in a later release",
-    },
-];
+const NOT_YET_ACTIVE: &[Inactive] = &[Inactive {
+    applies: |c| c.outbound.is_some(),
+    note: "[outbound] is validated but not active yet: the outbound relay comes in a later release",
+}];
 
 /// Where the config file is: `--config`, else `$POSTERN_CONFIG`, else the OS config dir.
 pub fn config_path(flag: Option<&Path>) -> Option<PathBuf> {

@@ -40,7 +40,8 @@ struct ConfigArg {
 
 #[derive(Subcommand)]
 enum Commands {
-    /// Run the engine in the foreground: inbound listener, dequeue at start and on schedule.
+    /// Run the engine in the foreground: inbound listener, link watcher, dequeue on link-up,
+    /// on schedule and with retries.
     Run {
         #[command(flatten)]
         config: ConfigArg,
