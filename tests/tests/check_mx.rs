@@ -635,3 +635,21 @@ fn the_cli_reports_as_json_and_exits_by_severity() {
     .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn a_turn_queue_server_is_warned_about() {
+    let dns = dnsmasq(&[
+        "--mx-host=office.test,mail.office.test,10",
+        "--mx-host=office.test,isp.test,20",
+        "--host-record=mail.office.test,127.0.0.1",
+        "--host-record=isp.test,127.0.0.1",
+    ]);
+    let mut i = input("office.test", &dns);
+    let mut turn = queue("isp.test", 25, Protocol::Turn);
+    turn.allow_insecure_turn = true;
+    i.queue_servers = vec![turn];
+
+    let report = run(&i).await;
+
+    assert_finding(&report, "queue.turn-insecure", Severity::Warning);
+}

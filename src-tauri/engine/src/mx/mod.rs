@@ -295,6 +295,7 @@ pub async fn check(input: &CheckInput) -> Result<Report, CheckError> {
         Vec::new()
     };
     rules::recommend(&mut report, input, etrn_possible, &capabilities);
+    rules::insecure_turn(&mut report, input);
     Ok(report)
 }
 

@@ -541,6 +541,28 @@ pub(crate) struct DequeueSupport {
 
 /// The protocol that fits: ATRN when ETRN cannot deliver or only ATRN is offered, ETRN when it
 /// can deliver and is offered.
+/// TURN releases the mail to whoever logs in: say so wherever it is configured.
+pub(crate) fn insecure_turn(r: &mut Report, input: &CheckInput) {
+    for qs in input
+        .queue_servers
+        .iter()
+        .filter(|q| q.protocol == Protocol::Turn)
+    {
+        r.push(
+            Finding::new(
+                "queue.turn-insecure",
+                Severity::Warning,
+                &qs.host,
+                format!(
+                    "{} is used with TURN: anyone who can log in there can take the office's mail, and TURN cannot say which domains to release.",
+                    qs.host
+                ),
+            )
+            .fix("Use protocol = \"atrn\" if the ISP offers On-Demand Mail Relay (port 366), or \"etrn\" if the office can be reached on port 25."),
+        );
+    }
+}
+
 pub(crate) fn recommend(
     r: &mut Report,
     input: &CheckInput,
