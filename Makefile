@@ -6,7 +6,7 @@ CARGO_TARGET_DIR ?= target
 CONFIG := $(or $(POSTERN_CONFIG),$(or $(XDG_CONFIG_HOME),$(HOME)/.config)/org.postern.Postern/postern.toml)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-deps lint
+.PHONY: help build run test test-deps lint bench
 
 help:
 	@echo "Postern — make targets:"
@@ -16,6 +16,7 @@ help:
 	@echo "               build, and run every test against real peers"
 	@echo "  make build   release build"
 	@echo "  make lint    rustfmt check and clippy with warnings as errors"
+	@echo "  make bench   measure Postern beside Postfix and smtp-sink (root, ~5 min); writes BENCHMARKS.md"
 
 build:
 	$(CARGO) build --release
@@ -45,3 +46,9 @@ test: test-deps
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Benchmarks (issue 6): never part of `make test`. Root: a private Postfix and smtp-sink.
+bench: test-deps
+	$(CARGO) build --release -p postern-engine --bin posternd -p postern-tests --bin postern-bench
+	POSTERND_BIN="$(abspath $(CARGO_TARGET_DIR))/release/posternd" \
+	  $(CARGO_TARGET_DIR)/release/postern-bench --out BENCHMARKS.md
