@@ -55,16 +55,22 @@ fn new_count(maildir: &Path) -> usize {
     std::fs::read_dir(maildir.join("new")).map_or(0, |d| d.count())
 }
 
-fn clear_new(maildir: &Path) -> Result<()> {
+/// Moves new/ aside and puts an empty one in its place, so that every repetition starts from
+/// the same state: deleting the files instead leaves a large directory and journal work behind.
+fn fresh_new(maildir: &Path) -> Result<()> {
     let new = maildir.join("new");
-    let Ok(entries) = std::fs::read_dir(&new) else {
+    if !new.exists() {
         return Ok(());
-    };
-    for entry in entries.flatten() {
-        std::fs::remove_file(entry.path())
-            .map_err(|e| other(format!("remove {}: {e}", entry.path().display())))?;
     }
-    Ok(())
+    for n in 0.. {
+        let aside = maildir.join(format!("done{n}"));
+        if !aside.exists() {
+            std::fs::rename(&new, &aside)
+                .map_err(|e| other(format!("move {} aside: {e}", new.display())))?;
+            break;
+        }
+    }
+    std::fs::create_dir(&new).map_err(|e| other(format!("create {}: {e}", new.display())))
 }
 
 /// A Postern config for `office.test` receiving on `listen` into `maildir`, dequeuing from
@@ -112,7 +118,7 @@ pub fn inbound(reps: usize) -> Result<Vec<Row>> {
         smtp_source(addr, &warm_up)?;
     }
     postfix.wait_for_queue_len(0, Duration::from_secs(60))?;
-    clear_new(&maildir)?;
+    fresh_new(&maildir)?;
 
     let rate = |took: Duration| LOAD_MESSAGES as f64 / took.as_secs_f64();
     let (mut p, mut f, mut s) = (Vec::new(), Vec::new(), Vec::new());
@@ -125,7 +131,7 @@ pub fn inbound(reps: usize) -> Result<Vec<Row>> {
                 postern.log_text()
             )));
         }
-        clear_new(&maildir)?;
+        fresh_new(&maildir)?;
         f.push(rate(smtp_source(postfix.addr(), &LOAD)?));
         // Its queue manager is still discarding: let it finish before the next run starts.
         postfix.wait_for_queue_len(0, Duration::from_secs(120))?;
@@ -225,7 +231,7 @@ pub fn dequeue(reps: usize) -> Result<Row> {
 
     let (mut p, mut s) = (Vec::new(), Vec::new());
     for _ in 0..reps {
-        clear_new(&maildir)?;
+        fresh_new(&maildir)?;
         to_postern.queue_messages(&messages)?;
         let took = timed_fetch(&config, || new_count(&maildir) >= DEQUEUE_MESSAGES)
             .map_err(|e| other(format!("{e}\n--- posternd log ---\n{}", postern.log_text())))?;

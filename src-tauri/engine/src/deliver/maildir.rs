@@ -179,7 +179,7 @@ impl MaildirWriter {
             }
         }
         // CRLF becomes LF, a bare CR stays; runs between CRs are copied whole.
-        while let Some(at) = rest.iter().position(|&b| b == b'\r') {
+        while let Some(at) = memchr::memchr(b'\r', rest) {
             self.pending.extend_from_slice(&rest[..at]);
             match rest.get(at + 1) {
                 Some(b'\n') => {}
