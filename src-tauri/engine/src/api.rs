@@ -14,8 +14,10 @@ use crate::deliver::DeliverError;
 use crate::dequeue::DequeueContext;
 use crate::dequeue::reply::Outcome;
 use crate::events::{Event, EventSender};
+use crate::link::{LinkMonitor, LinkState, MonitorSettings};
 use crate::secrets::SecretStore;
 use crate::smtp_server::{self, ListenError, SessionContext};
+use crate::supervisor::SupervisorDeps;
 
 /// What a front end can ask for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +40,29 @@ pub struct Status {
     pub last_fetch: Vec<Outcome>,
     /// When the last dequeue finished (RFC 3339).
     pub last_fetch_at: Option<String>,
+    pub link: LinkState,
+    /// When the link state last changed (RFC 3339).
+    pub link_since: Option<String>,
+    /// One entry per queue server, in configuration order.
+    pub servers: Vec<ServerStatus>,
+}
+
+/// What the supervisor knows about one queue server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    /// `host:port`.
+    pub server: String,
+    pub fetching: bool,
+    /// One outcome per domain of the last dequeue (or retry) of this server.
+    pub last_outcomes: Vec<Outcome>,
+    /// When it finished (RFC 3339).
+    pub last_at: Option<String>,
+    /// Consecutive temporary failures; 0 after a success.
+    pub attempt: u32,
+    /// When the failed domains are asked again (RFC 3339).
+    pub next_retry_at: Option<String>,
+    /// An ETRN was accepted and the server has not connected back yet.
+    pub awaiting_connect_back: bool,
 }
 
 /// What the engine needs from its host besides the configuration.
@@ -83,12 +108,23 @@ impl EngineHandle {
     }
 }
 
-/// Binds the inbound listener, prepares the delivery target and starts the supervisor.
-/// `events` lets the caller subscribe before the first event is sent.
+/// Binds the inbound listener, prepares the delivery target and starts the supervisor with
+/// the OS link watcher. `events` lets the caller subscribe before the first event is sent.
 pub async fn start(
     config: Config,
     deps: Deps,
     events: EventSender,
+) -> Result<EngineHandle, StartError> {
+    let link = LinkMonitor::spawn(MonitorSettings::from_config(&config));
+    start_with_link(config, deps, events, link).await
+}
+
+/// [`start`] with a given link monitor (e.g. [`LinkMonitor::manual`]).
+pub async fn start_with_link(
+    config: Config,
+    deps: Deps,
+    events: EventSender,
+    link: LinkMonitor,
 ) -> Result<EngineHandle, StartError> {
     let ctx = Arc::new(SessionContext::from_config(&config, events.clone())?);
     let listeners = smtp_server::bind(&config.inbound.listen).await?;
@@ -120,7 +156,8 @@ pub async fn start(
     let server = tokio::spawn(smtp_server::serve(listeners, ctx, shutdown_rx));
     let supervisor = tokio::spawn(crate::supervisor::run(
         config,
-        dequeue_ctx,
+        SupervisorDeps::new(Arc::new(dequeue_ctx)),
+        link,
         command_rx,
         status_tx,
         events.clone(),

@@ -10,7 +10,9 @@ use crate::dequeue::reply::Outcome;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// The inbound listener is ready.
-    Listening { addresses: Vec<String> },
+    Listening {
+        addresses: Vec<String>,
+    },
     /// A dequeue from one queuing server starts.
     FetchStarted {
         server: String,
@@ -24,7 +26,10 @@ pub enum Event {
     },
     /// Someone connected to deliver mail (the queuing server after ETRN), or an ATRN/TURN
     /// turnaround began (`via` = "atrn"/"turn").
-    InboundSessionStarted { peer: String, via: String },
+    InboundSessionStarted {
+        peer: String,
+        via: String,
+    },
     /// A message is durable in the Maildir or accepted by the office server.
     MessageReceived {
         id: String,
@@ -53,6 +58,45 @@ pub enum Event {
         message: String,
         fix: Option<String>,
     },
+    /// The link watcher decided the link went up or down (`reason`: what triggered the probe
+    /// and what it found).
+    LinkChanged {
+        up: bool,
+        reason: String,
+    },
+    /// A dequeue from `server` failed temporarily; the domains are asked again in `in_seconds`.
+    RetryScheduled {
+        server: String,
+        attempt: u32,
+        in_seconds: u64,
+        domains: Vec<String>,
+    },
+    /// A dequeue failed in a way retrying cannot fix (a 5xx, 459, TLS or login problem): no
+    /// automatic retry; `fix` says what to change.
+    FetchFailed {
+        server: String,
+        domain: String,
+        code: Option<u16>,
+        text: String,
+        meaning: String,
+        fix: Option<String>,
+    },
+    /// Inbound deliveries stopped for a quiet period: `messages` arrived in that burst.
+    /// `server` is the queuing server whose accepted ETRN preceded them, when there was one.
+    DequeueComplete {
+        server: Option<String>,
+        messages: u64,
+    },
+    /// A queuing server accepted ETRN, but nothing connected back within `waited_seconds`.
+    ConnectBackMissing {
+        server: String,
+        waited_seconds: u64,
+        causes: Vec<String>,
+        hint: String,
+    },
+    /// Automatic dequeues are paused (FetchNow still works).
+    Paused,
+    Resumed,
 }
 
 pub type EventSender = tokio::sync::broadcast::Sender<Event>;

@@ -24,6 +24,7 @@
 //! message and tries again later, so a crash or a full disk can delay mail but never lose it.
 
 pub mod config;
+pub mod mx;
 pub mod secrets;
 
 /// The application identifier; also the name of the config folder.
@@ -32,6 +33,7 @@ pub mod api;
 pub mod deliver;
 pub mod dequeue;
 pub mod events;
+pub mod link;
 pub mod smtp_server;
 pub mod supervisor;
 pub mod tls;

@@ -306,10 +306,8 @@ async fn fetch(arg: &ConfigArg, json: bool) -> ExitCode {
             println!("{}", o.summary());
         }
     }
-    let all_positive = outcomes
-        .iter()
-        .all(|o| o.code.is_some_and(|c| (200..300).contains(&c)));
-    if all_positive {
+    // 2xx everywhere, or ATRN's 453 "no mail waiting": both mean there is nothing more to get.
+    if outcomes.iter().all(|o| o.is_success()) {
         ExitCode::SUCCESS
     } else {
         let failed = outcomes.iter().filter(|o| !o.is_success()).count();

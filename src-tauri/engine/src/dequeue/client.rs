@@ -31,6 +31,9 @@ pub struct ClientOptions {
     /// Our name in EHLO.
     pub helo_name: String,
     pub trust: TrustPolicy,
+    /// Connect to this address instead of resolving `host` with the system resolver (the MX
+    /// checker uses its own DNS); `host` stays the name the certificate must match.
+    pub connect_addr: Option<std::net::IpAddr>,
 }
 
 impl ClientOptions {
@@ -235,20 +238,23 @@ impl SmtpClient {
     pub async fn connect(opts: &ClientOptions) -> Result<SmtpClient, ClientError> {
         let server = opts.server();
         let started = Instant::now();
-        let tcp = tokio::time::timeout(
-            opts.timeout,
-            TcpStream::connect((opts.host.as_str(), opts.port)),
-        )
-        .await
-        .map_err(|_| ClientError::Timeout {
-            server: server.clone(),
-            step: "connecting".into(),
-            after: opts.timeout,
-        })?
-        .map_err(|e| ClientError::Connect {
-            server: server.clone(),
-            detail: connect_detail(&e),
-        })?;
+        let connecting = async {
+            match opts.connect_addr {
+                Some(ip) => TcpStream::connect((ip, opts.port)).await,
+                None => TcpStream::connect((opts.host.as_str(), opts.port)).await,
+            }
+        };
+        let tcp = tokio::time::timeout(opts.timeout, connecting)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                server: server.clone(),
+                step: "connecting".into(),
+                after: opts.timeout,
+            })?
+            .map_err(|e| ClientError::Connect {
+                server: server.clone(),
+                detail: connect_detail(&e),
+            })?;
         let _ = tcp.set_nodelay(true);
         let mut client = SmtpClient {
             conn: Conn::Plain(tcp),

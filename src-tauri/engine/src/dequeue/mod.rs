@@ -45,6 +45,7 @@ pub fn client_options(server: &QueueServer, helo_name: &str) -> ClientOptions {
             ca_file: server.tls_ca.clone(),
             fingerprint: server.tls_fingerprint,
         },
+        connect_addr: None,
     }
 }
 
