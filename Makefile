@@ -50,5 +50,7 @@ lint:
 # Benchmarks (issue 6): never part of `make test`. Root: a private Postfix and smtp-sink.
 bench: test-deps
 	$(CARGO) build --release -p postern-engine --bin posternd -p postern-tests --bin postern-bench
+	@link_test=$$($(CARGO) test --release -p postern-tests --test link_watch --no-run 2>&1 \
+	  | sed -n 's/.*Executable .*(\(.*\))$$/\1/p' | tail -1); \
 	POSTERND_BIN="$(abspath $(CARGO_TARGET_DIR))/release/posternd" \
-	  $(CARGO_TARGET_DIR)/release/postern-bench --out BENCHMARKS.md
+	  $(CARGO_TARGET_DIR)/release/postern-bench --out BENCHMARKS.md $${link_test:+--link-test "$$link_test"}

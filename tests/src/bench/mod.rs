@@ -127,8 +127,7 @@ impl Row {
             Goal::RatioAtLeast(g) => {
                 let r = self.ratio?;
                 format!(
-                    "ratio {} instead of ≥ {}: {:.0} % short (Postern would need {} {})",
-                    fmt_num(r),
+                    "ratio {r:.3} instead of ≥ {}: {:.0} % short (Postern would need {} {})",
                     fmt_num(g),
                     (1.0 - r / g) * 100.0,
                     fmt_num(self.anchor? * g),
@@ -138,8 +137,7 @@ impl Row {
             Goal::RatioAtMost(g) => {
                 let r = self.ratio?;
                 format!(
-                    "ratio {} instead of ≤ {}: {:.0} % over",
-                    fmt_num(r),
+                    "ratio {r:.3} instead of ≤ {}: {:.1} % over",
                     fmt_num(g),
                     (r / g - 1.0) * 100.0
                 )

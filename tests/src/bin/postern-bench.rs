@@ -3,7 +3,7 @@
 //! Postfix, smtp-sink). Never part of `make test`.
 //!
 //! ```text
-//! postern-bench [--out FILE] [--reps N] [--only 1,2,4,...] [--idle SECONDS]
+//! postern-bench [--out FILE] [--reps N] [--only 1,2,4,...] [--idle SECONDS] [--link-test PATH]
 //! ```
 
 #[path = "../bench/mod.rs"]
@@ -21,6 +21,7 @@ struct Args {
     reps: usize,
     only: Option<Vec<String>>,
     idle: Duration,
+    link_test: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -29,6 +30,7 @@ fn parse_args() -> Result<Args, String> {
         reps: 5,
         only: None,
         idle: Duration::from_secs(60),
+        link_test: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -43,6 +45,7 @@ fn parse_args() -> Result<Args, String> {
             "--only" => {
                 args.only = Some(value()?.split(',').map(|s| s.trim().to_string()).collect())
             }
+            "--link-test" => args.link_test = Some(PathBuf::from(value()?)),
             "--idle" => {
                 args.idle = Duration::from_secs(
                     value()?
@@ -52,7 +55,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: postern-bench [--out FILE] [--reps N] [--only 1,2,...] [--idle SECONDS]"
+                    "usage: postern-bench [--out FILE] [--reps N] [--only 1,2,...] [--idle SECONDS] [--link-test PATH]"
                         .into(),
                 );
             }
@@ -101,7 +104,8 @@ fn main() -> ExitCode {
         );
     }
     if wanted("3") {
-        table.push(rows::link_up());
+        eprintln!("postern-bench: 3 link-up to ETRN, 10 rounds (about 3 minutes)");
+        table.push(rows::link_up(args.link_test.as_deref()));
     }
     if wanted("4") {
         eprintln!(
