@@ -6,42 +6,53 @@ CARGO_TARGET_DIR ?= target
 CONFIG := $(or $(POSTERN_CONFIG),$(or $(XDG_CONFIG_HOME),$(HOME)/.config)/org.postern.Postern/postern.toml)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-deps lint bench
+.PHONY: help build run package test test-deps lint bench
+
+# The desktop app's frontend; npm ci only when the lock file changed.
+UI_DEPS := ui/node_modules/.package-lock.json
+$(UI_DEPS): ui/package.json ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund
+	@touch $@
 
 help:
 	@echo "Postern — make targets:"
-	@echo "  make run     build and run posternd in the foreground with your config"
-	@echo "               (\$$POSTERN_CONFIG or $(CONFIG))"
+	@echo "  make run     install what is missing, build and start the tray app postern"
+	@echo "               (\$$POSTERN_CONFIG or $(CONFIG); without one it opens the setup wizard)"
 	@echo "  make test    install test dependencies (Postfix, dnsmasq, ...; needs root or sudo),"
 	@echo "               build, and run every test against real peers"
-	@echo "  make build   release build"
+	@echo "  make build   release build: the UI, the tray app postern and posternd"
+	@echo "  make package the .deb of the tray app (via npm's @tauri-apps/cli)"
 	@echo "  make lint    rustfmt check and clippy with warnings as errors"
 	@echo "  make bench   measure Postern beside Postfix and smtp-sink (root, ~5 min); writes BENCHMARKS.md"
 
-build:
+build: $(UI_DEPS)
+	cd ui && npm run build
 	$(CARGO) build --release
+	$(CARGO) build --release -p postern --features custom-protocol
 
 run:
-	@bash scripts/install-test-deps.sh --runtime
-	@if [ ! -f "$(CONFIG)" ]; then \
-	  echo "No config at $(CONFIG)." >&2; \
-	  echo "Create one from the example and edit it (your domains, your ISP's queue server):" >&2; \
-	  echo "  mkdir -p \"$(dir $(CONFIG))\" && cp examples/postern.toml \"$(CONFIG)\"" >&2; \
-	  echo "or point POSTERN_CONFIG at an existing file." >&2; \
-	  exit 1; \
-	fi
+	@bash scripts/install-test-deps.sh --desktop
 	@$(MAKE) --no-print-directory build
-	$(CARGO_TARGET_DIR)/release/posternd run --config "$(CONFIG)"
+	$(CARGO_TARGET_DIR)/release/postern $(if $(POSTERN_CONFIG),--config "$(POSTERN_CONFIG)")
+
+# tauri build runs `npm run build` in ui/ itself (beforeBuildCommand) and cargo through $(CARGO).
+package: $(UI_DEPS)
+	@bash scripts/install-test-deps.sh --desktop
+	cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb --runner "$(CARGO)"
+	@ls -1 $(CARGO_TARGET_DIR)/release/bundle/deb/*.deb
 
 test-deps:
 	@bash scripts/install-test-deps.sh
 
 # Keyring tests need a Secret Service: a private session bus with an unlocked gnome-keyring.
 # POSTERND_BIN: the tests use the binary just built instead of building it again themselves.
-test: test-deps
+test: test-deps $(UI_DEPS)
+	cd ui && npx vitest run && npm run e2e
 	$(CARGO) build --workspace --bins
 	POSTERND_BIN="$(abspath $(CARGO_TARGET_DIR))/debug/posternd" \
 	  dbus-run-session -- sh -c 'printf test | gnome-keyring-daemon --unlock --components=secrets >/dev/null; exec $(CARGO) test --workspace'
+	# The tray over D-Bus: read the menu, click "Fetch mail now", see the ETRN arrive.
+	dbus-run-session -- xvfb-run -a /usr/bin/python3 src-tauri/tests/tray_dbus.py $(CARGO_TARGET_DIR)/debug/postern
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -7,13 +7,14 @@ set -euo pipefail
 mode=test
 case "${1:-}" in
   --runtime) mode=runtime ;;
+  --desktop) mode=desktop ;;
   --test | "") mode=test ;;
   -h | --help)
-    echo "usage: $0 [--test | --runtime]   (default --test)"
+    echo "usage: $0 [--test | --runtime | --desktop]   (default --test)"
     exit 0
     ;;
   *)
-    echo "$0: unknown option '$1' (use --test or --runtime)" >&2
+    echo "$0: unknown option '$1' (use --test, --runtime or --desktop)" >&2
     exit 2
     ;;
 esac
@@ -31,18 +32,43 @@ test_packages=(
   iproute2:ip                # network namespaces, veth
   libsecret-tools:secret-tool
 )
-if [[ $mode == runtime ]]; then
-  wanted=("${runtime_packages[@]}")
-else
-  wanted=("${runtime_packages[@]}" "${test_packages[@]}")
-fi
+# Desktop app (`make run`, `make build`; `make test` builds it too). An empty command means
+# "check the package only"; a trailing ":any" means the command alone is enough (a Node.js
+# installed outside apt counts).
+desktop_packages=(
+  libwebkit2gtk-4.1-dev:
+  libayatana-appindicator3-dev:
+  build-essential:make
+  pkg-config:pkg-config
+  nodejs:node:any
+  npm:npm:any
+)
+desktop_test_packages=(
+  xvfb:Xvfb
+  xauth:xauth
+  webkit2gtk-driver:WebKitWebDriver
+  chromium:chromium          # Playwright (playwright-core) runs ui/e2e in it
+)
+case $mode in
+  runtime) wanted=("${runtime_packages[@]}") ;;
+  desktop) wanted=("${runtime_packages[@]}" "${desktop_packages[@]}") ;;
+  *) wanted=("${runtime_packages[@]}" "${test_packages[@]}" "${desktop_packages[@]}" "${desktop_test_packages[@]}") ;;
+esac
 
 missing=()
 for entry in "${wanted[@]}"; do
   pkg=${entry%%:*}
   cmd=${entry#*:}
+  any=no
+  if [[ $cmd == *:any ]]; then
+    cmd=${cmd%:any}
+    any=yes
+  fi
+  if [[ $any == yes ]] && PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null; then
+    continue
+  fi
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-  if [[ $status != "install ok installed" ]] || ! PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null; then
+  if [[ $status != "install ok installed" ]] || { [[ -n $cmd ]] && ! PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null; }; then
     missing+=("$pkg")
   fi
 done

@@ -600,3 +600,38 @@ async fn office_hint_picks_the_office_and_a_preferred_stranger_is_an_error() {
     assert_finding(&report, "pref.unknown-mx", Severity::Error);
     assert_finding(&report, "pref.order-ok", Severity::Ok);
 }
+
+/// The CLI contract: `posternd check-mx DOMAIN --nameserver IP:PORT [--json]`, exit 0 = no
+/// errors, 1 = errors found, 2 = the check could not run.
+#[test]
+fn the_cli_reports_as_json_and_exits_by_severity() {
+    let dns = dnsmasq(&["--mx-host=null.test,.,0"]);
+    let ns = dns.addr().to_string();
+
+    let nx = postern_tests::harness::posternd_with(
+        &["check-mx", "missing.test", "--nameserver", &ns, "--json"],
+        None,
+        b"",
+        &[],
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(
+        nx.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&nx.stderr)
+    );
+    let report: Report = serde_json::from_slice(&nx.stdout).unwrap();
+    assert_finding(&report, "domain.nxdomain", Severity::Error);
+
+    let bad = postern_tests::harness::posternd_with(
+        &["check-mx", "not a domain", "--nameserver", &ns],
+        None,
+        b"",
+        &[],
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -7,20 +7,6 @@ use std::time::{Duration, Instant};
 use postern_tests::harness::odmr::{HeldMessage, OdmrConfig, OdmrProvider, TestCert, User};
 use postern_tests::harness::{TestMessage, digest_without_received, posternd_with, read_maildir};
 
-/// Keyring tests need a session bus with a Secret Service; `make test` provides one. Under CI
-/// they must run, so a missing bus is a failure there.
-fn require_session_bus() -> bool {
-    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must run the keyring tests: run them through `make test` (dbus-run-session + gnome-keyring)"
-    );
-    eprintln!("SKIPPED: no D-Bus session bus; run `make test`");
-    false
-}
-
 fn secret(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> (bool, String) {
     let out = posternd_with(args, None, stdin, env, Duration::from_secs(30)).unwrap();
     (
@@ -55,7 +41,7 @@ fn a_secret_name_must_be_user_at_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atrn_with_the_password_from_the_keyring_delivers_200_messages() {
-    if !require_session_bus() {
+    if !postern_tests::harness::require_session_bus() {
         return;
     }
     let cert = TestCert::generate(&["127.0.0.1"]);

@@ -211,8 +211,17 @@ fn measure_link_up_to_etrn(
         .nth(etrns_before)
         .map(str::to_string)
         .unwrap_or_default();
+    let noticed = daemon
+        .events()
+        .iter()
+        .filter(|e| link_event(true)(e))
+        .filter_map(|e| e["at"].as_str().and_then(rfc3339_epoch_seconds))
+        .find(|at| *at >= epoch_seconds(t0))
+        .map_or(f64::NAN, |at| at - epoch_seconds(t0));
     let took = answered - epoch_seconds(t0);
-    eprintln!("round {round}: link up -> ETRN answered {took:.3} s (Postfix: {etrn_line})");
+    eprintln!(
+        "round {round}: link up -> link_changed {noticed:.3} s -> ETRN answered {took:.3} s (Postfix: {etrn_line})"
+    );
     Duration::from_secs_f64(took)
 }
 

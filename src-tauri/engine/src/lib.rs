@@ -24,6 +24,7 @@
 //! message and tries again later, so a crash or a full disk can delay mail but never lose it.
 
 pub mod config;
+pub mod config_store;
 pub mod mx;
 pub mod secrets;
 
@@ -37,3 +38,4 @@ pub mod link;
 pub mod smtp_server;
 pub mod supervisor;
 pub mod tls;
+pub mod view;

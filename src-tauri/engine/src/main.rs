@@ -56,6 +56,23 @@ enum Commands {
         #[arg(long)]
         json: bool,
     },
+    /// Check the domain's MX records and the whole backup-MX/ETRN set-up, in plain language.
+    /// Exit 0 = no errors, 1 = errors found, 2 = the check could not run.
+    CheckMx {
+        /// The domain to check (default: every domain of the config).
+        domain: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Ask this DNS server (IP:PORT) instead of the configured or system resolver.
+        #[arg(long, value_name = "IP:PORT")]
+        nameserver: Option<std::net::SocketAddr>,
+        /// Print the report as JSON (schema: docs/mx-findings.md).
+        #[arg(long)]
+        json: bool,
+        /// Also send ETRN to each queuing server and report the reply (this starts delivery).
+        #[arg(long)]
+        dry_run_etrn: bool,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -103,6 +120,22 @@ fn main() -> ExitCode {
         match cli.command {
             Commands::Run { config, events } => run(&config, events).await,
             Commands::Fetch { config, json } => fetch(&config, json).await,
+            Commands::CheckMx {
+                domain,
+                config,
+                nameserver,
+                json,
+                dry_run_etrn,
+            } => ExitCode::from(
+                postern_engine::mx::cli::run_command(
+                    domain,
+                    config.config.as_deref(),
+                    nameserver,
+                    json,
+                    dry_run_etrn,
+                )
+                .await,
+            ),
             Commands::Config {
                 action: ConfigAction::Check { config, json },
             } => config_check(&config, json),

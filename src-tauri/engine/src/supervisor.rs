@@ -124,6 +124,9 @@ pub enum Input {
     /// A message was refused after DATA: the sender did connect back.
     MessageRefused,
     InboundEnded,
+    /// A message arrived over an ATRN/TURN turnaround: it counts, but proves nothing about an
+    /// ETRN server connecting back.
+    TurnaroundMessage,
     /// Time passed: whatever was due at `now` is done.
     Tick,
 }
@@ -271,6 +274,7 @@ impl Machine {
                     burst.messages += 1;
                 }
             }
+            Input::TurnaroundMessage => self.messages_received += 1,
             Input::InboundEnded => {
                 self.inbound_active = self.inbound_active.saturating_sub(1);
                 if self.inbound_active == 0
@@ -602,10 +606,13 @@ pub async fn run(
                 Some(Command::Shutdown) | None => break,
             },
             event = received.recv() => match event {
-                Ok(Event::InboundSessionStarted { .. }) => Input::InboundStarted,
-                Ok(Event::MessageReceived { .. }) => Input::MessageReceived,
-                Ok(Event::MessageRefused { .. }) => Input::MessageRefused,
-                Ok(Event::InboundSessionEnded { .. }) => Input::InboundEnded,
+                // Only the listener's sessions can be an ETRN server connecting back; ATRN/TURN
+                // deliver on the dequeue connection itself.
+                Ok(Event::InboundSessionStarted { via, .. }) if via == "inbound" => Input::InboundStarted,
+                Ok(Event::MessageReceived { via, .. }) if via == "inbound" => Input::MessageReceived,
+                Ok(Event::MessageReceived { .. }) => Input::TurnaroundMessage,
+                Ok(Event::MessageRefused { via, .. }) if via == "inbound" => Input::MessageRefused,
+                Ok(Event::InboundSessionEnded { via, .. }) if via == "inbound" => Input::InboundEnded,
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!("the supervisor missed {n} events");
@@ -1077,6 +1084,31 @@ mod tests {
         assert!(warnings[0].2 >= 3);
         assert!(warnings[0].3.contains("atrn"));
         assert!(events(&second).is_empty(), "{second:?}");
+    }
+
+    #[test]
+    fn mail_over_an_atrn_turnaround_does_not_silence_the_etrn_watchdog() {
+        let (mut m, t0) = machine(&["a.test"]);
+        let mut now = t0;
+        m.handle(up(), now);
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 250, Disposition::Released),
+            },
+            now,
+        );
+
+        m.handle(Input::TurnaroundMessage, now + Duration::from_secs(1));
+        let later = advance(&mut m, &mut now, t0 + Duration::from_secs(121));
+
+        assert!(
+            events(&later)
+                .iter()
+                .any(|e| matches!(e, Event::ConnectBackMissing { .. })),
+            "{later:?}"
+        );
+        assert_eq!(m.messages_received, 1);
     }
 
     #[test]

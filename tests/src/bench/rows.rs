@@ -438,7 +438,10 @@ pub fn desktop_app() -> Row {
     );
     let app: Option<PathBuf> = posternd_bin().parent().map(|d| d.join("postern"));
     if app.as_deref().is_some_and(Path::exists) {
-        row.not_measured("target/release/postern exists, but measuring it (Xvfb, PSS of its WebKit processes) is not implemented yet")
+        row.not_measured(
+            "target/release/postern exists, but make bench does not yet run it under Xvfb and \
+             sum the PSS of its process tree (src-tauri/scripts/pss.sh does that by hand)",
+        )
     } else {
         row.not_measured("the desktop app is not built yet")
     }

@@ -137,3 +137,17 @@ pub fn poll_until<T>(
         pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
+
+/// `true` when a D-Bus session bus is there for keyring tests (`make test` starts one with an
+/// unlocked gnome-keyring). Without one the test should return; under CI that is a failure.
+pub fn require_session_bus() -> bool {
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run the keyring tests: run them through `make test` (dbus-run-session + gnome-keyring)"
+    );
+    eprintln!("SKIPPED: no D-Bus session bus; run `make test`");
+    false
+}

@@ -2,7 +2,8 @@
 //!
 //! The operating system's network events (interfaces, carrier, addresses, routes) are only
 //! hints: a new address says nothing about the ISP being reachable, and a router's uplink can go
-//! down without any local event at all. So after a hint (debounced) a reachability probe — a TCP
+//! down without any local event at all. So after a hint (debounced, except for the first hint
+//! while down, which is probed at once) a reachability probe — a TCP
 //! connect to `[link].probe`, by default the first queue server — decides Up or Down. The probe
 //! also runs on a slow timer (every 30 s while down, every 60 s while up), because events can be
 //! missed (sleep and resume) or never come (a router between us and the ISP).
@@ -78,6 +79,9 @@ pub struct MonitorSettings {
     /// Quiet time after the last hint before probing (bounded by `max_debounce`).
     pub debounce: Duration,
     pub max_debounce: Duration,
+    /// Least time between the starts of two hint-triggered probes; the first hint after twice
+    /// this much quiet while down is probed at once.
+    pub min_probe_gap: Duration,
     pub probe_timeout: Duration,
     /// Probe interval while down (and while the state is unknown).
     pub down_every: Duration,
@@ -95,6 +99,7 @@ impl MonitorSettings {
             port,
             debounce: Duration::from_millis(300),
             max_debounce: Duration::from_millis(500),
+            min_probe_gap: Duration::from_secs(1),
             probe_timeout: Duration::from_secs(5),
             down_every: Duration::from_secs(30),
             up_every: Duration::from_secs(60),
@@ -255,6 +260,7 @@ async fn watch<P>(
     let mut next_probe = Instant::now();
     let mut trigger: &'static str = "start";
     let mut first_hint: Option<Instant> = None;
+    let mut last_probe: Option<Instant> = None;
     let mut hinted_during_probe = false;
     let mut follow_up = settings.follow_ups.len();
     let mut probing: Option<ProbeFuture> = None;
@@ -268,14 +274,25 @@ async fn watch<P>(
                     continue;
                 };
                 let now = Instant::now();
+                // While down, the first hint of a burst is probed at once: a link coming up is
+                // the moment mail should flow. The rest of the burst is debounced as usual.
+                // Within a burst (a flapping link), at most one probe a second.
+                let quiet_before = last_probe.is_none_or(|at| now >= at + settings.min_probe_gap * 2);
+                let immediate = probing.is_none() && state != Some(true) && quiet_before;
                 let first = *first_hint.get_or_insert(now);
-                next_probe = (now + settings.debounce).min(first + settings.max_debounce);
+                next_probe = if immediate {
+                    now
+                } else {
+                    let debounced = (now + settings.debounce).min(first + settings.max_debounce);
+                    last_probe.map_or(debounced, |at| debounced.max(at + settings.min_probe_gap))
+                };
                 trigger = hint.what;
                 follow_up = 0;
                 hinted_during_probe = probing.is_some();
             }
             _ = tokio::time::sleep_until(next_probe), if probing.is_none() => {
                 first_hint = None;
+                last_probe = Some(Instant::now());
                 hinted_during_probe = false;
                 probing = Some(probe());
             }
@@ -396,10 +413,11 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_hint_leads_to_a_probe_after_the_debounce() {
+    async fn while_down_a_hint_is_probed_at_once() {
         let probe = ScriptedProbe::default();
         let mut running = start(&probe);
         running.edges.recv().await.expect("initial edge");
+        tokio::time::sleep(Duration::from_secs(5)).await;
         probe.set(true);
         let sent = Instant::now();
 
@@ -418,8 +436,32 @@ mod tests {
             "{}",
             edge.reason
         );
+        assert_eq!(Instant::now(), sent);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_up_a_hint_is_probed_after_the_debounce() {
+        let probe = ScriptedProbe::default();
+        probe.set(true);
+        let mut running = start(&probe);
+        running.edges.recv().await.expect("initial edge");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        probe.set(false);
+        let sent = Instant::now();
+
+        running
+            .hints
+            .send(Hint {
+                what: "address change",
+            })
+            .await
+            .expect("watcher alive");
+        let edge = running.edges.recv().await.expect("an edge");
+
+        assert!(!edge.up);
+        assert!(edge.reason.starts_with("address change"), "{}", edge.reason);
         let waited = Instant::now() - sent;
-        assert!(waited >= settings().debounce && waited < Duration::from_secs(1));
+        assert!(waited >= settings().debounce && waited <= settings().max_debounce);
     }
 
     #[tokio::test(start_paused = true)]

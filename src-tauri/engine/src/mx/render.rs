@@ -116,3 +116,50 @@ impl Report {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mx::{Finding, MxRecordView};
+
+    fn report() -> Report {
+        let mut r = Report::new("office.test");
+        r.mx.push(MxRecordView {
+            preference: 10,
+            host: "mx1.office.test".into(),
+            addresses: vec!["192.0.2.1".parse().unwrap()],
+        });
+        r.office_host = Some("mx1.office.test".into());
+        r.push(Finding::new(
+            "mx.found",
+            Severity::Ok,
+            "office.test",
+            "MX records: 10 mx1.office.test",
+        ));
+        r.push(
+            Finding::new("pref.equal", Severity::Error, "isp.test", "round robin")
+                .fix("Give isp.test a higher value"),
+        );
+        r
+    }
+
+    #[test]
+    fn errors_come_first_with_their_fix() {
+        let text = report().render_human(false);
+
+        let errors = text.find("Errors").unwrap();
+        let fine = text.find("Fine").unwrap();
+        assert!(errors < fine, "{text}");
+        assert!(text.contains("  ✗ isp.test  [pref.equal]\n      round robin\n      Fix: Give isp.test a higher value\n"), "{text}");
+        assert!(
+            text.contains("10  mx1.office.test  192.0.2.1  (office)"),
+            "{text}"
+        );
+        assert!(!text.contains('\x1b'));
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        assert!(report().render_human(true).contains("\x1b[1;31m"));
+    }
+}

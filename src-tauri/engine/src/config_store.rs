@@ -1,0 +1,104 @@
+//! Saving `postern.toml` from a front end: validated first, then written atomically (temporary
+//! file in the same folder, fsync, rename over the old file, fsync the folder), so a crash or a
+//! cancelled wizard never leaves a half-written config behind.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, ConfigError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    #[error("cannot write {path}: {source}. Check that the folder exists and is writable")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Validates `config` exactly as a load would (the text is re-read), then writes it to `path`.
+/// Returns the configuration as it will be loaded.
+pub fn save(config: &Config, path: &Path) -> Result<Config, SaveError> {
+    let text = config.to_toml();
+    let checked = Config::parse(&text, path)?;
+    write_atomic(path, text.as_bytes()).map_err(|source| SaveError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(checked)
+}
+
+/// Write temp + fsync + rename + fsync dir. The temporary file is removed on failure.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "postern.toml".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        #[cfg(unix)]
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+domains = ["office.example"]
+[[queue_servers]]
+host = "mail.isp.example"
+[inbound]
+listen = ["127.0.0.1:2525"]
+deliver = "maildir:/tmp/postern-test-Maildir"
+"#;
+
+    #[test]
+    fn save_writes_a_config_that_loads_back_equal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/postern.toml");
+        let config = Config::parse(EXAMPLE, Path::new("example")).unwrap();
+
+        let saved = save(&config, &path).unwrap();
+
+        assert_eq!(saved, config);
+        assert_eq!(Config::load(&path).unwrap(), config);
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("postern.toml")]);
+    }
+
+    #[test]
+    fn an_invalid_config_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("postern.toml");
+        std::fs::write(&path, "old").unwrap();
+        let mut config = Config::parse(EXAMPLE, Path::new("example")).unwrap();
+        config.domains.clear();
+
+        let result = save(&config, &path);
+
+        assert!(matches!(result, Err(SaveError::Invalid(_))), "{result:?}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
+    }
+}

@@ -1,0 +1,619 @@
+//! What the tray and the status header show, as plain data built from [`Status`].
+//!
+//! The desktop shell renders a [`TrayView`] into a native menu and icon; it adds no wording of
+//! its own, so the whole menu of every engine state is unit-tested here without a display.
+//! On Linux the tray is a StatusNotifierItem: no click events and no tooltips, so every action
+//! must be a menu item.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{Command, Status};
+use crate::dequeue::reply::Disposition;
+use crate::link::LinkState;
+
+/// The tray icon (files `icons/tray/<name>.png`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrayIcon {
+    Offline,
+    Online,
+    /// A dequeue is running.
+    Busy,
+    /// The last dequeue had an error or a warning.
+    Attention,
+}
+
+impl TrayIcon {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            TrayIcon::Offline => "offline.png",
+            TrayIcon::Online => "online.png",
+            TrayIcon::Busy => "busy.png",
+            TrayIcon::Attention => "attention.png",
+        }
+    }
+}
+
+/// A menu entry's identity; also the native menu item id (`snake_case`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MenuId {
+    Status,
+    FetchNow,
+    Pause,
+    Resume,
+    CheckMx,
+    Settings,
+    Activity,
+    Separator,
+    Quit,
+}
+
+/// The windows the shell opens from the menu.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    Settings,
+    Wizard,
+    Activity,
+    Mx,
+}
+
+/// What choosing a menu entry does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MenuAction {
+    Engine(Command),
+    Open(Window),
+    Quit,
+    Nothing,
+}
+
+impl MenuId {
+    pub const ALL: [MenuId; 9] = [
+        MenuId::Status,
+        MenuId::FetchNow,
+        MenuId::Pause,
+        MenuId::Resume,
+        MenuId::CheckMx,
+        MenuId::Settings,
+        MenuId::Activity,
+        MenuId::Separator,
+        MenuId::Quit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MenuId::Status => "status",
+            MenuId::FetchNow => "fetch_now",
+            MenuId::Pause => "pause",
+            MenuId::Resume => "resume",
+            MenuId::CheckMx => "check_mx",
+            MenuId::Settings => "settings",
+            MenuId::Activity => "activity",
+            MenuId::Separator => "separator",
+            MenuId::Quit => "quit",
+        }
+    }
+
+    pub fn parse(id: &str) -> Option<MenuId> {
+        MenuId::ALL.into_iter().find(|m| m.as_str() == id)
+    }
+
+    pub fn action(self) -> MenuAction {
+        match self {
+            MenuId::FetchNow => MenuAction::Engine(Command::FetchNow),
+            MenuId::Pause => MenuAction::Engine(Command::Pause),
+            MenuId::Resume => MenuAction::Engine(Command::Resume),
+            MenuId::CheckMx => MenuAction::Open(Window::Mx),
+            MenuId::Settings => MenuAction::Open(Window::Settings),
+            MenuId::Activity => MenuAction::Open(Window::Activity),
+            MenuId::Quit => MenuAction::Quit,
+            MenuId::Status | MenuId::Separator => MenuAction::Nothing,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MenuItem {
+    pub id: MenuId,
+    pub label: String,
+    pub enabled: bool,
+}
+
+impl MenuItem {
+    fn new(id: MenuId, label: &str, enabled: bool) -> MenuItem {
+        MenuItem {
+            id,
+            label: label.to_string(),
+            enabled,
+        }
+    }
+}
+
+/// The tray: icon, tooltip (where the OS shows one) and the whole menu.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrayView {
+    pub icon: TrayIcon,
+    pub tooltip: String,
+    /// "Online · last fetch 10:42 · 12 messages"; also the menu's first (disabled) entry.
+    pub status_line: String,
+    pub items: Vec<MenuItem>,
+}
+
+/// One failed dequeue, for the status header and the tooltip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub server: String,
+    pub domain: String,
+    pub meaning: String,
+    pub fix: Option<String>,
+}
+
+/// The status header of the windows: the tray's line plus details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub icon: TrayIcon,
+    pub status_line: String,
+    pub paused: bool,
+    pub fetching: bool,
+    pub messages_received: u64,
+    /// "10:42" in the engine's local time; `None` before the first fetch.
+    pub last_fetch: Option<String>,
+    /// The earliest automatic retry of a failed dequeue ("10:50").
+    pub next_retry: Option<String>,
+    pub problems: Vec<Problem>,
+}
+
+fn problems(status: &Status) -> Vec<Problem> {
+    status
+        .last_fetch
+        .iter()
+        .filter(|o| matches!(o.disposition, Disposition::Retry | Disposition::Permanent))
+        .map(|o| Problem {
+            server: o.server.clone(),
+            domain: o.domain.clone(),
+            meaning: o.meaning.clone(),
+            fix: o.fix.clone(),
+        })
+        .collect()
+}
+
+/// "10:42" from an RFC 3339 time, in the offset it was written with (the engine's local time).
+fn clock(rfc3339: &str) -> Option<String> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .ok()
+        .map(|t| t.format("%H:%M").to_string())
+}
+
+fn messages(n: u64) -> String {
+    if n == 1 {
+        "1 message".to_string()
+    } else {
+        format!("{n} messages")
+    }
+}
+
+fn awaiting_mail(status: &Status) -> bool {
+    status.servers.iter().any(|s| s.awaiting_connect_back)
+}
+
+fn next_retry(status: &Status) -> Option<String> {
+    status
+        .servers
+        .iter()
+        .filter_map(|s| s.next_retry_at.as_deref())
+        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .min()
+        .map(|t| t.format("%H:%M").to_string())
+}
+
+fn icon_of(status: &Status) -> TrayIcon {
+    if status.fetching || awaiting_mail(status) {
+        TrayIcon::Busy
+    } else if status.link != LinkState::Up {
+        TrayIcon::Offline
+    } else if !problems(status).is_empty() {
+        TrayIcon::Attention
+    } else {
+        TrayIcon::Online
+    }
+}
+
+fn status_line(status: &Status, icon: TrayIcon) -> String {
+    let state = match icon {
+        _ if status.paused && icon != TrayIcon::Busy => "Paused",
+        TrayIcon::Busy if status.fetching => "Fetching mail…",
+        TrayIcon::Busy => "Waiting for the released mail…",
+        TrayIcon::Offline if status.link == LinkState::Unknown => "Checking the link…",
+        TrayIcon::Offline => "Offline",
+        TrayIcon::Attention => "Needs attention",
+        TrayIcon::Online => "Online",
+    };
+    let last = match status.last_fetch_at.as_deref().and_then(clock) {
+        Some(t) => format!("last fetch {t}"),
+        None => "no fetch yet".to_string(),
+    };
+    format!("{state} · {last} · {}", messages(status.messages_received))
+}
+
+impl StatusView {
+    pub fn from_status(status: &Status) -> StatusView {
+        let icon = icon_of(status);
+        StatusView {
+            icon,
+            status_line: status_line(status, icon),
+            paused: status.paused,
+            fetching: status.fetching,
+            messages_received: status.messages_received,
+            last_fetch: status.last_fetch_at.as_deref().and_then(clock),
+            next_retry: next_retry(status),
+            problems: problems(status),
+        }
+    }
+}
+
+impl TrayView {
+    pub fn from_status(status: &Status) -> TrayView {
+        let icon = icon_of(status);
+        let line = status_line(status, icon);
+        let mut tooltip = format!("Postern: {line}");
+        if let Some(p) = problems(status).first() {
+            tooltip.push_str(&format!("\n{}: {}", p.server, p.meaning));
+        }
+        if let Some(at) = next_retry(status) {
+            tooltip.push_str(&format!("\nNext try at {at}"));
+        }
+        let pause = if status.paused {
+            MenuItem::new(MenuId::Resume, "Resume automatic fetching", true)
+        } else {
+            MenuItem::new(MenuId::Pause, "Pause automatic fetching", true)
+        };
+        TrayView {
+            icon,
+            tooltip,
+            status_line: line.clone(),
+            items: vec![
+                MenuItem::new(MenuId::Status, &line, false),
+                MenuItem::new(MenuId::FetchNow, "Fetch mail now", !status.fetching),
+                pause,
+                MenuItem::new(MenuId::CheckMx, "Check MX records…", true),
+                MenuItem::new(MenuId::Settings, "Settings…", true),
+                MenuItem::new(MenuId::Activity, "Activity…", true),
+                MenuItem::new(MenuId::Separator, "", false),
+                MenuItem::new(MenuId::Quit, "Quit", true),
+            ],
+        }
+    }
+}
+
+impl TrayView {
+    /// Before a valid configuration exists: the menu leads to the setup wizard.
+    pub fn not_configured() -> TrayView {
+        let line = "Not set up yet";
+        TrayView {
+            icon: TrayIcon::Offline,
+            tooltip: format!("Postern: {line}"),
+            status_line: line.to_string(),
+            items: vec![
+                MenuItem::new(MenuId::Status, line, false),
+                MenuItem::new(MenuId::FetchNow, "Fetch mail now", false),
+                MenuItem::new(MenuId::Pause, "Pause automatic fetching", false),
+                MenuItem::new(MenuId::CheckMx, "Check MX records…", true),
+                MenuItem::new(MenuId::Settings, "Settings…", true),
+                MenuItem::new(MenuId::Activity, "Activity…", true),
+                MenuItem::new(MenuId::Separator, "", false),
+                MenuItem::new(MenuId::Quit, "Quit", true),
+            ],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ServerStatus;
+    use crate::dequeue::reply::Outcome;
+
+    fn outcome(code: Option<u16>, disposition: Disposition, meaning: &str) -> Outcome {
+        Outcome {
+            server: "mail.isp.example:25".into(),
+            domain: "office.example".into(),
+            step: "ETRN office.example".into(),
+            code,
+            text: "text".into(),
+            disposition,
+            meaning: meaning.into(),
+            fix: Some("the fix".into()),
+            pending: None,
+            received: None,
+        }
+    }
+
+    fn online(messages: u64) -> Status {
+        Status {
+            link: LinkState::Up,
+            messages_received: messages,
+            last_fetch: vec![outcome(Some(250), Disposition::Released, "released")],
+            last_fetch_at: Some("2026-11-28T10:42:07+01:00".into()),
+            ..Status::default()
+        }
+    }
+
+    fn item(id: MenuId, label: &str, enabled: bool) -> MenuItem {
+        MenuItem::new(id, label, enabled)
+    }
+
+    fn menu(status_line: &str, fetch_enabled: bool, paused: bool) -> Vec<MenuItem> {
+        vec![
+            item(MenuId::Status, status_line, false),
+            item(MenuId::FetchNow, "Fetch mail now", fetch_enabled),
+            if paused {
+                item(MenuId::Resume, "Resume automatic fetching", true)
+            } else {
+                item(MenuId::Pause, "Pause automatic fetching", true)
+            },
+            item(MenuId::CheckMx, "Check MX records…", true),
+            item(MenuId::Settings, "Settings…", true),
+            item(MenuId::Activity, "Activity…", true),
+            item(MenuId::Separator, "", false),
+            item(MenuId::Quit, "Quit", true),
+        ]
+    }
+
+    #[test]
+    fn at_start_before_the_link_is_known() {
+        let status = Status::default();
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Checking the link… · no fetch yet · 0 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Offline,
+                tooltip: format!("Postern: {line}"),
+                status_line: line.into(),
+                items: menu(line, true, false),
+            }
+        );
+    }
+
+    #[test]
+    fn online_and_idle() {
+        let status = online(12);
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Online · last fetch 10:42 · 12 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Online,
+                tooltip: format!("Postern: {line}"),
+                status_line: line.into(),
+                items: menu(line, true, false),
+            }
+        );
+    }
+
+    #[test]
+    fn one_message_is_singular() {
+        let view = TrayView::from_status(&online(1));
+
+        assert_eq!(view.status_line, "Online · last fetch 10:42 · 1 message");
+    }
+
+    #[test]
+    fn fetching_disables_fetch_now() {
+        let status = Status {
+            fetching: true,
+            ..online(3)
+        };
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Fetching mail… · last fetch 10:42 · 3 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Busy,
+                tooltip: format!("Postern: {line}"),
+                status_line: line.into(),
+                items: menu(line, false, false),
+            }
+        );
+    }
+
+    #[test]
+    fn paused_offers_resume() {
+        let status = Status {
+            paused: true,
+            ..online(12)
+        };
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Paused · last fetch 10:42 · 12 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Online,
+                tooltip: format!("Postern: {line}"),
+                status_line: line.into(),
+                items: menu(line, true, true),
+            }
+        );
+    }
+
+    #[test]
+    fn link_down_is_offline() {
+        let status = Status {
+            link: LinkState::Down,
+            ..online(4)
+        };
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Offline · last fetch 10:42 · 4 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Offline,
+                tooltip: format!("Postern: {line}"),
+                status_line: line.into(),
+                items: menu(line, true, false),
+            }
+        );
+    }
+
+    #[test]
+    fn waiting_for_the_connect_back_is_busy() {
+        let status = Status {
+            servers: vec![ServerStatus {
+                server: "mail.isp.example:25".into(),
+                awaiting_connect_back: true,
+                ..ServerStatus::default()
+            }],
+            ..online(0)
+        };
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Waiting for the released mail… · last fetch 10:42 · 0 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Busy,
+                tooltip: format!("Postern: {line}"),
+                status_line: line.into(),
+                items: menu(line, true, false),
+            }
+        );
+    }
+
+    #[test]
+    fn a_failed_dequeue_shows_its_retry() {
+        let status = Status {
+            last_fetch: vec![outcome(None, Disposition::Retry, "cannot connect")],
+            servers: vec![ServerStatus {
+                server: "mail.isp.example:25".into(),
+                attempt: 2,
+                next_retry_at: Some("2026-11-28T10:50:00+01:00".into()),
+                ..ServerStatus::default()
+            }],
+            ..online(0)
+        };
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Needs attention · last fetch 10:42 · 0 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Attention,
+                tooltip: format!(
+                    "Postern: {line}\nmail.isp.example:25: cannot connect\nNext try at 10:50"
+                ),
+                status_line: line.into(),
+                items: menu(line, true, false),
+            }
+        );
+        assert_eq!(
+            StatusView::from_status(&status).next_retry,
+            Some("10:50".into())
+        );
+    }
+
+    #[test]
+    fn refused_etrn_needs_attention() {
+        let status = Status {
+            last_fetch: vec![
+                outcome(Some(250), Disposition::Released, "released"),
+                outcome(
+                    Some(459),
+                    Disposition::Permanent,
+                    "not allowed for this domain",
+                ),
+            ],
+            ..online(2)
+        };
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Needs attention · last fetch 10:42 · 2 messages";
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Attention,
+                tooltip: format!(
+                    "Postern: {line}\nmail.isp.example:25: not allowed for this domain"
+                ),
+                status_line: line.into(),
+                items: menu(line, true, false),
+            }
+        );
+    }
+
+    #[test]
+    fn status_view_lists_the_problems() {
+        let status = Status {
+            last_fetch: vec![outcome(Some(458), Disposition::Retry, "try later")],
+            ..online(5)
+        };
+
+        let view = StatusView::from_status(&status);
+
+        assert_eq!(
+            view,
+            StatusView {
+                icon: TrayIcon::Attention,
+                status_line: "Needs attention · last fetch 10:42 · 5 messages".into(),
+                paused: false,
+                fetching: false,
+                messages_received: 5,
+                last_fetch: Some("10:42".into()),
+                next_retry: None,
+                problems: vec![Problem {
+                    server: "mail.isp.example:25".into(),
+                    domain: "office.example".into(),
+                    meaning: "try later".into(),
+                    fix: Some("the fix".into()),
+                }],
+            }
+        );
+    }
+
+    #[test]
+    fn not_configured_disables_the_engine_actions() {
+        let view = TrayView::not_configured();
+
+        let line = "Not set up yet";
+        let mut expected = menu(line, false, false);
+        expected[2].enabled = false;
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Offline,
+                tooltip: format!("Postern: {line}"),
+                status_line: line.into(),
+                items: expected,
+            }
+        );
+    }
+
+    #[test]
+    fn menu_ids_round_trip_and_map_to_actions() {
+        for id in MenuId::ALL {
+            assert_eq!(MenuId::parse(id.as_str()), Some(id));
+        }
+        assert_eq!(
+            MenuId::FetchNow.action(),
+            MenuAction::Engine(Command::FetchNow)
+        );
+        assert_eq!(MenuId::Pause.action(), MenuAction::Engine(Command::Pause));
+        assert_eq!(MenuId::Resume.action(), MenuAction::Engine(Command::Resume));
+        assert_eq!(MenuId::CheckMx.action(), MenuAction::Open(Window::Mx));
+        assert_eq!(MenuId::Quit.action(), MenuAction::Quit);
+        assert_eq!(MenuId::parse("nonsense"), None);
+    }
+}

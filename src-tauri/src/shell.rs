@@ -1,0 +1,167 @@
+//! The shell's state: where the config lives, the running engine, and the last events for the
+//! Activity window. Everything here is plain Rust (no window types), shared by the commands,
+//! the tray and the bridge.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use postern_engine::api::{self, Command, Deps, EngineHandle, Status};
+use postern_engine::config::Config;
+use postern_engine::events::{Event, EventSender};
+use postern_engine::secrets::SecretStore;
+use tokio::sync::{mpsc, watch};
+
+/// How many events the Activity window can show from before it was opened.
+const ACTIVITY_LEN: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    #[error("Postern is not set up yet: finish the setup wizard first")]
+    NotRunning,
+    #[error("the engine stopped; quit Postern and start it again")]
+    EngineGone,
+    #[error("cannot start the engine: {0}")]
+    Start(String),
+}
+
+/// The current engine's controls (replaced on Apply).
+struct Control {
+    commands: Option<mpsc::Sender<Command>>,
+    status: watch::Receiver<Status>,
+}
+
+pub struct Shell {
+    pub config_path: PathBuf,
+    pub events: EventSender,
+    pub secrets: Arc<dyn SecretStore>,
+    control: Mutex<Control>,
+    engine: tokio::sync::Mutex<Option<EngineHandle>>,
+    activity: Mutex<VecDeque<Event>>,
+    notifications: AtomicBool,
+}
+
+impl Shell {
+    pub fn new(config_path: PathBuf, secrets: Arc<dyn SecretStore>) -> Shell {
+        let (events, _) = postern_engine::events::channel();
+        let (_, status) = watch::channel(Status::default());
+        Shell {
+            config_path,
+            events,
+            secrets,
+            control: Mutex::new(Control {
+                commands: None,
+                status,
+            }),
+            engine: tokio::sync::Mutex::new(None),
+            activity: Mutex::new(VecDeque::new()),
+            // POSTERN_NOTIFICATIONS=off silences desktop notifications.
+            notifications: AtomicBool::new(
+                std::env::var("POSTERN_NOTIFICATIONS").map_or(true, |v| v != "off"),
+            ),
+        }
+    }
+
+    /// A shell driven by the given channels instead of a real engine (tests).
+    pub fn with_channels(
+        config_path: PathBuf,
+        secrets: Arc<dyn SecretStore>,
+        commands: mpsc::Sender<Command>,
+        status: watch::Receiver<Status>,
+    ) -> Shell {
+        let shell = Shell::new(config_path, secrets);
+        if let Ok(mut c) = shell.control.lock() {
+            *c = Control {
+                commands: Some(commands),
+                status,
+            };
+        }
+        shell
+    }
+
+    pub fn status(&self) -> Status {
+        self.control
+            .lock()
+            .map(|c| c.status.borrow().clone())
+            .unwrap_or_default()
+    }
+
+    pub fn status_receiver(&self) -> Option<watch::Receiver<Status>> {
+        self.control.lock().ok().map(|c| c.status.clone())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.control
+            .lock()
+            .map(|c| c.commands.is_some())
+            .unwrap_or(false)
+    }
+
+    pub async fn send(&self, command: Command) -> Result<(), ShellError> {
+        let sender = self
+            .control
+            .lock()
+            .ok()
+            .and_then(|c| c.commands.clone())
+            .ok_or(ShellError::NotRunning)?;
+        sender
+            .send(command)
+            .await
+            .map_err(|_| ShellError::EngineGone)
+    }
+
+    /// Stops the running engine (if any) and starts one with `config`. Returns the new status
+    /// receiver so the caller can watch it.
+    pub async fn restart(&self, config: Config) -> Result<watch::Receiver<Status>, ShellError> {
+        let mut engine = self.engine.lock().await;
+        if let Some(old) = engine.take() {
+            old.shutdown().await;
+        }
+        let deps = Deps {
+            secrets: self.secrets.clone(),
+        };
+        let handle = api::start(config, deps, self.events.clone())
+            .await
+            .map_err(|e| ShellError::Start(e.to_string()))?;
+        let status = handle.status.clone();
+        if let Ok(mut c) = self.control.lock() {
+            *c = Control {
+                commands: Some(handle.commands.clone()),
+                status: status.clone(),
+            };
+        }
+        *engine = Some(handle);
+        Ok(status)
+    }
+
+    pub async fn shutdown(&self) {
+        if let Some(old) = self.engine.lock().await.take() {
+            old.shutdown().await;
+        }
+    }
+
+    pub fn notifications_enabled(&self) -> bool {
+        self.notifications.load(Ordering::Relaxed)
+    }
+
+    pub fn set_notifications(&self, on: bool) {
+        self.notifications.store(on, Ordering::Relaxed);
+    }
+
+    pub fn record(&self, event: &Event) {
+        if let Ok(mut log) = self.activity.lock() {
+            if log.len() == ACTIVITY_LEN {
+                log.pop_front();
+            }
+            log.push_back(event.clone());
+        }
+    }
+
+    pub fn activity(&self) -> Vec<Event> {
+        self.activity
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}

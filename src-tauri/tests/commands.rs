@@ -1,0 +1,270 @@
+//! The UI's commands through Tauri's IPC on the mock runtime: no display, no WebKit.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use postern_engine::api::{Command, Status};
+use postern_engine::events::Event;
+use postern_engine::secrets::{MemoryStore, SecretStore};
+use postern_lib::shell::Shell;
+use serde_json::{Value, json};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{
+    INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets,
+};
+use tauri::webview::InvokeRequest;
+use tauri::{App, Manager, WebviewWindow, WebviewWindowBuilder};
+use tokio::sync::{mpsc, watch};
+
+struct Harness {
+    _app: App<MockRuntime>,
+    webview: WebviewWindow<MockRuntime>,
+    commands: mpsc::Receiver<Command>,
+    status: watch::Sender<Status>,
+    secrets: Arc<MemoryStore>,
+    _dir: tempfile::TempDir,
+    config_path: PathBuf,
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("postern.toml");
+    let (command_tx, commands) = mpsc::channel(8);
+    let (status, status_rx) = watch::channel(Status::default());
+    let secrets = Arc::new(MemoryStore::new());
+    let shell = Shell::with_channels(config_path.clone(), secrets.clone(), command_tx, status_rx);
+    let app = postern_lib::with_commands(mock_builder())
+        .manage(shell)
+        .build(mock_context(noop_assets()))
+        .unwrap();
+    let webview = WebviewWindowBuilder::new(&app, "settings", Default::default())
+        .build()
+        .unwrap();
+    Harness {
+        _app: app,
+        webview,
+        commands,
+        status,
+        secrets,
+        _dir: dir,
+        config_path,
+    }
+}
+
+fn invoke(h: &Harness, cmd: &str, args: Value) -> Result<Value, Value> {
+    get_ipc_response(
+        &h.webview,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|b| b.deserialize::<Value>().unwrap())
+}
+
+#[test]
+fn fetch_pause_resume_reach_the_engine() {
+    let mut h = harness();
+
+    let replies: Vec<_> = ["fetch_now", "pause", "resume"]
+        .iter()
+        .map(|c| invoke(&h, c, json!({})))
+        .collect();
+
+    assert_eq!(
+        replies,
+        vec![Ok(Value::Null), Ok(Value::Null), Ok(Value::Null)]
+    );
+    let sent: Vec<_> = std::iter::from_fn(|| h.commands.try_recv().ok()).collect();
+    assert_eq!(
+        sent,
+        vec![Command::FetchNow, Command::Pause, Command::Resume]
+    );
+}
+
+#[test]
+fn status_is_the_engine_status_view() {
+    let h = harness();
+    h.status.send_modify(|s| {
+        s.link = postern_engine::link::LinkState::Up;
+        s.paused = true;
+        s.messages_received = 12;
+        s.last_fetch_at = Some("2026-11-28T10:42:00+01:00".into());
+    });
+
+    let reply = invoke(&h, "get_status", json!({})).unwrap();
+
+    assert_eq!(
+        reply["status_line"],
+        "Paused · last fetch 10:42 · 12 messages"
+    );
+    assert_eq!(reply["icon"], "online");
+    assert_eq!(reply["paused"], true);
+}
+
+#[test]
+fn fetch_without_an_engine_says_to_finish_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    let shell = Shell::new(
+        dir.path().join("postern.toml"),
+        Arc::new(MemoryStore::new()),
+    );
+    let app = postern_lib::with_commands(mock_builder())
+        .manage(shell)
+        .build(mock_context(noop_assets()))
+        .unwrap();
+    let webview = WebviewWindowBuilder::new(&app, "settings", Default::default())
+        .build()
+        .unwrap();
+
+    let reply = get_ipc_response(
+        &webview,
+        InvokeRequest {
+            cmd: "fetch_now".into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::default(),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    );
+
+    assert_eq!(
+        reply.err(),
+        Some(json!(
+            "Postern is not set up yet: finish the setup wizard first"
+        ))
+    );
+}
+
+#[test]
+fn load_config_without_a_file() {
+    let h = harness();
+
+    let reply = invoke(&h, "load_config", json!({})).unwrap();
+
+    assert_eq!(
+        reply,
+        json!({
+            "path": h.config_path.display().to_string(),
+            "exists": false,
+            "config": null,
+            "error": null,
+        })
+    );
+}
+
+fn config_json(domains: Value) -> Value {
+    json!({
+        "domains": domains,
+        "queue_servers": [{
+            "host": "127.0.0.1", "port": 1, "protocol": "etrn", "tls": "opportunistic",
+            "allow_plaintext_auth": false, "allow_insecure_turn": false, "timeout": "5s"
+        }],
+        "inbound": {
+            "listen": ["127.0.0.1:0"], "deliver": "maildir:/tmp/postern-commands-test",
+            "hostname": "postern.test", "max_message_size": 1048576, "max_connections": 4,
+            "idle_timeout": "1m"
+        },
+        "link": { "probe": "auto", "refetch_every": "0", "connect_back_timeout": "2m" },
+        "dns": { "nameservers": [] }
+    })
+}
+
+#[test]
+fn an_invalid_config_is_refused_and_not_written() {
+    let h = harness();
+
+    let reply = invoke(
+        &h,
+        "save_config",
+        json!({ "config": config_json(json!([])) }),
+    );
+
+    let message = reply.unwrap_err();
+    assert!(message.as_str().unwrap().contains("domains"), "{message}");
+    assert!(!h.config_path.exists());
+}
+
+#[test]
+fn save_config_writes_the_file_and_starts_the_engine() {
+    let h = harness();
+
+    let reply = invoke(
+        &h,
+        "save_config",
+        json!({ "config": config_json(json!(["office.test"])) }),
+    );
+
+    assert!(reply.is_ok(), "{reply:?}");
+    let saved = postern_engine::config::Config::load(&h.config_path).unwrap();
+    assert_eq!(saved.domains, vec!["office.test".to_string()]);
+    let shell = h.webview.state::<Shell>();
+    tauri::async_runtime::block_on(shell.shutdown());
+}
+
+#[test]
+fn passwords_go_to_the_secret_store() {
+    let h = harness();
+
+    let reply = invoke(
+        &h,
+        "set_secret",
+        json!({ "name": "office@mail.isp.example", "password": "s3cret" }),
+    );
+
+    assert_eq!(reply, Ok(Value::Null));
+    assert_eq!(
+        h.secrets.get("office@mail.isp.example").unwrap(),
+        Some("s3cret".to_string())
+    );
+}
+
+#[test]
+fn test_delivery_checks_the_maildir_folder() {
+    let h = harness();
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("Maildir");
+
+    let ok = invoke(
+        &h,
+        "test_delivery",
+        json!({ "target": format!("maildir:{}", maildir.display()) }),
+    );
+    let relative = invoke(&h, "test_delivery", json!({ "target": "maildir:Mail" }));
+    let nonsense = invoke(&h, "test_delivery", json!({ "target": "/srv/mail" }));
+
+    assert_eq!(
+        ok,
+        Ok(json!(format!("{} is ready for mail", maildir.display())))
+    );
+    assert!(maildir.join("new").is_dir());
+    assert_eq!(
+        relative,
+        Err(json!(
+            "the Maildir folder must be a full path, e.g. /srv/mail/Maildir"
+        ))
+    );
+    assert!(nonsense.unwrap_err().as_str().unwrap().contains("neither"));
+}
+
+#[test]
+fn activity_returns_recorded_events() {
+    let h = harness();
+    let event = Event::Warning {
+        message: "ETRN accepted but nothing came back".into(),
+        fix: None,
+    };
+    h.webview.state::<Shell>().record(&event);
+
+    let reply = invoke(&h, "recent_activity", json!({})).unwrap();
+
+    assert_eq!(reply, json!([serde_json::to_value(&event).unwrap()]));
+}

@@ -1,0 +1,211 @@
+#!/usr/bin/python3
+"""The tray, end to end over D-Bus: this script owns org.kde.StatusNotifierWatcher on a private
+session bus, starts the real `postern` with a config whose queuing server is a scripted ETRN
+server here, reads the tray menu with dbusmenu GetLayout, checks every label, clicks
+"Fetch mail now" and waits for the second ETRN (the first comes at start).
+
+Run inside a private bus and display (Debian's python3 has python3-dbus and python3-gi):
+  dbus-run-session -- xvfb-run -a /usr/bin/python3 src-tauri/tests/tray_dbus.py target/debug/postern
+Exit 0 = pass. Needs no network beyond 127.0.0.1.
+"""
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import dbus
+import dbus.service
+from dbus.mainloop.glib import DBusGMainLoop
+from gi.repository import GLib
+
+TIMEOUT = 60  # seconds for the whole test
+
+
+class EtrnServer:
+    """Accepts SMTP sessions and answers ETRN with 250; records every ETRN line."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.etrns = []
+        self.stop = False
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self.session, args=(conn,), daemon=True).start()
+
+    def session(self, conn):
+        conn.settimeout(10)
+        f = conn.makefile("rwb")
+        f.write(b"220 isp.test ESMTP scripted\r\n"); f.flush()
+        for raw in f:
+            line = raw.decode().strip()
+            verb = line.split(" ")[0].upper()
+            if verb == "EHLO":
+                f.write(b"250-isp.test\r\n250 ETRN\r\n")
+            elif verb == "ETRN":
+                self.etrns.append(line)
+                f.write(b"250 Queuing started\r\n")
+            elif verb == "QUIT":
+                f.write(b"221 bye\r\n"); f.flush()
+                break
+            else:
+                f.write(b"502 not here\r\n")
+            f.flush()
+        conn.close()
+
+
+class Watcher(dbus.service.Object):
+    """The minimum of org.kde.StatusNotifierWatcher an appindicator item needs."""
+
+    IFACE = "org.kde.StatusNotifierWatcher"
+
+    def __init__(self, bus):
+        self.items = []
+        super().__init__(bus, "/StatusNotifierWatcher")
+
+    @dbus.service.method(IFACE, in_signature="s", out_signature="", sender_keyword="sender")
+    def RegisterStatusNotifierItem(self, service, sender=None):
+        path = service if service.startswith("/") else "/StatusNotifierItem"
+        name = sender if service.startswith("/") else service
+        self.items.append((name, path))
+        self.StatusNotifierItemRegistered(f"{name}{path}")
+
+    @dbus.service.method(IFACE, in_signature="s", out_signature="")
+    def RegisterStatusNotifierHost(self, service):
+        pass
+
+    @dbus.service.signal(IFACE, signature="s")
+    def StatusNotifierItemRegistered(self, item):
+        pass
+
+    @dbus.service.method(dbus.PROPERTIES_IFACE, in_signature="ss", out_signature="v")
+    def Get(self, iface, prop):
+        return self.GetAll(iface)[prop]
+
+    @dbus.service.method(dbus.PROPERTIES_IFACE, in_signature="s", out_signature="a{sv}")
+    def GetAll(self, iface):
+        return {
+            "RegisteredStatusNotifierItems": dbus.Array([f"{n}{p}" for n, p in self.items], signature="s"),
+            "IsStatusNotifierHostRegistered": dbus.Boolean(True),
+            "ProtocolVersion": dbus.Int32(0),
+        }
+
+
+def menu_items(bus, name, path):
+    item = bus.get_object(name, path)
+    menu_path = item.Get("org.kde.StatusNotifierItem", "Menu", dbus_interface=dbus.PROPERTIES_IFACE)
+    menu = dbus.Interface(bus.get_object(name, menu_path), "com.canonical.dbusmenu")
+    _, layout = menu.GetLayout(0, -1, [])
+    items = []
+    for child in layout[2]:
+        cid, props, _ = child
+        if props.get("type") == "separator":
+            items.append((int(cid), "---", False))
+        else:
+            items.append((int(cid), str(props.get("label", "")), bool(props.get("enabled", True))))
+    return menu, items
+
+
+def wait_until(loop_ctx, predicate, what):
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        loop_ctx.iteration(False)
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def main():
+    binary = os.path.abspath(sys.argv[1])
+    DBusGMainLoop(set_as_default=True)
+    bus = dbus.SessionBus()
+    watcher_name = dbus.service.BusName("org.kde.StatusNotifierWatcher", bus)
+    watcher = Watcher(bus)
+    server = EtrnServer()
+    work = tempfile.TemporaryDirectory(prefix="postern-tray-")
+    config = os.path.join(work.name, "postern.toml")
+    with open(config, "w") as f:
+        f.write(f"""domains = ["office.test"]
+[[queue_servers]]
+host = "127.0.0.1"
+port = {server.port}
+protocol = "etrn"
+tls = "off"
+[inbound]
+listen = ["127.0.0.1:0"]
+deliver = "maildir:{work.name}/Maildir"
+[link]
+refetch_every = "0"
+""")
+    env = dict(os.environ, POSTERN_CONFIG=config, POSTERN_NOTIFICATIONS="off")
+    log = open(os.path.join(work.name, "app.log"), "w")
+    app = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
+    ctx = GLib.MainContext.default()
+    try:
+        wait_until(ctx, lambda: watcher.items, "the tray item to register")
+        name, path = watcher.items[0]
+        wait_until(ctx, lambda: len(server.etrns) >= 1, "the ETRN at start")
+
+        def status_is_online():
+            _, items = menu_items(bus, name, path)
+            # After a 250 the engine waits for the server to connect back (this one never does).
+            return items[0][1].startswith(("Online · last fetch", "Waiting for the released mail… · last fetch"))
+
+        try:
+            wait_until(ctx, status_is_online, "the status line to show the fetch")
+        except AssertionError:
+            print("status line:", menu_items(bus, name, path)[1][0][1], "ETRNs:", server.etrns)
+            raise
+        menu, items = menu_items(bus, name, path)
+        labels = [(label, enabled) for _, label, enabled in items]
+        expected = [
+            (items[0][1], False),
+            ("Fetch mail now", True),
+            ("Pause automatic fetching", True),
+            ("Check MX records…", True),
+            ("Settings…", True),
+            ("Activity…", True),
+            ("---", False),
+            ("Quit", True),
+        ]
+        assert [l for l, _ in labels] == [l for l, _ in expected], labels
+        assert [e for l, e in labels if l != "---"] == [e for l, e in expected if l != "---"], labels
+        print("tray menu:", [l for l, _ in labels])
+
+        fetch_id = next(i for i, label, _ in items if label == "Fetch mail now")
+        menu.Event(fetch_id, "clicked", dbus.String("", variant_level=1), dbus.UInt32(int(time.time())))
+        wait_until(ctx, lambda: len(server.etrns) >= 2, "the ETRN after 'Fetch mail now'")
+        assert server.etrns == ["ETRN office.test", "ETRN office.test"], server.etrns
+        print("clicked 'Fetch mail now': the queuing server got", server.etrns[-1])
+
+        quit_id = next(i for i, label, _ in menu_items(bus, name, path)[1] if label == "Quit")
+        menu_items(bus, name, path)[0].Event(quit_id, "clicked", dbus.String("", variant_level=1), dbus.UInt32(int(time.time())))
+        app.wait(timeout=20)
+        assert app.returncode == 0, app.returncode
+        print("PASS")
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+        server.stop = True
+        log.close()
+        with open(os.path.join(work.name, "app.log")) as f:
+            sys.stderr.write(f.read()[-3000:] if os.environ.get("VERBOSE") else "")
+        work.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+// Injected before the page's scripts: a fake Tauri IPC (window.__TAURI_INTERNALS__) answering
+// Postern's commands the way src-tauri/src/commands.rs does. Every call is recorded in
+// window.__calls for the test to read.
+(() => {
+  const calls = [];
+  window.__calls = calls;
+  const status = {
+    icon: 'online', status_line: 'Online · last fetch 10:42 · 12 messages', paused: false,
+    fetching: false, messages_received: 12, last_fetch: '10:42', problems: [],
+  };
+  const config = {
+    domains: ['office.example'],
+    queue_servers: [{ host: 'mail.isp.example', port: 25, protocol: 'etrn', tls: 'opportunistic', username: 'office',
+      allow_plaintext_auth: false, allow_insecure_turn: false, timeout: '30s' }],
+    inbound: { listen: ['0.0.0.0:25'], deliver: 'maildir:/srv/mail/Maildir', hostname: 'gate.office.example',
+      max_message_size: 52428800, max_connections: 20, idle_timeout: '5m' },
+    link: { probe: 'auto', refetch_every: '15m', connect_back_timeout: '2m' },
+    dns: { nameservers: [] },
+  };
+  const mx = (domain) => ({
+    domain,
+    complete: true,
+    office_host: `mail.${domain}`,
+    mx: [{ preference: 10, host: `mail.${domain}.`, addresses: ['198.51.100.7'] }, { preference: 20, host: 'backup.isp.example.', addresses: ['203.0.113.9'] }],
+    recommended_protocol: 'etrn',
+    findings: [
+      { id: 'office.port25-closed', severity: 'error', subject: `mail.${domain}`, evidence: 'Does not answer on port 25.', fix: 'Forward port 25 on your router to this computer, or use ATRN.' },
+      { id: 'queue.retention', severity: 'warning', subject: 'backup.isp.example', evidence: 'Keeps mail for 5 days only.', fix: 'Fetch at least every few days.' },
+      { id: 'queue.etrn', severity: 'info', subject: 'backup.isp.example', evidence: 'Offers ETRN.' },
+    ],
+  });
+  const listeners = {};
+  let nextId = 1;
+  const callbacks = {};
+  const handlers = {
+    get_status: () => status,
+    load_config: () => ({ path: '/home/office/.config/org.postern.Postern/postern.toml', exists: window.__noConfig ? false : true,
+      config: window.__noConfig ? null : config, error: null }),
+    check_mx: ({ domain }) => mx(domain),
+    probe_queue_server: ({ host, port }) => {
+      if (host === 'unreachable.example') throw `cannot connect to ${host}:${port}: connection refused. Check the server name and port with your ISP, and that this computer is online`;
+      return { server: `${host}:${port}`, greeting: `${host} ESMTP Postfix`, etrn: true, atrn: false, starttls: true, auth: [],
+        recommended: 'etrn', advice: 'ETRN: the server delivers to this computer\'s port 25, which must be reachable from the internet' };
+    },
+    test_delivery: ({ target }) => `${target.replace(/^maildir:/, '')} is ready for mail`,
+    set_secret: () => null,
+    save_config: () => status,
+    fetch_now: () => {
+      setTimeout(() => emit('engine-event', { type: 'fetch_started', server: 'backup.isp.example:25', protocol: 'etrn', domains: ['office.example'] }), 10);
+      setTimeout(() => emit('engine-event', { type: 'fetch_finished', server: 'backup.isp.example:25', outcomes: [{ server: 'backup.isp.example:25', domain: 'office.example', step: 'ETRN office.example', code: 250, text: 'Queuing started', disposition: 'released', meaning: 'the server is sending the waiting mail', fix: null, pending: null }] }), 20);
+      setTimeout(() => emit('engine-event', { type: 'message_received', id: '1', from: 'anna@customer.example', to: ['info@office.example'], size: 2048, peer: '192.0.2.5', via: 'etrn', location: '/srv/mail/Maildir/new/1' }), 30);
+      return null;
+    },
+    pause: () => null,
+    resume: () => null,
+    recent_activity: () => [
+      { type: 'listening', addresses: ['0.0.0.0:25'] },
+      { type: 'link_changed', up: true, reason: 'mail.isp.example:25 answered' },
+      { type: 'fetch_finished', server: 'mail.isp.example:25', outcomes: [{ server: 'mail.isp.example:25', domain: 'office.example', step: 'ETRN office.example', code: 459, text: 'office.example: service unavailable', disposition: 'permanent', meaning: 'the server does not keep mail for this domain', fix: 'Ask your ISP to add office.example to fast_flush_domains', pending: null }] },
+      { type: 'message_received', id: '2', from: 'bob@supplier.example', to: ['info@office.example'], size: 4096, peer: '192.0.2.5', via: 'etrn', location: '/srv/mail/Maildir/new/2' },
+    ],
+    open_window: () => null,
+    'plugin:event|listen': ({ event, handler }) => {
+      (listeners[event] ??= []).push(handler);
+      return nextId++;
+    },
+    'plugin:event|unlisten': () => null,
+    'plugin:window|close': () => { window.__closed = true; return null; },
+    'plugin:dialog|open': () => '/home/office/Maildir',
+    'plugin:autostart|is_enabled': () => window.__atLogin ?? false,
+    'plugin:autostart|enable': () => { window.__atLogin = true; return null; },
+    'plugin:autostart|disable': () => { window.__atLogin = false; return null; },
+  };
+  function emit(event, payload) {
+    for (const id of listeners[event] ?? []) callbacks[id]?.({ event, id: 0, payload });
+  }
+  window.__emit = emit;
+  window.__TAURI_EVENT_PLUGIN_INTERNALS__ = { unregisterListener: () => {} };
+  window.__TAURI_INTERNALS__ = {
+    metadata: { currentWindow: { label: 'wizard' }, currentWebview: { windowLabel: 'wizard', label: 'wizard' } },
+    transformCallback: (cb) => { const id = nextId++; callbacks[id] = cb; return id; },
+    unregisterCallback: (id) => { delete callbacks[id]; },
+    convertFileSrc: (p) => p,
+    invoke: async (cmd, args = {}) => {
+      calls.push([cmd, args]);
+      const h = handlers[cmd];
+      if (!h) throw `no mock for ${cmd}`;
+      return h(args);
+    },
+  };
+})();

@@ -1,0 +1,47 @@
+// Building a complete engine Config from the wizard's answers (every field the engine's serde
+// form needs), and the defaults the engine would fill in.
+
+import type { Config, Protocol, QueueServer } from './ipc';
+
+export const defaultPort = (p: Protocol) => (p === 'atrn' ? 366 : 25);
+export const defaultTls = (p: Protocol) => (p === 'atrn' ? 'required' : 'opportunistic');
+
+export function queueServer(host: string, protocol: Protocol, port?: number, username?: string): QueueServer {
+  return {
+    host: host.trim(),
+    port: port ?? defaultPort(protocol),
+    protocol,
+    tls: defaultTls(protocol),
+    ...(username ? { username } : {}),
+    allow_plaintext_auth: false,
+    allow_insecure_turn: false,
+    timeout: '30s',
+  };
+}
+
+export interface WizardAnswers {
+  domains: string[];
+  server: QueueServer;
+  deliver: string;
+  listenPort: number;
+}
+
+export function configFrom(a: WizardAnswers): Config {
+  return {
+    domains: a.domains.map((d) => d.trim().toLowerCase()).filter(Boolean),
+    queue_servers: [a.server],
+    inbound: {
+      listen: [`0.0.0.0:${a.listenPort}`],
+      deliver: a.deliver.trim(),
+      hostname: '', // the app fills in this computer's name
+      max_message_size: 50 * 1024 * 1024,
+      max_connections: 20,
+      idle_timeout: '5m',
+    },
+    link: { probe: 'auto', refetch_every: '15m', connect_back_timeout: '2m' },
+    dns: { nameservers: [] },
+  };
+}
+
+/** The keyring name of a server's password. */
+export const secretName = (s: QueueServer) => (s.username ? `${s.username}@${s.host}` : null);

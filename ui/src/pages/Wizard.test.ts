@@ -1,0 +1,136 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { cleanup, fireEvent, render, screen } from '@testing-library/svelte';
+import { tick } from 'svelte';
+import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
+import Wizard from './Wizard.svelte';
+
+// The mocks stay installed after a test: unmounting unlistens asynchronously and needs them.
+// Each test installs fresh ones.
+afterEach(() => cleanup());
+
+type Call = [string, Record<string, unknown>];
+
+function backend(calls: Call[]) {
+  clearMocks();
+  mockIPC((cmd, args) => {
+    calls.push([cmd, args as Record<string, unknown>]);
+    switch (cmd) {
+      case 'check_mx':
+        return {
+          domain: 'office.example',
+          complete: true,
+          office_host: 'mail.office.example',
+          mx: [
+            { preference: 10, host: 'mail.office.example.', addresses: ['198.51.100.7'] },
+            { preference: 20, host: 'backup.isp.example.', addresses: ['203.0.113.9'] },
+          ],
+          recommended_protocol: 'etrn',
+          findings: [{ id: 'queue.etrn-refused', severity: 'warning', subject: 'backup.isp.example', evidence: 'The backup MX does not accept ETRN from you yet.', fix: 'Ask your ISP.' }],
+        };
+      case 'probe_queue_server':
+        return {
+          server: 'backup.isp.example:25',
+          greeting: 'backup.isp.example ESMTP',
+          etrn: true,
+          atrn: false,
+          starttls: true,
+          auth: [],
+          recommended: 'etrn',
+          advice: 'ETRN: the server delivers to this computer',
+        };
+      case 'test_delivery':
+        return '/srv/mail/Maildir is ready for mail';
+      case 'plugin:autostart|is_enabled':
+        return false;
+      case 'save_config':
+        return { icon: 'online', status_line: 'Online · no fetch yet · 0 messages', paused: false, fetching: false, messages_received: 0, last_fetch: null, problems: [] };
+      default:
+        return null;
+    }
+  }, { shouldMockEvents: true });
+}
+
+const next = () => fireEvent.click(screen.getByRole('button', { name: 'Next' }));
+
+describe('setup wizard', () => {
+  it('does not go on with an invalid domain and says why', async () => {
+    backend([]);
+    render(Wizard);
+
+    await fireEvent.input(screen.getByLabelText('Domain 1'), { target: { value: 'anna@office.example' } });
+    await next();
+
+    expect(screen.getByRole('alert').textContent).toMatch(/only the part after @/);
+    expect(screen.getByText(/Step 1 of 7/)).toBeTruthy();
+  });
+
+  it('walks from the domain to a saved config and a fetch', async () => {
+    const calls: Call[] = [];
+    backend(calls);
+    render(Wizard);
+
+    await fireEvent.input(screen.getByLabelText('Domain 1'), { target: { value: 'office.example' } });
+    await next();
+    await tick();
+    expect(await screen.findByText('backup.isp.example.')).toBeTruthy();
+    expect(screen.getByText(/The backup MX does not accept ETRN/)).toBeTruthy();
+    await next();
+
+    expect((screen.getByLabelText('Server name') as HTMLInputElement).value).toBe('backup.isp.example');
+    await fireEvent.click(screen.getByRole('button', { name: 'Check what the server supports' }));
+    expect(await screen.findByTestId('server-report')).toBeTruthy();
+    await next();
+
+    await next(); // no password
+    await fireEvent.input(screen.getByLabelText('Folder'), { target: { value: 'Mail' } });
+    await next();
+    expect(screen.getByRole('alert').textContent).toMatch(/full path/);
+    await fireEvent.input(screen.getByLabelText('Folder'), { target: { value: '/srv/mail/Maildir' } });
+    await fireEvent.click(screen.getByRole('button', { name: 'Test' }));
+    expect(await screen.findByText('/srv/mail/Maildir is ready for mail')).toBeTruthy();
+    await next();
+
+    await fireEvent.input(screen.getByLabelText(/receives the released mail on port/), { target: { value: '2525' } });
+    expect(screen.getByText(/forward port 25 from the internet to port 2525/)).toBeTruthy();
+    await next();
+
+    expect(screen.getByTestId('summary').textContent).toMatch(/backup\.isp\.example:25 \(ETRN\)/);
+    await fireEvent.click(screen.getByRole('button', { name: 'Save and start' }));
+    await fireEvent.click(await screen.findByRole('button', { name: 'Fetch now' }));
+
+    const names = calls.map(([c]) => c).filter((c) => !c.startsWith('plugin:event'));
+    expect(names).toEqual(['check_mx', 'probe_queue_server', 'test_delivery', 'save_config', 'plugin:autostart|enable', 'fetch_now']);
+    const saved = calls.find(([c]) => c === 'save_config')![1].config as Record<string, any>;
+    expect(saved.domains).toEqual(['office.example']);
+    expect(saved.queue_servers[0]).toMatchObject({ host: 'backup.isp.example', port: 25, protocol: 'etrn' });
+    expect(saved.inbound).toMatchObject({ listen: ['0.0.0.0:2525'], deliver: 'maildir:/srv/mail/Maildir' });
+  });
+
+  it('stores the password in the keyring before saving, never in the config', async () => {
+    const calls: Call[] = [];
+    backend(calls);
+    render(Wizard);
+    await fireEvent.input(screen.getByLabelText('Domain 1'), { target: { value: 'office.example' } });
+    await next();
+    await tick();
+    await next();
+    await next();
+
+    await fireEvent.click(screen.getByLabelText(/user name and password/));
+    await next();
+    expect(screen.getByRole('alert').textContent).toMatch(/Enter the user name/);
+    await fireEvent.input(screen.getByLabelText('User name'), { target: { value: 'office' } });
+    await fireEvent.input(screen.getByLabelText('Password'), { target: { value: 's3cret' } });
+    await next();
+    await fireEvent.input(screen.getByLabelText('Folder'), { target: { value: '/srv/mail/Maildir' } });
+    await next();
+    await next();
+    await fireEvent.click(screen.getByRole('button', { name: 'Save and start' }));
+    await screen.findByRole('button', { name: 'Fetch now' });
+
+    const names = calls.map(([c]) => c).filter((c) => !c.startsWith('plugin:event'));
+    expect(names.slice(-3)).toEqual(['set_secret', 'save_config', 'plugin:autostart|enable']);
+    expect(calls.find(([c]) => c === 'set_secret')![1]).toEqual({ name: 'office@backup.isp.example', password: 's3cret' });
+    expect(JSON.stringify(calls.find(([c]) => c === 'save_config')![1])).not.toContain('s3cret');
+  });
+});
