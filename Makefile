@@ -6,7 +6,7 @@ CARGO_TARGET_DIR ?= target
 CONFIG := $(or $(POSTERN_CONFIG),$(or $(XDG_CONFIG_HOME),$(HOME)/.config)/org.postern.Postern/postern.toml)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run package test test-deps lint
+.PHONY: help build run package test test-deps lint bench
 
 # The desktop app's frontend; npm ci only when the lock file changed.
 UI_DEPS := ui/node_modules/.package-lock.json
@@ -23,6 +23,7 @@ help:
 	@echo "  make build   release build: the UI, the tray app postern and posternd"
 	@echo "  make package the .deb of the tray app (via npm's @tauri-apps/cli)"
 	@echo "  make lint    rustfmt check and clippy with warnings as errors"
+	@echo "  make bench   measure Postern beside Postfix and smtp-sink (root, ~5 min); writes BENCHMARKS.md"
 
 build: $(UI_DEPS)
 	cd ui && npm run build
@@ -56,3 +57,11 @@ test: test-deps $(UI_DEPS)
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Benchmarks (issue 6): never part of `make test`. Root: a private Postfix and smtp-sink.
+bench: test-deps
+	$(CARGO) build --release -p postern-engine --bin posternd -p postern-tests --bin postern-bench
+	@link_test=$$($(CARGO) test --release -p postern-tests --test link_watch --no-run 2>&1 \
+	  | sed -n 's/.*Executable .*(\(.*\))$$/\1/p' | tail -1); \
+	POSTERND_BIN="$(abspath $(CARGO_TARGET_DIR))/release/posternd" \
+	  $(CARGO_TARGET_DIR)/release/postern-bench --out BENCHMARKS.md $${link_test:+--link-test "$$link_test"}

@@ -1,0 +1,511 @@
+//! The measurements, one function per row of issue 6.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use postern_tests::harness::process::{output_within, terminate, wait_timeout};
+use postern_tests::harness::{
+    HarnessError, PosternConfig, Posternd, PostfixQueue, Result, TestMessage, free_addr,
+    posternd_bin,
+};
+
+use super::procfs;
+use super::sinks::BareSink;
+use super::{Goal, Row};
+
+/// The standard load of row 1: 10 parallel sessions, 2000 messages of 4 KiB, one per connection.
+const LOAD: [&str; 6] = ["-s", "10", "-m", "2000", "-l", "4096"];
+const LOAD_MESSAGES: usize = 2000;
+const SOURCE_TIMEOUT: Duration = Duration::from_secs(300);
+const DEQUEUE_MESSAGES: usize = 1000;
+const DEQUEUE_TIMEOUT: Duration = Duration::from_secs(300);
+const LARGE_MESSAGE: usize = 50 * 1024 * 1024;
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn other(text: impl Into<String>) -> HarnessError {
+    HarnessError::Other(text.into())
+}
+
+/// Runs `smtp-source ARGS -f ... -t user@office.test ADDR` and returns how long it took. Any
+/// complaint on its stderr (a refused message, a dropped connection) fails the run.
+fn smtp_source(addr: SocketAddr, args: &[&str]) -> Result<Duration> {
+    let mut cmd = Command::new("smtp-source");
+    cmd.args(args)
+        .args(["-f", "sender@example.net", "-t", "user@office.test"])
+        .args(["-M", "client.test"])
+        .arg(addr.to_string());
+    let start = Instant::now();
+    let out = output_within(&mut cmd, None, SOURCE_TIMEOUT)?;
+    let took = start.elapsed();
+    if !out.status.success() || !out.stderr.is_empty() {
+        return Err(other(format!(
+            "smtp-source {} {addr} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(took)
+}
+
+/// Messages in `maildir/new` (a plain directory count: cheap enough to poll).
+fn new_count(maildir: &Path) -> usize {
+    std::fs::read_dir(maildir.join("new")).map_or(0, |d| d.count())
+}
+
+/// Moves new/ aside and puts an empty one in its place, so that every repetition starts from
+/// the same state: deleting the files instead leaves a large directory and journal work behind.
+fn fresh_new(maildir: &Path) -> Result<()> {
+    let new = maildir.join("new");
+    if !new.exists() {
+        return Ok(());
+    }
+    for n in 0.. {
+        let aside = maildir.join(format!("done{n}"));
+        if !aside.exists() {
+            std::fs::rename(&new, &aside)
+                .map_err(|e| other(format!("move {} aside: {e}", new.display())))?;
+            break;
+        }
+    }
+    std::fs::create_dir(&new).map_err(|e| other(format!("create {}: {e}", new.display())))
+}
+
+/// A Postern config for `office.test` receiving on `listen` into `maildir`, dequeuing from
+/// `queue` only at start; `inbound_extra` goes into `[inbound]` (e.g. `max_message_size`).
+fn postern_config(
+    queue: SocketAddr,
+    listen: SocketAddr,
+    maildir: &Path,
+    inbound_extra: &str,
+) -> String {
+    PosternConfig::etrn(queue, listen, maildir)
+        .render()
+        .replacen("[inbound]\n", &format!("[inbound]\n{inbound_extra}"), 1)
+}
+
+/// `posternd run` (release build, no `--events`), once it listens.
+fn start_postern(config: &str, listen: SocketAddr) -> Result<Posternd> {
+    Posternd::builder(config)
+        .without_events()
+        .wait_for(listen)
+        .start()
+}
+
+fn tempdir(prefix: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| other(format!("create a temporary directory: {e}")))
+}
+
+/// Row 1: `smtp-source -s 10 -m 2000 -l 4096` into Postern (Maildir, fsynced), a private
+/// Postfix (queue on disk, `discard:` transport) and smtp-sink (no durability), A B C A B C.
+pub fn inbound(reps: usize) -> Result<Vec<Row>> {
+    let work = tempdir("postern-bench-inbound-")?;
+    let maildir = work.path().join("Maildir");
+    let listen = free_addr();
+    let postern = start_postern(&postern_config(free_addr(), listen, &maildir, ""), listen)?;
+    let postfix = PostfixQueue::builder()
+        .main_cf("transport_maps", "inline:{ office.test=discard: }")
+        .main_cf("defer_transports", "")
+        .start()?;
+    let sink = BareSink::start(false)?;
+    let warm_up = ["-s", "10", "-m", "200", "-l", "4096"];
+    for addr in [listen, postfix.addr(), sink.addr()] {
+        smtp_source(addr, &warm_up)?;
+    }
+    postfix.wait_for_queue_len(0, Duration::from_secs(60))?;
+    fresh_new(&maildir)?;
+
+    let rate = |took: Duration| LOAD_MESSAGES as f64 / took.as_secs_f64();
+    let (mut p, mut f, mut s) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        p.push(rate(smtp_source(listen, &LOAD)?));
+        let stored = new_count(&maildir);
+        if stored != LOAD_MESSAGES {
+            return Err(other(format!(
+                "Postern acknowledged {LOAD_MESSAGES} messages but {stored} are in its Maildir\n{}",
+                postern.log_text()
+            )));
+        }
+        fresh_new(&maildir)?;
+        f.push(rate(smtp_source(postfix.addr(), &LOAD)?));
+        // Its queue manager is still discarding: let it finish before the next run starts.
+        postfix.wait_for_queue_len(0, Duration::from_secs(120))?;
+        s.push(rate(smtp_source(sink.addr(), &LOAD)?));
+    }
+    let mut vs_postfix = Row::new(
+        "1a",
+        "Inbound accept throughput, durable, vs Postfix",
+        "msg/s",
+        "Postfix smtpd, queue on disk, discard:",
+        Goal::RatioAtLeast(2.0),
+    )
+    .with_samples(&p, &f);
+    vs_postfix.note(format!(
+        "load: smtp-source {} (one connection per message); Postern delivers to a Maildir, 250 only \
+         after file and new/ are fsynced",
+        LOAD.join(" ")
+    ));
+    let vs_sink = Row::new(
+        "1b",
+        "Inbound accept throughput, durable, vs smtp-sink",
+        "msg/s",
+        "smtp-sink, no durability",
+        Goal::RatioAtLeast(0.4),
+    )
+    .with_samples(&p, &s);
+    Ok(vec![vs_postfix, vs_sink])
+}
+
+/// Log-uniform sizes from 1 KiB to 100 KiB (many small, some large), the same every run.
+fn mixed_messages(n: usize) -> Vec<TestMessage> {
+    let mut rng = fastrand::Rng::with_seed(6);
+    (0..n)
+        .map(|i| {
+            let size = (1024.0 * 100f64.powf(rng.f64())) as usize;
+            TestMessage::sized(i, size, &["user@office.test"])
+        })
+        .collect()
+}
+
+/// Starts `posternd fetch` with `config` and returns the time until `done()` holds.
+fn timed_fetch(config: &str, mut done: impl FnMut() -> bool) -> Result<Duration> {
+    let dir = tempdir("postern-bench-fetch-")?;
+    let path = dir.path().join("postern.toml");
+    std::fs::write(&path, config).map_err(|e| other(format!("write {}: {e}", path.display())))?;
+    let mut cmd = Command::new(posternd_bin());
+    cmd.arg("fetch")
+        .arg("--config")
+        .arg(&path)
+        .env_remove("POSTERN_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| other(format!("start posternd fetch: {e}")))?;
+    let result = loop {
+        if done() {
+            break Ok(start.elapsed());
+        }
+        if start.elapsed() > DEQUEUE_TIMEOUT {
+            break Err(other(format!(
+                "the released messages did not all arrive within {DEQUEUE_TIMEOUT:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    match wait_timeout(&mut child, Duration::from_secs(30))? {
+        Some(status) if status.success() => result,
+        status => {
+            terminate(&mut child, Duration::from_secs(1));
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                use std::io::Read;
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            Err(other(format!("posternd fetch ended {status:?}: {stderr}")))
+        }
+    }
+}
+
+/// Row 2: 1000 mixed messages held by a private Postfix; `posternd fetch` (ETRN) until the last
+/// one is in Postern's Maildir, vs the same ETRN with smtp-sink as the receiver.
+pub fn dequeue(reps: usize) -> Result<Row> {
+    let work = tempdir("postern-bench-dequeue-")?;
+    let maildir = work.path().join("Maildir");
+    let listen = free_addr();
+    let to_postern = PostfixQueue::builder().deliver_to(listen).start()?;
+    let sink = BareSink::start(true)?;
+    let to_sink = PostfixQueue::builder().deliver_to(sink.addr()).start()?;
+    let config = postern_config(to_postern.addr(), listen, &maildir, "");
+    let postern = start_postern(&config, listen)?;
+    let sink_config = postern_config(to_sink.addr(), free_addr(), &work.path().join("unused"), "");
+    let messages = mixed_messages(DEQUEUE_MESSAGES);
+    let total: usize = messages.iter().map(|m| m.data.len()).sum();
+
+    let (mut p, mut s) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        fresh_new(&maildir)?;
+        to_postern.queue_messages(&messages)?;
+        let took = timed_fetch(&config, || new_count(&maildir) >= DEQUEUE_MESSAGES)
+            .map_err(|e| other(format!("{e}\n--- posternd log ---\n{}", postern.log_text())))?;
+        p.push(took.as_secs_f64());
+        to_postern.wait_for_queue_len(0, Duration::from_secs(60))?;
+
+        to_sink.queue_messages(&messages)?;
+        let base = sink.received();
+        let took = timed_fetch(&sink_config, || {
+            sink.received() >= base + DEQUEUE_MESSAGES as u64
+        })?;
+        s.push(took.as_secs_f64());
+        to_sink.wait_for_queue_len(0, Duration::from_secs(60))?;
+    }
+    let mut row = Row::new(
+        "2",
+        "Dequeue 1,000 held messages after an outage",
+        "s",
+        "same ETRN, smtp-sink receiving",
+        Goal::RatioAtMost(1.25),
+    )
+    .with_samples(&p, &s);
+    row.note(format!(
+        "{DEQUEUE_MESSAGES} messages, 1–100 KiB log-uniform, {:.1} MiB in all; time from starting \
+         `posternd fetch` to the last message in new/ (resp. counted by smtp-sink -c); Postfix \
+         delivers with its default concurrency (initial 5, up to 20)",
+        total as f64 / MIB
+    ));
+    Ok(row)
+}
+
+/// Row 3: the link watcher's own measurement, the ignored test
+/// `link_up_to_etrn_median_of_ten` in tests/tests/link_watch.rs (a network namespace, Postfix on
+/// the host end of a veth, `ip link set up` to Postern's answered ETRN), run from its built test
+/// binary `link_test`; its `round N: link up -> ETRN answered X s` lines are the samples.
+pub fn link_up(link_test: Option<&Path>) -> Row {
+    let row = Row::new(
+        "3",
+        "Link-up to ETRN (10 link-ups)",
+        "s",
+        "",
+        Goal::ValueAtMost(1.0),
+    );
+    let Some(bin) = link_test else {
+        return row.not_measured(
+            "no --link-test binary given (`make bench` builds tests/tests/link_watch.rs and passes it)",
+        );
+    };
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "--ignored",
+        "--exact",
+        "link_up_to_etrn_median_of_ten",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    let out = match output_within(&mut cmd, None, Duration::from_secs(600)) {
+        Ok(out) => out,
+        Err(e) => return row.not_measured(format!("the link test did not finish: {e}")),
+    };
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let times: Vec<f64> = text
+        .lines()
+        .filter_map(|line| line.split("link up -> ETRN answered ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect();
+    if !out.status.success() || times.is_empty() {
+        let tail: Vec<&str> = text.lines().rev().take(5).collect();
+        return row.not_measured(format!(
+            "the link test failed ({}): {}",
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        ));
+    }
+    let mut row = row.with_samples(&times, &[]);
+    row.note(
+        "from `ip link set up` on the host end of the veth to Postern's fetch_finished event (the \
+         ETRN answered by Postfix); each round waits out Postern's 10 s flap hold-off first",
+    );
+    row
+}
+
+/// Row 4: `posternd run` idle for 60 s (several at once, with as many idle smtp-sinks as the
+/// anchor): RSS at the end and CPU time used over the 60 s.
+pub fn idle(reps: usize, wait: Duration) -> Result<Vec<Row>> {
+    let work = tempdir("postern-bench-idle-")?;
+    let mut daemons = Vec::new();
+    for i in 0..reps {
+        let listen = free_addr();
+        let maildir = work.path().join(format!("Maildir{i}"));
+        daemons.push(start_postern(
+            &postern_config(free_addr(), listen, &maildir, ""),
+            listen,
+        )?);
+    }
+    let sinks: Vec<BareSink> = (0..reps)
+        .map(|_| BareSink::start(false))
+        .collect::<Result<_>>()?;
+    let pids: Vec<u32> = daemons.iter().map(Posternd::pid).collect();
+    let sink_pids: Vec<u32> = sinks.iter().map(BareSink::pid).collect();
+    let before: Vec<u64> = pids
+        .iter()
+        .chain(&sink_pids)
+        .map(|pid| procfs::cpu_ticks(*pid))
+        .collect::<Result<_>>()?;
+    std::thread::sleep(wait);
+    let after: Vec<u64> = pids
+        .iter()
+        .chain(&sink_pids)
+        .map(|pid| procfs::cpu_ticks(*pid))
+        .collect::<Result<_>>()?;
+    let rss = |pid: &u32| procfs::status_kb(*pid, "VmRSS").map(|kb| kb as f64 / 1024.0);
+    let p_rss: Vec<f64> = pids.iter().map(rss).collect::<Result<_>>()?;
+    let s_rss: Vec<f64> = sink_pids.iter().map(rss).collect::<Result<_>>()?;
+    let ticks = procfs::ticks_per_second() as f64;
+    let cpu: Vec<f64> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| (a - b) as f64 / ticks / wait.as_secs_f64() * 100.0)
+        .collect();
+    let (p_cpu, s_cpu) = cpu.split_at(reps);
+    let mut rss_row = Row::new(
+        "4a",
+        "posternd run idle: RSS",
+        "MiB",
+        "smtp-sink idle",
+        Goal::ValueAtMost(20.0),
+    )
+    .with_samples(&p_rss, &s_rss);
+    rss_row.note(format!(
+        "{reps} daemons and {reps} smtp-sinks side by side, VmRSS after {} s idle",
+        wait.as_secs()
+    ));
+    let mut cpu_row = Row::new(
+        "4b",
+        "posternd run idle: CPU",
+        "%",
+        "smtp-sink idle",
+        Goal::ValueAtMost(0.1),
+    )
+    .with_samples(p_cpu, s_cpu);
+    cpu_row.note(format!(
+        "utime+stime over {} s from /proc/PID/stat ({ticks} ticks/s, so one tick is {:.3} %)",
+        wait.as_secs(),
+        100.0 / ticks / wait.as_secs_f64()
+    ));
+    Ok(vec![rss_row, cpu_row])
+}
+
+/// Row 5: peak RSS (VmHWM) of a fresh `posternd run` that receives one 50 MiB message.
+pub fn large_message(reps: usize) -> Result<Row> {
+    let size = LARGE_MESSAGE.to_string();
+    let (mut peaks, mut sizes, mut before) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let work = tempdir("postern-bench-large-")?;
+        let maildir = work.path().join("Maildir");
+        let listen = free_addr();
+        let config = postern_config(
+            free_addr(),
+            listen,
+            &maildir,
+            "max_message_size = \"64M\"\n",
+        );
+        let postern = start_postern(&config, listen)?;
+        before.push(procfs::status_kb(postern.pid(), "VmHWM")? as f64 / 1024.0);
+        smtp_source(listen, &["-s", "1", "-m", "1", "-l", &size])?;
+        if new_count(&maildir) != 1 {
+            return Err(other(format!(
+                "the 50 MiB message is not in the Maildir\n{}",
+                postern.log_text()
+            )));
+        }
+        peaks.push(procfs::status_kb(postern.pid(), "VmHWM")? as f64 / 1024.0);
+        sizes.push(LARGE_MESSAGE as f64 / MIB);
+    }
+    let mut row = Row::new(
+        "5",
+        "Peak RSS receiving one 50 MiB message",
+        "MiB",
+        "the message size",
+        Goal::ValueAtMost(32.0),
+    )
+    .with_samples(&peaks, &sizes);
+    row.note(format!(
+        "VmHWM before the message: {} MiB",
+        before
+            .iter()
+            .map(|v| super::fmt_num(*v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Ok(row)
+}
+
+/// Row 6: the desktop app (PSS of its process tree) — only once it is built.
+pub fn desktop_app() -> Row {
+    let row = Row::new(
+        "6",
+        "Desktop app idle, no window: PSS of the process tree",
+        "MiB",
+        "",
+        Goal::ValueAtMost(60.0),
+    );
+    let app: Option<PathBuf> = posternd_bin().parent().map(|d| d.join("postern"));
+    if app.as_deref().is_some_and(Path::exists) {
+        row.not_measured(
+            "target/release/postern exists, but make bench does not yet run it under Xvfb and \
+             sum the PSS of its process tree (src-tauri/scripts/pss.sh does that by hand)",
+        )
+    } else {
+        row.not_measured("the desktop app is not built yet")
+    }
+}
+
+/// Polls a TCP connect to `addr` until it succeeds; the time since `start`.
+fn until_listening(addr: SocketAddr, start: Instant) -> Result<Duration> {
+    loop {
+        if TcpStream::connect(addr).is_ok() {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            return Err(other(format!("nothing listened on {addr} within 10 s")));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Row 7: `posternd run` until its listener accepts a connection, vs smtp-sink (a process that
+/// does nothing but bind), alternating.
+pub fn startup(reps: usize) -> Result<Row> {
+    let work = tempdir("postern-bench-start-")?;
+    let (mut p, mut s) = (Vec::new(), Vec::new());
+    for i in 0..reps {
+        let listen = free_addr();
+        let config = postern_config(
+            free_addr(),
+            listen,
+            &work.path().join(format!("Maildir{i}")),
+            "",
+        );
+        let path = work.path().join(format!("postern{i}.toml"));
+        std::fs::write(&path, config).map_err(|e| other(format!("write config: {e}")))?;
+        let mut cmd = Command::new(posternd_bin());
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&path)
+            .env_remove("POSTERN_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let start = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| other(format!("start posternd run: {e}")))?;
+        let took = until_listening(listen, start);
+        terminate(&mut child, Duration::from_secs(5));
+        p.push(took?.as_secs_f64() * 1000.0);
+
+        let addr = free_addr();
+        let start = Instant::now();
+        let sink = BareSink::spawn(addr, false)?;
+        let took = until_listening(addr, start);
+        drop(sink);
+        s.push(took?.as_secs_f64() * 1000.0);
+    }
+    let mut row = Row::new(
+        "7",
+        "Start-up: `posternd run` to listening",
+        "ms",
+        "smtp-sink to listening",
+        Goal::ValueAtMost(100.0),
+    )
+    .with_samples(&p, &s);
+    row.note("from spawn to the first accepted TCP connect (polled every 0.2 ms)");
+    Ok(row)
+}
