@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use postern_tests::harness::smtp_client::Transcript;
 use postern_tests::harness::{Posternd, TestMessage, free_addr, posternd, read_maildir};
@@ -130,5 +129,4 @@ fn sigterm_stops_run_cleanly() {
     let (postern, _) = start(dir.path());
     let status = postern.stop().unwrap();
     assert!(status.success(), "{status}");
-    let _ = Duration::ZERO;
 }

@@ -214,6 +214,14 @@ fn load_config(arg: &ConfigArg) -> Result<Config, String> {
     Config::load(&path).map_err(|e| e.to_string())
 }
 
+/// The config and, when any server logs in, the keyring (opened now, so an unavailable keyring
+/// is reported before anything starts).
+async fn load_with_secrets(arg: &ConfigArg) -> Result<(Config, Arc<dyn SecretStore>), String> {
+    let config = load_config(arg)?;
+    let secrets = secret_store(&config).await?;
+    Ok((config, secrets))
+}
+
 /// The keyring when any server needs a password; otherwise an empty store, so a set-up
 /// without logins runs on machines without a keyring.
 async fn secret_store(config: &Config) -> Result<Arc<dyn SecretStore>, String> {
@@ -230,12 +238,8 @@ async fn secret_store(config: &Config) -> Result<Arc<dyn SecretStore>, String> {
 }
 
 async fn run(arg: &ConfigArg, print_events: bool) -> ExitCode {
-    let config = match load_config(arg) {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
-    let secrets = match secret_store(&config).await {
-        Ok(s) => s,
+    let (config, secrets) = match load_with_secrets(arg).await {
+        Ok(loaded) => loaded,
         Err(e) => return fail(&e),
     };
     let (events_tx, mut events_rx) = events::channel();
@@ -304,12 +308,8 @@ async fn wait_for_signal() {
 }
 
 async fn fetch(arg: &ConfigArg, json: bool) -> ExitCode {
-    let config = match load_config(arg) {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
-    let secrets = match secret_store(&config).await {
-        Ok(s) => s,
+    let (config, secrets) = match load_with_secrets(arg).await {
+        Ok(loaded) => loaded,
         Err(e) => return fail(&e),
     };
     let inbound = match turnaround_context(&config) {

@@ -432,7 +432,7 @@ impl SmtpClient {
                 self.command_secret(&response, &step).await?
             }
             Mechanism::ScramSha256 => {
-                let mut scram = sasl::Scram::new(username, password);
+                let mut scram = sasl::Scram::new(username, password).map_err(&sasl_failed)?;
                 let first = format!("AUTH SCRAM-SHA-256 {}", scram.client_first());
                 let reply = self.command_secret(&first, &step).await?;
                 if reply.code != 334 {

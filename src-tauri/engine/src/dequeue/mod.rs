@@ -142,6 +142,13 @@ pub fn failure_outcome(server: &str, domain: &str, error: &ClientError) -> Outco
                 "the connection to the queuing server broke".into(),
                 Some("nothing to do if it happens once: Postern tries again".into()),
             ),
+            ClientError::Protocol { step, .. } if step.starts_with("AUTH") => (
+                "AUTH",
+                None,
+                Permanent,
+                "the login with the queuing server failed".into(),
+                Some("check `username` and the stored password; if they are right, the server did not prove it knows the password (SCRAM), so it may not be your ISP's server: check `host`".into()),
+            ),
             ClientError::Protocol { .. } => (
                 "protocol",
                 None,

@@ -54,6 +54,8 @@ pub enum SaslError {
         "the server did not prove that it knows the password (SCRAM server signature mismatch)"
     )]
     ServerSignature,
+    #[error("the operating system gave no random bytes for the SCRAM nonce")]
+    NoRandomness,
 }
 
 pub fn plain_initial(username: &str, password: &str) -> String {
@@ -95,20 +97,22 @@ pub struct Scram {
 const MAX_ITERATIONS: u32 = 1_000_000;
 
 impl Scram {
-    pub fn new(username: &str, password: &str) -> Scram {
+    /// Fails only when the OS has no randomness to give (a predictable nonce would let an
+    /// attacker replay the exchange, so there is no fallback).
+    pub fn new(username: &str, password: &str) -> Result<Scram, SaslError> {
         let mut raw = [0u8; 18];
-        // SystemRandom only fails when the OS has no entropy source at all; a nonce of zeros is
-        // then still unique enough per session when combined with the server's part.
-        let _ = ring::rand::SystemRandom::new().fill(&mut raw);
+        ring::rand::SystemRandom::new()
+            .fill(&mut raw)
+            .map_err(|_| SaslError::NoRandomness)?;
         let nonce = BASE64.encode(raw);
         let name = username.replace('=', "=3D").replace(',', "=2C");
-        Scram {
+        Ok(Scram {
             password: password.to_string(),
             client_first_bare: format!("n={name},r={nonce}"),
             nonce,
             auth_message: None,
             salted_password: None,
-        }
+        })
     }
 
     /// The initial response (base64) for `AUTH SCRAM-SHA-256 <initial>`.
@@ -239,7 +243,7 @@ mod tests {
     #[test]
     fn scram_sha256_matches_rfc7677_example() {
         // RFC 7677 §3: user "user", password "pencil", fixed client nonce.
-        let mut scram = Scram::new("user", "pencil");
+        let mut scram = Scram::new("user", "pencil").unwrap();
         scram.nonce = "rOprNGfwEbeRWgbNEkqO".into();
         scram.client_first_bare = "n=user,r=rOprNGfwEbeRWgbNEkqO".into();
         let server_first = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
@@ -260,7 +264,7 @@ mod tests {
 
     #[test]
     fn scram_refuses_a_nonce_that_does_not_extend_ours() {
-        let mut scram = Scram::new("user", "pencil");
+        let mut scram = Scram::new("user", "pencil").unwrap();
         let server_first = BASE64.encode("r=someoneelse,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
         assert!(matches!(
             scram.client_final(&server_first),
