@@ -46,13 +46,19 @@ test-deps:
 
 # Keyring tests need a Secret Service: a private session bus with an unlocked gnome-keyring.
 # POSTERND_BIN: the tests use the binary just built instead of building it again themselves.
+# The app is built with the UI inside (custom-protocol) for the native test; the cargo test
+# line uses the same features, so the postern binary it rebuilds keeps the UI.
+APP_FEATURES := --features postern/custom-protocol
 test: test-deps $(UI_DEPS)
-	cd ui && npx vitest run && npm run e2e
-	$(CARGO) build --workspace --bins
+	cd ui && npx vitest run && npm run e2e && npm run build
+	$(CARGO) build --workspace --bins $(APP_FEATURES)
 	POSTERND_BIN="$(abspath $(CARGO_TARGET_DIR))/debug/posternd" \
-	  dbus-run-session -- sh -c 'printf test | gnome-keyring-daemon --unlock --components=secrets >/dev/null; exec $(CARGO) test --workspace'
+	  dbus-run-session -- sh -c 'printf test | gnome-keyring-daemon --unlock --components=secrets >/dev/null; exec $(CARGO) test --workspace $(APP_FEATURES)'
 	# The tray over D-Bus: read the menu, click "Fetch mail now", see the ETRN arrive.
 	dbus-run-session -- xvfb-run -a /usr/bin/python3 src-tauri/tests/tray_dbus.py $(CARGO_TARGET_DIR)/debug/postern
+	# The real app in real windows: the wizard against a private Postfix, then the tray.
+	dbus-run-session -- xvfb-run -a -s "-screen 0 1280x900x24" /usr/bin/python3 src-tauri/tests/native_e2e.py \
+	  $(CARGO_TARGET_DIR)/debug/postern $(CARGO_TARGET_DIR)/debug/postfix-queue
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -210,11 +210,33 @@ pub async fn test_delivery(target: String) -> Result<String, String> {
 /// The MX checker's report for `domain`, with the saved setup's queuing servers when there is one.
 #[tauri::command]
 pub async fn check_mx(shell: State<'_, Shell>, domain: String) -> Result<mx::Report, String> {
-    let input = match Config::load(&shell.config_path) {
+    let mut input = match Config::load(&shell.config_path) {
         Ok(config) => mx::CheckInput::from_config(&config, &domain),
         Err(_) => mx::CheckInput::new(&domain),
     };
+    if input.nameservers.is_empty() {
+        input.nameservers = nameservers_from_env()?;
+    }
     mx::check(&input).await.map_err(|e| e.to_string())
+}
+
+/// Before the wizard has written a config there is no `[dns] nameservers`; the variable
+/// `POSTERN_NAMESERVERS` ("IP:PORT,IP:PORT") stands in for it (split DNS, tests).
+fn nameservers_from_env() -> Result<Vec<std::net::SocketAddr>, String> {
+    let Ok(list) = std::env::var("POSTERN_NAMESERVERS") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse().map_err(|_| {
+                format!(
+                    "POSTERN_NAMESERVERS has {s:?}, which is not IP:PORT; fix or unset the variable"
+                )
+            })
+        })
+        .collect()
 }
 
 #[tauri::command]

@@ -1,0 +1,426 @@
+#!/usr/bin/python3
+"""Native end to end: the real `postern` in real WebKit windows and its real tray, against a
+private Postfix queuing server holding mail.
+
+1. A private Postfix (with a dnsmasq that serves the domain's MX records) holds 3 messages for
+   office.test; a StatusNotifierWatcher owned by this test runs on the private session bus.
+2. The app starts with a fresh config folder: the setup wizard opens. The test completes it
+   through the UI (WebKitWebDriver): domain, MX records, queuing server (probed: ETRN), Maildir,
+   listening address and port, summary, "Save and start". The engine sends ETRN; Postfix
+   delivers; the 3 messages land in the Maildir chosen in the wizard. The wizard's "Fetch now"
+   releases 2 more.
+3. The tray over D-Bus: the menu's labels are checked, "Fetch mail now" is clicked, and 2 more
+   messages queued at Postfix arrive. "Settings…", "Check MX records…" and "Activity…" open
+   their windows, which are checked and photographed. "Quit" ends the app with status 0.
+Every message lands exactly once. Screenshots go to tests/artifacts/desktop/native-*.png.
+
+  dbus-run-session -- xvfb-run -a -s "-screen 0 1280x900x24" \\
+    /usr/bin/python3 src-tauri/tests/native_e2e.py target/debug/postern target/debug/postfix-queue
+The app must be built with the UI inside (`--features postern/custom-protocol`). Root (Postfix).
+Needs Debian's webkit2gtk-driver (WebKitWebDriver), python3-dbus; only 127.0.0.1 is used.
+
+WebKitWebDriver is driven directly with the capabilities tauri-driver would build for it
+(`webkitgtk:browserOptions`): tauri-driver's proxy dropped requests here now and then
+("hyper::Error(IncompleteMessage)", connection reset), which made the test flaky.
+"""
+import base64
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import dbus
+
+TIMEOUT = 60
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
+HERE = os.path.dirname(os.path.abspath(__file__))
+ARTIFACTS = os.path.join(HERE, "../../tests/artifacts/desktop")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def descendants(pid):
+    out = []
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        return out
+    for child in children:
+        out.append(child)
+        out.extend(descendants(child))
+    return out
+
+
+def wait_until(predicate, what, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def stop(proc, signal_first=True):
+    """Ends a child we started, by PID: SIGTERM, then SIGKILL after 15 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    if signal_first:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    proc.kill()
+    proc.wait()
+
+
+class QueuingServer:
+    """The harness's `postfix-queue` process: a private Postfix plus dnsmasq, driven over stdin."""
+
+    def __init__(self, binary, deliver_to, log):
+        self.proc = subprocess.Popen(
+            [binary, "--deliver-to", deliver_to, "--dns"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+        )
+        line = self.proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"postfix-queue did not start (exit {self.proc.wait()}); see its log")
+        hello = json.loads(line)
+        self.host, port = hello["listen"].rsplit(":", 1)
+        self.port = int(port)
+        self.dns = hello["dns"]
+
+    def command(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline().strip()
+        if not reply.startswith("ok "):
+            raise AssertionError(f"postfix-queue {line!r}: {reply or 'no answer'}")
+        return reply[3:]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()  # end of stdin: it stops Postfix and removes its directory
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                stop(self.proc)
+
+
+class WebDriver:
+    """Just enough of W3C WebDriver, spoken to WebKitWebDriver."""
+
+    def __init__(self, app, env, log):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(["WebKitWebDriver", f"--port={self.port}"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(self._up, "WebKitWebDriver to listen")
+        caps = {"capabilities": {"alwaysMatch": {"webkitgtk:browserOptions": {"binary": app, "args": []}}}}
+        self.session = self.call("POST", "/session", caps)["sessionId"]
+
+    def _up(self):
+        try:
+            urllib.request.urlopen(self.url + "/status", timeout=1)
+            return True
+        except Exception:
+            return False
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
+                return json.loads(r.read())["value"]
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"{method} {path}: {e.read().decode()[:500]}") from None
+
+    def s(self, method, path, body=None):
+        return self.call(method, f"/session/{self.session}{path}", body)
+
+    def find(self, css=None, xpath=None):
+        using, value = ("css selector", css) if css else ("xpath", xpath)
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                return self.s("POST", "/element", {"using": using, "value": value})[ELEMENT]
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def exists(self, css):
+        return bool(self.s("POST", "/elements", {"using": "css selector", "value": css}))
+
+    def type(self, css, text):
+        el = self.find(css)
+        self.s("POST", f"/element/{el}/clear", {})
+        self.s("POST", f"/element/{el}/value", {"text": text})
+
+    def click(self, css=None, xpath=None):
+        # A script click returns at once; a native click waits for the page to settle, which
+        # takes as long as the command the button starts.
+        el = self.find(css, xpath)
+        self.s("POST", "/execute/sync", {"script": "arguments[0].click()", "args": [{ELEMENT: el}]})
+
+    def button(self, label):
+        print("click", label, flush=True)
+        self.click(xpath=f"//button[normalize-space()='{label}']")
+
+    def text(self, css):
+        return self.s("GET", f"/element/{self.find(css)}/text")
+
+    def wait_text(self, css, needle):
+        try:
+            wait_until(lambda: needle in self.text(css), f"{css} to show {needle!r}")
+        except AssertionError:
+            raise AssertionError(f"{css} never showed {needle!r}; it shows {self.text(css)!r}") from None
+
+    def handles(self):
+        return self.s("GET", "/window/handles")
+
+    def switch_to(self, handle):
+        self.s("POST", "/window", {"handle": handle})
+
+    def screenshot(self, name):
+        # The DOM can be ahead of the pixels: wait for two frames to be painted first.
+        self.s("POST", "/execute/async", {"script": "requestAnimationFrame(() => requestAnimationFrame(arguments[0]))", "args": []})
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        with open(os.path.join(ARTIFACTS, f"native-{name}.png"), "wb") as f:
+            f.write(base64.b64decode(self.s("GET", "/screenshot")))
+
+    def app_pids(self):
+        """The app's process tree: the driver's descendants (the app and its WebKit processes)."""
+        return descendants(self.proc.pid)
+
+    def close(self):
+        left = self.app_pids()
+        try:
+            self.call("DELETE", f"/session/{self.session}")
+        except Exception:
+            pass  # the app may be gone already (Quit)
+        stop(self.proc)
+        for pid in left:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+
+
+class Tray:
+    """Our StatusNotifierWatcher (a process) and the app's menu, read and clicked over D-Bus."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "sni_watcher.py")], stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise AssertionError("the StatusNotifierWatcher did not start")
+        self.items = []
+        threading.Thread(target=self._read, daemon=True).start()
+        self.bus = dbus.SessionBus()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            words = line.split()
+            if len(words) == 3 and words[0] == "registered":
+                self.items.append((words[1], words[2]))
+
+    def menu(self):
+        name, path = wait_until(lambda: self.items and self.items[-1], "the tray item to register")
+        item = self.bus.get_object(name, path)
+        menu_path = item.Get("org.kde.StatusNotifierItem", "Menu", dbus_interface=dbus.PROPERTIES_IFACE)
+        menu = dbus.Interface(self.bus.get_object(name, menu_path), "com.canonical.dbusmenu")
+        _, layout = menu.GetLayout(0, -1, [])
+        entries = []
+        for cid, props, _ in layout[2]:
+            if props.get("type") == "separator":
+                entries.append((int(cid), "---", False))
+            else:
+                entries.append((int(cid), str(props.get("label", "")), bool(props.get("enabled", True))))
+        return menu, entries
+
+    def labels(self):
+        return [label for _, label, _ in self.menu()[1]]
+
+    def click(self, label):
+        print("tray: click", label, flush=True)
+        menu, entries = self.menu()
+        item_id = next(i for i, text, _ in entries if text == label)
+        menu.Event(item_id, "clicked", dbus.String("", variant_level=1), dbus.UInt32(int(time.time())))
+
+    def close(self):
+        stop(self.proc)
+
+
+def maildir_messages(maildir):
+    new = os.path.join(maildir, "new")
+    if not os.path.isdir(new):
+        return []
+    out = []
+    for name in sorted(os.listdir(new)):
+        with open(os.path.join(new, name), encoding="utf-8", errors="replace") as f:
+            out.append(f.read())
+    return out
+
+
+def subject_numbers(messages):
+    return sorted(int(m.group(1)) for m in (re.search(r"^Subject: test message (\d+)$", msg, re.M) for msg in messages) if m)
+
+
+def wait_for_messages(maildir, n, what):
+    wait_until(lambda: len(maildir_messages(maildir)) >= n, f"{what} ({n} messages in {maildir}/new)")
+    messages = maildir_messages(maildir)
+    # Exactly once each: numbered 0..n-1 by postfix-queue, no duplicates, nothing extra.
+    assert subject_numbers(messages) == list(range(n)), subject_numbers(messages)
+    print(f"{n} messages in the Maildir", flush=True)
+
+
+def switch_to_new_window(wd, known, what):
+    handle = wait_until(lambda: next((h for h in wd.handles() if h not in known), None), f"the {what} window")
+    wd.switch_to(handle)
+    return handle
+
+
+def main():
+    app = os.path.abspath(sys.argv[1])
+    postfix_queue = os.path.abspath(sys.argv[2])
+    work = tempfile.mkdtemp(prefix="postern-native-")
+    logs = {name: open(os.path.join(work, f"{name}.log"), "w") for name in ("postfix-queue", "webdriver")}
+    listen_port = free_port()
+    maildir = os.path.join(work, "Office Mail")  # a space, as a real folder name may have
+    queue = tray = wd = None
+    ok = False
+    try:
+        queue = QueuingServer(postfix_queue, f"127.0.0.1:{listen_port}", logs["postfix-queue"])
+        queue.command("queue 3")
+        tray = Tray()
+        env = dict(
+            os.environ,
+            POSTERN_CONFIG=os.path.join(work, "config", "postern.toml"),
+            POSTERN_NOTIFICATIONS="off",
+            POSTERN_NAMESERVERS=queue.dns,
+            TAURI_WEBVIEW_AUTOMATION="true",
+            # Autostart entries (written under $HOME/.config), WebKit caches: inside the test's
+            # folder, not the user's.
+            HOME=os.path.join(work, "home"),
+            XDG_CONFIG_HOME=os.path.join(work, "xdg-config"),
+            XDG_DATA_HOME=os.path.join(work, "xdg-data"),
+            XDG_CACHE_HOME=os.path.join(work, "xdg-cache"),
+        )
+        os.makedirs(os.path.join(env["HOME"], ".config"))  # the autostart plugin needs it to exist
+        for d in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+            os.makedirs(env[d])
+        wd = WebDriver(app, env, logs["webdriver"])
+        wizard = wd.handles()[0]
+
+        # 1) domains, 2) the MX records from dnsmasq
+        wd.type("#domain-0", "office.test")
+        wd.screenshot("1-domains")
+        wd.button("Next")
+        wd.wait_text("main", "Step 2 of 7")
+        wd.wait_text("main", "isp.test")
+        wd.screenshot("2-mx")
+        wd.button("Next")
+        # 3) the queuing server: proposed from the MX set (isp.test), here the private Postfix
+        wd.wait_text("main", "Step 3 of 7")
+        assert "isp.test" in wd.s("GET", f"/element/{wd.find('#host')}/property/value"), "the backup MX was not proposed"
+        wd.type("#host", queue.host)
+        wd.type("#port", str(queue.port))
+        wd.button("Check what the server supports")
+        wd.wait_text("[data-testid=server-report]", "ETRN: yes")
+        wd.screenshot("3-server")
+        wd.button("Next")
+        wd.wait_text("main", "Step 4 of 7")
+        wd.screenshot("4-login")
+        wd.button("Next")
+        # 5) where the mail goes
+        wd.type("#maildir", maildir)
+        wd.button("Test")
+        wd.wait_text("main", "is ready for mail")
+        wd.screenshot("5-delivery")
+        wd.button("Next")
+        # 6) listening address and port
+        wd.wait_text("main", "Step 6 of 7")
+        if wd.exists("#listen-address"):
+            wd.type("#listen-address", "127.0.0.1")
+        wd.type("#listen-port", str(listen_port))
+        wd.screenshot("6-port")
+        wd.button("Next")
+        # 7) summary, save, and the live test
+        wd.wait_text("[data-testid=summary]", f"{queue.host}:{queue.port} (ETRN)")
+        wd.screenshot("7-summary")
+        wd.button("Save and start")
+        wd.wait_text("main", "Postern is running")
+        wait_for_messages(maildir, 3, "the mail held before the wizard")
+        queue.command("queue 2")
+        wd.button("Fetch now")
+        wait_for_messages(maildir, 5, "the mail released by the wizard's 'Fetch now'")
+        wd.wait_text("[data-testid=live]", "Received a message from sender-4@example.net")
+        wd.screenshot("8-fetched")
+        config = open(env["POSTERN_CONFIG"]).read()
+        assert f'listen = ["127.0.0.1:{listen_port}"]' in config or wd.exists("#listen-address") is False, config
+        assert "password" not in config.lower(), config
+        autostart = os.path.join(env["HOME"], ".config", "autostart")
+        try:
+            wait_until(lambda: os.path.isdir(autostart) and os.listdir(autostart), "the autostart entry (start at login was ticked)", timeout=10)
+        except AssertionError:
+            raise AssertionError(f"no autostart entry in {autostart}; the wizard says {wd.text('main')!r}") from None
+
+        # The tray, over D-Bus
+        labels = wait_until(lambda: (lambda l: l if l[0].startswith("Online") else None)(tray.labels()), "the tray status line to say Online")
+        assert labels[1:] == ["Fetch mail now", "Pause automatic fetching", "Check MX records…", "Settings…", "Activity…", "---", "Quit"], labels
+        print("tray menu:", labels, flush=True)
+        queue.command("queue 2")
+        tray.click("Fetch mail now")
+        wait_for_messages(maildir, 7, "the mail released by the tray's 'Fetch mail now'")
+        wait_until(lambda: queue.command("queue-len") == "0", "Postfix's queue to be empty")
+        etrns = int(queue.command("etrn-count"))
+        assert etrns >= 3, f"Postfix saw {etrns} ETRN commands, expected at least 3 (start, wizard, tray)"
+
+        # The other windows, opened from the tray
+        known = {wizard}
+        for label, window, needle, shot in [
+            ("Settings…", "settings", "Queuing servers", "9-settings"),
+            ("Check MX records…", "MX report", "Fine", "10-mx-report"),
+            ("Activity…", "activity", "Message from sender-6@example.net", "11-activity"),
+        ]:
+            tray.click(label)
+            known.add(switch_to_new_window(wd, known, window))
+            wd.wait_text("body", needle)
+            wd.screenshot(shot)
+
+        app_pid = next(pid for pid in wd.app_pids() if os.path.realpath(f"/proc/{pid}/exe") == app)
+        tray.click("Quit")
+        wait_until(lambda: not os.path.exists(f"/proc/{app_pid}") or open(f"/proc/{app_pid}/stat").read().split()[2] == "Z", "the app to exit after Quit", timeout=20)
+        print("PASS: wizard completed in the real window, 7 messages in the Maildir, tray menu works", flush=True)
+        ok = True
+    finally:
+        if wd:
+            wd.close()
+        for part in (tray, queue):
+            if part:
+                part.close()
+        for f in logs.values():
+            f.close()
+        if not ok or os.environ.get("VERBOSE"):
+            for name in logs:
+                with open(os.path.join(work, f"{name}.log"), errors="replace") as f:
+                    sys.stderr.write(f"--- {name} log (end) ---\n{f.read()[-4000:]}\n")
+        subprocess.run(["rm", "-rf", work], check=False)
+
+
+if __name__ == "__main__":
+    main()
