@@ -114,6 +114,8 @@ impl Shell {
     /// Stops the running engine (if any) and starts one with `config`. Returns the new status
     /// receiver so the caller can watch it.
     pub async fn restart(&self, config: Config) -> Result<watch::Receiver<Status>, ShellError> {
+        // Recorded before the start, so a config that fails to start still rules notifications.
+        // Any other way of applying a config (e.g. Reload) must record it here too.
         if let Ok(mut current) = self.config.lock() {
             *current = Some(config.clone());
         }
