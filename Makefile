@@ -21,7 +21,7 @@ help:
 	@echo "  make test    install test dependencies (Postfix, dnsmasq, ...; needs root or sudo),"
 	@echo "               build, and run every test against real peers"
 	@echo "  make build   release build: the UI, the tray app postern and posternd"
-	@echo "  make package the .deb of the tray app (via npm's @tauri-apps/cli)"
+	@echo "  make package the .deb: the tray app, posternd and its systemd unit (via npm's @tauri-apps/cli)"
 	@echo "  make lint    rustfmt check and clippy with warnings as errors"
 	@echo "  make bench   measure Postern beside Postfix and smtp-sink (root, ~5 min); writes BENCHMARKS.md"
 
@@ -36,8 +36,12 @@ run:
 	$(CARGO_TARGET_DIR)/release/postern $(if $(POSTERN_CONFIG),--config "$(POSTERN_CONFIG)")
 
 # tauri build runs `npm run build` in ui/ itself (beforeBuildCommand) and cargo through $(CARGO).
+# The .deb also ships posternd and its systemd unit (packaging/; tauri.conf.json bundle.linux.deb
+# takes posternd from target/package/, whatever CARGO_TARGET_DIR is).
 package: $(UI_DEPS)
 	@bash scripts/install-test-deps.sh --desktop
+	$(CARGO) build --release -p postern-engine --bin posternd
+	install -D -m 0755 $(CARGO_TARGET_DIR)/release/posternd target/package/posternd
 	cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb --runner "$(CARGO)"
 	@ls -1 $(CARGO_TARGET_DIR)/release/bundle/deb/*.deb
 

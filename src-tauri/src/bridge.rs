@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use postern_engine::api::Status;
+use postern_engine::config::Config;
 use postern_engine::events::Event;
 use postern_engine::view::{StatusView, TrayView};
 use tauri::{AppHandle, Emitter, Manager, Runtime};
@@ -60,6 +61,12 @@ pub fn forward_events<R: Runtime>(app: AppHandle<R>) {
             }
         }
     });
+}
+
+/// Whether to show desktop notifications: `[desktop] notifications` of the configuration in
+/// use (on when there is none yet), unless `POSTERN_NOTIFICATIONS=off` (tests) forces them off.
+pub fn notifications_wanted(env: Option<&str>, config: Option<&Config>) -> bool {
+    env != Some("off") && config.is_none_or(|c| c.desktop.notifications)
 }
 
 /// The events worth a desktop notification: (kind for rate limiting, text). `fetching`: whether
@@ -121,6 +128,28 @@ mod tests {
         assert_eq!(notification(&lost, false), None);
         assert_eq!(notification(&lost, true).map(|(k, _)| k), Some("link-lost"));
         assert_eq!(notification(&Event::Paused, false), None);
+    }
+
+    #[test]
+    fn notifications_follow_the_config_unless_forced_off() {
+        let text = "domains = [\"office.test\"]\n[[queue_servers]]\nhost = \"isp.test\"\n\
+                    [inbound]\ndeliver = \"maildir:/tmp/m\"\n";
+        let on = Config::parse(text, std::path::Path::new("t.toml")).unwrap();
+        let mut off = on.clone();
+        off.desktop.notifications = false;
+
+        let cases = [
+            (None, None, true),
+            (None, Some(&on), true),
+            (None, Some(&off), false),
+            (Some("off"), Some(&on), false),
+            (Some("off"), None, false),
+            (Some("on"), Some(&on), true),
+        ];
+
+        for (env, config, want) in cases {
+            assert_eq!(notifications_wanted(env, config), want, "{env:?}");
+        }
     }
 }
 

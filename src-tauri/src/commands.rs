@@ -1,6 +1,7 @@
 //! The UI's commands. Each forwards to the engine or the shell in a few lines; errors reach the
 //! UI as one sentence that says what is wrong and what to do.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use postern_engine::api::Command;
@@ -237,6 +238,125 @@ fn nameservers_from_env() -> Result<Vec<std::net::SocketAddr>, String> {
             })
         })
         .collect()
+}
+
+/// Whether mail released by ETRN can reach this computer, as far as the MX checker can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reachability {
+    /// The office's MX address is this computer's and the listener is on it, on port 25.
+    Reachable,
+    /// Possible only with port forwarding (router, or port 25 to the listening port).
+    NeedsForwarding,
+    /// ETRN cannot deliver here as set up: ATRN is the way.
+    Unreachable,
+    /// The check could not tell (DNS failed, no office MX address, ...).
+    Unknown,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReachabilityReport {
+    pub verdict: Reachability,
+    /// The checker's findings about the way in (`etrn.*`) and what kept it from telling.
+    pub findings: Vec<mx::Finding>,
+}
+
+/// Findings other than `etrn.*` that explain why reachability cannot be judged.
+const REACHABILITY_BLOCKERS: &[&str] = &[
+    "dns.lookup-failed",
+    "domain.nxdomain",
+    "mx.null",
+    "mx.no-address",
+    "mx.private-address",
+];
+
+/// The verdict from the `etrn.*` findings (see engine/src/mx/rules.rs, `etrn_reachability`).
+pub fn reachability(findings: &[mx::Finding]) -> Reachability {
+    let etrn = || findings.iter().filter(|f| f.id.starts_with("etrn."));
+    if etrn().any(|f| f.severity == mx::Severity::Error) {
+        Reachability::Unreachable
+    } else if etrn().any(|f| f.id == "etrn.listener-port" || f.id == "etrn.needs-forwarding") {
+        Reachability::NeedsForwarding
+    } else if etrn().any(|f| f.id == "etrn.reachable") {
+        Reachability::Reachable
+    } else {
+        Reachability::Unknown
+    }
+}
+
+/// The wizard's "Listening port" step: runs the MX checker for `domains` as if the inbound
+/// listener were on `listen_address:listen_port` and the queuing server `queue_host` used ETRN.
+/// DNS servers come from the saved config, if there is one; no SMTP probes are made.
+#[tauri::command]
+pub async fn check_reachability(
+    shell: State<'_, Shell>,
+    domains: Vec<String>,
+    queue_host: Option<String>,
+    listen_address: String,
+    listen_port: u16,
+) -> Result<ReachabilityReport, String> {
+    let ip: IpAddr = listen_address.trim().parse().map_err(|_| {
+        format!(
+            "\"{listen_address}\" is not an IP address: write 0.0.0.0 (every network of this computer), 127.0.0.1 (this computer only) or one of this computer's addresses"
+        )
+    })?;
+    if listen_port == 0 {
+        return Err("the listening port is a number from 1 to 65535".into());
+    }
+    let domains: Vec<&str> = domains
+        .iter()
+        .map(|d| d.trim())
+        .filter(|d| !d.is_empty())
+        .collect();
+    if domains.is_empty() {
+        return Err("no mail domain to check: enter the office's domain in the first step".into());
+    }
+    let mut nameservers = Config::load(&shell.config_path)
+        .map(|c| c.dns.nameservers)
+        .unwrap_or_default();
+    if nameservers.is_empty() {
+        nameservers = nameservers_from_env()?;
+    }
+    let queue_servers: Vec<config::QueueServer> = queue_host
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .map(|host| config::QueueServer {
+            host,
+            port: config::Protocol::Etrn.default_port(),
+            protocol: config::Protocol::Etrn,
+            tls: config::Protocol::Etrn.default_tls(),
+            node: None,
+            username: None,
+            tls_ca: None,
+            tls_fingerprint: None,
+            allow_plaintext_auth: false,
+            allow_insecure_turn: false,
+            timeout: PROBE_TIMEOUT,
+        })
+        .into_iter()
+        .collect();
+    let mut findings: Vec<mx::Finding> = Vec::new();
+    for domain in domains {
+        let input = mx::CheckInput {
+            queue_servers: queue_servers.clone(),
+            nameservers: nameservers.clone(),
+            inbound_listen: vec![SocketAddr::new(ip, listen_port)],
+            probe_smtp: false,
+            ..mx::CheckInput::new(domain)
+        };
+        let report = mx::check(&input).await.map_err(|e| e.to_string())?;
+        for f in report.findings {
+            let relevant =
+                f.id.starts_with("etrn.") || REACHABILITY_BLOCKERS.contains(&f.id.as_str());
+            if relevant && !findings.contains(&f) {
+                findings.push(f);
+            }
+        }
+    }
+    Ok(ReachabilityReport {
+        verdict: reachability(&findings),
+        findings,
+    })
 }
 
 #[tauri::command]

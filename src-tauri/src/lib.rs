@@ -49,6 +49,7 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::test_delivery,
         commands::recent_activity,
         commands::check_mx,
+        commands::check_reachability,
         commands::open_window,
     ])
 }

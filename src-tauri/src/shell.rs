@@ -4,7 +4,6 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use postern_engine::api::{self, Command, Deps, EngineHandle, Status};
@@ -39,7 +38,10 @@ pub struct Shell {
     control: Mutex<Control>,
     engine: tokio::sync::Mutex<Option<EngineHandle>>,
     activity: Mutex<VecDeque<Event>>,
-    notifications: AtomicBool,
+    /// The configuration the engine was last (re)started with: set at start and on every save.
+    config: Mutex<Option<Config>>,
+    /// `POSTERN_NOTIFICATIONS`, read once at start.
+    notifications_env: Option<String>,
 }
 
 impl Shell {
@@ -56,10 +58,8 @@ impl Shell {
             }),
             engine: tokio::sync::Mutex::new(None),
             activity: Mutex::new(VecDeque::new()),
-            // POSTERN_NOTIFICATIONS=off silences desktop notifications.
-            notifications: AtomicBool::new(
-                std::env::var("POSTERN_NOTIFICATIONS").map_or(true, |v| v != "off"),
-            ),
+            config: Mutex::new(None),
+            notifications_env: std::env::var("POSTERN_NOTIFICATIONS").ok(),
         }
     }
 
@@ -114,6 +114,11 @@ impl Shell {
     /// Stops the running engine (if any) and starts one with `config`. Returns the new status
     /// receiver so the caller can watch it.
     pub async fn restart(&self, config: Config) -> Result<watch::Receiver<Status>, ShellError> {
+        // Recorded before the start, so a config that fails to start still rules notifications.
+        // Any other way of applying a config (e.g. Reload) must record it here too.
+        if let Ok(mut current) = self.config.lock() {
+            *current = Some(config.clone());
+        }
         let mut engine = self.engine.lock().await;
         if let Some(old) = engine.take() {
             old.shutdown().await;
@@ -141,12 +146,18 @@ impl Shell {
         }
     }
 
-    pub fn notifications_enabled(&self) -> bool {
-        self.notifications.load(Ordering::Relaxed)
+    /// The configuration in use, if the engine was started with one.
+    pub fn config(&self) -> Option<Config> {
+        self.config.lock().ok().and_then(|c| c.clone())
     }
 
-    pub fn set_notifications(&self, on: bool) {
-        self.notifications.store(on, Ordering::Relaxed);
+    /// `[desktop] notifications` of the configuration in use; `POSTERN_NOTIFICATIONS=off`
+    /// overrides it.
+    pub fn notifications_enabled(&self) -> bool {
+        crate::bridge::notifications_wanted(
+            self.notifications_env.as_deref(),
+            self.config().as_ref(),
+        )
     }
 
     pub fn record(&self, event: &Event) {

@@ -8,6 +8,7 @@ use postern_engine::api::{Command, Status};
 use postern_engine::events::Event;
 use postern_engine::secrets::{MemoryStore, SecretStore};
 use postern_lib::shell::Shell;
+use postern_tests::harness::Dnsmasq;
 use serde_json::{Value, json};
 use tauri::ipc::{CallbackFn, InvokeBody};
 use tauri::test::{
@@ -267,4 +268,131 @@ fn activity_returns_recorded_events() {
     let reply = invoke(&h, "recent_activity", json!({})).unwrap();
 
     assert_eq!(reply, json!([serde_json::to_value(&event).unwrap()]));
+}
+
+#[test]
+fn the_desktop_section_switches_notifications() {
+    let h = harness();
+    let forced_off = std::env::var("POSTERN_NOTIFICATIONS").as_deref() == Ok("off");
+    let mut off = config_json(json!(["office.test"]));
+    off["desktop"] = json!({ "notifications": false });
+
+    let saved_off = invoke(&h, "save_config", json!({ "config": off }));
+    let shell = h.webview.state::<Shell>();
+    let after_off = shell.notifications_enabled();
+    let saved_on = invoke(
+        &h,
+        "save_config",
+        json!({ "config": config_json(json!(["office.test"])) }),
+    );
+    let after_on = shell.notifications_enabled();
+
+    assert!(
+        saved_off.is_ok() && saved_on.is_ok(),
+        "{saved_off:?} {saved_on:?}"
+    );
+    assert!(!after_off);
+    assert_eq!(after_on, !forced_off);
+    let written = std::fs::read_to_string(&h.config_path).unwrap();
+    assert!(
+        written.contains("[desktop]\nnotifications = true"),
+        "{written}"
+    );
+    tauri::async_runtime::block_on(shell.shutdown());
+}
+
+/// A harness whose saved config points the MX checker at a private dnsmasq: `office.test` has
+/// its MX at 127.0.0.1 (this machine) and the queuing server `isp.test` as the backup MX.
+fn harness_with_dns() -> (Harness, Dnsmasq) {
+    let dns = Dnsmasq::builder()
+        .mx("office.test", "mx.office.test", 10)
+        .mx("office.test", "isp.test", 20)
+        .host("mx.office.test", "127.0.0.1")
+        .host("isp.test", "127.0.0.2")
+        .start()
+        .unwrap();
+    let h = harness();
+    std::fs::write(
+        &h.config_path,
+        format!(
+            "domains = [\"office.test\"]\n[[queue_servers]]\nhost = \"isp.test\"\n\
+             [inbound]\ndeliver = \"maildir:/tmp/postern-commands-test\"\n\
+             [dns]\nnameservers = [\"{}\"]\n",
+            dns.addr()
+        ),
+    )
+    .unwrap();
+    (h, dns)
+}
+
+fn reachability(h: &Harness, address: &str, port: u16) -> Result<Value, Value> {
+    invoke(
+        h,
+        "check_reachability",
+        json!({
+            "domains": ["office.test"], "queueHost": "isp.test",
+            "listenAddress": address, "listenPort": port,
+        }),
+    )
+}
+
+fn ids(report: &Value) -> Vec<&str> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn reachability_follows_the_listening_address_and_port() {
+    let (h, _dns) = harness_with_dns();
+
+    let on_25 = reachability(&h, "0.0.0.0", 25).unwrap();
+    let on_2525 = reachability(&h, "127.0.0.1", 2525).unwrap();
+    let elsewhere = reachability(&h, "192.0.2.1", 25).unwrap();
+
+    assert_eq!(on_25["verdict"], "reachable", "{on_25}");
+    assert_eq!(ids(&on_25), ["etrn.reachable"]);
+    assert_eq!(on_2525["verdict"], "needs_forwarding", "{on_2525}");
+    assert_eq!(ids(&on_2525), ["etrn.listener-port"]);
+    assert!(
+        on_2525["findings"][0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("Forward TCP port 25 to port 2525"),
+        "{on_2525}"
+    );
+    assert_eq!(elsewhere["verdict"], "unreachable", "{elsewhere}");
+    assert_eq!(
+        ids(&elsewhere),
+        ["etrn.listener-not-on-address", "etrn.cannot-deliver"]
+    );
+}
+
+#[test]
+fn reachability_explains_bad_input() {
+    let h = harness();
+
+    let address = reachability(&h, "localhost", 25);
+    let no_domain = invoke(
+        &h,
+        "check_reachability",
+        json!({ "domains": [" "], "listenAddress": "0.0.0.0", "listenPort": 25 }),
+    );
+
+    assert!(
+        address
+            .unwrap_err()
+            .as_str()
+            .unwrap()
+            .contains("\"localhost\" is not an IP address: write 0.0.0.0"),
+    );
+    assert_eq!(
+        no_domain,
+        Err(json!(
+            "no mail domain to check: enter the office's domain in the first step"
+        ))
+    );
 }

@@ -16,6 +16,7 @@
       max_message_size: 52428800, max_connections: 20, idle_timeout: '5m' },
     link: { probe: 'auto', refetch_every: '15m', connect_back_timeout: '2m' },
     dns: { nameservers: [] },
+    desktop: { notifications: true },
   };
   const mx = (domain) => ({
     domain,
@@ -39,8 +40,24 @@
     check_mx: ({ domain }) => mx(domain),
     probe_queue_server: ({ host, port }) => {
       if (host === 'unreachable.example') throw `cannot connect to ${host}:${port}: connection refused. Check the server name and port with your ISP, and that this computer is online`;
+      if (host === 'odmr.isp.example') return { server: `${host}:${port}`, greeting: `${host} ESMTP`, etrn: true, atrn: true, starttls: true, auth: ['PLAIN'],
+        recommended: 'atrn', advice: 'ATRN: the mail comes back over this connection, so port 25 need not reach this computer' };
       return { server: `${host}:${port}`, greeting: `${host} ESMTP Postfix`, etrn: true, atrn: false, starttls: true, auth: [],
         recommended: 'etrn', advice: 'ETRN: the server delivers to this computer\'s port 25, which must be reachable from the internet' };
+    },
+    // The office's MX address 198.51.100.7 is this computer's (as in mx() above).
+    check_reachability: ({ domains, listenAddress, listenPort }) => {
+      const subject = `198.51.100.7 (mail.${domains[0]})`;
+      if (listenAddress !== '0.0.0.0' && listenAddress !== '198.51.100.7') return { verdict: 'unreachable', findings: [
+        { id: 'etrn.listener-not-on-address', severity: 'error', subject, evidence: `198.51.100.7 is this machine's, but the inbound listener only listens on ${listenAddress}:${listenPort}: mail released by ETRN cannot be delivered.`, fix: `Add "198.51.100.7:25" (or "0.0.0.0:25") to [inbound] listen.` },
+        { id: 'etrn.cannot-deliver', severity: 'error', subject: domains[0], evidence: 'ETRN only asks the queuing server to deliver to the office\'s MX address; as set up, that delivery cannot reach this machine.', fix: 'Use ATRN (`protocol = "atrn"`, port 366, with a username): the mail then comes back over Postern\'s own connection, so nothing inbound is needed.' },
+      ] };
+      if (listenPort !== 25) return { verdict: 'needs_forwarding', findings: [
+        { id: 'etrn.listener-port', severity: 'warning', subject, evidence: `The queuing server delivers to port 25 of 198.51.100.7, but the inbound listener is on port ${listenPort}.`, fix: `Forward TCP port 25 to port ${listenPort} on this machine (router port forwarding, or a firewall redirect rule), or listen on port 25.` },
+      ] };
+      return { verdict: 'reachable', findings: [
+        { id: 'etrn.reachable', severity: 'ok', subject, evidence: 'The office\'s MX address 198.51.100.7 is this machine\'s, and the inbound listener accepts connections there on port 25: mail released by ETRN can be delivered.' },
+      ] };
     },
     test_delivery: ({ target }) => `${target.replace(/^maildir:/, '')} is ready for mail`,
     set_secret: () => null,

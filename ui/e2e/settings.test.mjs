@@ -45,11 +45,15 @@ test('settings: validation errors as you type, Apply saves', async () => {
 
   await page.getByLabel('Start Postern when I log in').check();
   assert.equal(await page.evaluate(() => window.__atLogin), true);
+  const notifications = page.getByLabel('Show notifications');
+  assert.equal(await notifications.isChecked(), true);
+  await notifications.uncheck();
 
   assert.equal(await apply.isDisabled(), false);
   await apply.click();
   await page.getByText('Saved. The engine restarted with the new settings.').waitFor();
   const saved = (await calls(page)).find(([c]) => c === 'save_config')[1].config;
+  assert.deepEqual(saved.desktop, { notifications: false });
   assert.deepEqual(saved.outbound, { listen: ['0.0.0.0:587'], allow: ['192.168.1.0/24'], smarthost: 'smtp://smtp.isp.example:587', smarthost_tls: 'required' });
 });
 

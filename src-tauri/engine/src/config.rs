@@ -30,6 +30,9 @@ pub struct Config {
     pub outbound: Option<Outbound>,
     pub link: Link,
     pub dns: Dns,
+    /// Read by the tray app only; absent in older files and front ends.
+    #[serde(default)]
+    pub desktop: Desktop,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,6 +293,22 @@ pub struct Link {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Dns {
     pub nameservers: Vec<SocketAddr>,
+}
+
+/// Settings of the tray app `postern`; `posternd` ignores them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Desktop {
+    /// Desktop notifications (mail released, refusals, nothing arrived, link lost).
+    pub notifications: bool,
+}
+
+impl Default for Desktop {
+    fn default() -> Desktop {
+        Desktop {
+            notifications: true,
+        }
+    }
 }
 
 /// Durations as human strings ("15m", "30s", "0").

@@ -707,6 +707,7 @@ mod tests {
                 connect_back_timeout: Duration::from_secs(120),
             },
             dns: Dns::default(),
+            desktop: Default::default(),
         }
     }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { configFrom, queueServer, secretName } from './config';
+import { configFrom, listenEntry, queueServer, secretName } from './config';
 
 describe('config from the wizard', () => {
   it('fills every field the engine needs', () => {
@@ -36,8 +36,12 @@ describe('config from the wizard', () => {
       },
       link: { probe: 'auto', refetch_every: '15m', connect_back_timeout: '2m' },
       dns: { nameservers: [] },
+      desktop: { notifications: true },
     });
     expect(secretName(server)).toBe('office@mail.isp.example');
+    expect(configFrom({ domains: ['office.example'], server, deliver: 'maildir:/m', listenPort: 2525, listenAddress: '127.0.0.1' }).inbound.listen).toEqual(['127.0.0.1:2525']);
+    expect(listenEntry('::1', 25)).toBe('[::1]:25');
+    expect(listenEntry('[::]', 2525)).toBe('[::]:2525');
     expect(secretName(queueServer('x.example', 'etrn'))).toBeNull();
   });
 });

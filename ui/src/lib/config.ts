@@ -24,6 +24,8 @@ export interface WizardAnswers {
   server: QueueServer;
   deliver: string;
   listenPort: number;
+  /** The IP address to listen on; default 0.0.0.0 (every network of this computer). */
+  listenAddress?: string;
 }
 
 export function configFrom(a: WizardAnswers): Config {
@@ -31,7 +33,7 @@ export function configFrom(a: WizardAnswers): Config {
     domains: a.domains.map((d) => d.trim().toLowerCase()).filter(Boolean),
     queue_servers: [a.server],
     inbound: {
-      listen: [`0.0.0.0:${a.listenPort}`],
+      listen: [listenEntry(a.listenAddress ?? '0.0.0.0', a.listenPort)],
       deliver: a.deliver.trim(),
       hostname: '', // the app fills in this computer's name
       max_message_size: 50 * 1024 * 1024,
@@ -40,7 +42,14 @@ export function configFrom(a: WizardAnswers): Config {
     },
     link: { probe: 'auto', refetch_every: '15m', connect_back_timeout: '2m' },
     dns: { nameservers: [] },
+    desktop: { notifications: true },
   };
+}
+
+/** An [inbound] listen entry: `ADDR:PORT`, IPv6 addresses in brackets. */
+export function listenEntry(address: string, port: number): string {
+  const a = address.trim().replace(/^\[|\]$/g, '');
+  return a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`;
 }
 
 /** The keyring name of a server's password. */

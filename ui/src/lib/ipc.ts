@@ -45,6 +45,8 @@ export interface Config {
   };
   link: { probe: string; refetch_every: string; connect_back_timeout: string };
   dns: { nameservers: string[] };
+  /** The tray app's own settings; posternd ignores them. Absent = the defaults. */
+  desktop?: { notifications: boolean };
 }
 
 export interface ConfigState {
@@ -143,6 +145,14 @@ export interface MxReport {
   findings: MxFinding[];
 }
 
+/** check_reachability: can mail released by ETRN reach this computer? */
+export type Reachability = 'reachable' | 'needs_forwarding' | 'unreachable' | 'unknown';
+
+export interface ReachabilityReport {
+  verdict: Reachability;
+  findings: MxFinding[];
+}
+
 /** Rejections from commands arrive as plain strings; anything else becomes one. */
 function message(e: unknown): string {
   return typeof e === 'string' ? e : e instanceof Error ? e.message : JSON.stringify(e);
@@ -170,6 +180,8 @@ export const testDelivery = (target: string) => call<string>('test_delivery', { 
 export const recentActivity = () => call<EngineEvent[]>('recent_activity');
 export const openWindow = (window: WindowName) => call<null>('open_window', { window });
 export const checkMx = (domain: string) => call<MxReport>('check_mx', { domain });
+export const checkReachability = (domains: string[], queueHost: string | null, listenAddress: string, listenPort: number) =>
+  call<ReachabilityReport>('check_reachability', { domains, queueHost, listenAddress, listenPort });
 
 export const onStatus = (cb: (s: StatusView) => void): Promise<UnlistenFn> =>
   listen<StatusView>('status', (e) => cb(e.payload));

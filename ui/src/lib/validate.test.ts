@@ -43,6 +43,18 @@ describe('validate', () => {
     expect(v.network('lan')).toMatch(/not a network/);
   });
 
+  it('checks the listening address', () => {
+    expect(v.listenAddress('0.0.0.0')).toBeNull();
+    expect(v.listenAddress(' 127.0.0.1 ')).toBeNull();
+    expect(v.listenAddress('192.168.1.20')).toBeNull();
+    expect(v.listenAddress('::')).toBeNull();
+    expect(v.listenAddress('[2001:db8::1]')).toBeNull();
+    expect(v.listenAddress('')).toMatch(/Enter the address to listen on/);
+    expect(v.listenAddress('192.168.1.300')).toMatch(/each of the four numbers is 0 to 255/);
+    expect(v.listenAddress('localhost')).toMatch(/"localhost" is not an IP address. Write 0.0.0.0/);
+    expect(v.listenAddress('0.0.0.0:25')).toMatch(/is not an IP address/);
+  });
+
   it('checks delivery targets', () => {
     expect(v.deliverTarget('maildir:/srv/mail/Maildir')).toBeNull();
     expect(v.deliverTarget('maildir:')).toMatch(/Choose the Maildir folder/);

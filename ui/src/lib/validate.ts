@@ -57,6 +57,33 @@ export function socketAddress(value: string): Check {
   return port(m[2]);
 }
 
+const isIPv4 = (v: string) => /^\d{1,3}(\.\d{1,3}){3}$/.test(v) && v.split('.').every((n) => Number(n) <= 255);
+
+function isIPv6(v: string): boolean {
+  if (!v.includes(':') || !/^[0-9a-f:.]+$/i.test(v)) return false;
+  const halves = v.split('::');
+  if (halves.length > 2) return false;
+  const groups = halves.flatMap((h) => (h === '' ? [] : h.split(':')));
+  let count = groups.length;
+  if (groups.length && groups[groups.length - 1].includes('.')) {
+    if (!isIPv4(groups.pop()!)) return false;
+    count += 1; // an IPv4 tail takes two groups
+  }
+  if (!groups.every((g) => /^[0-9a-f]{1,4}$/i.test(g))) return false;
+  return halves.length === 2 ? count < 8 : count === 8;
+}
+
+/** The address Postern listens on: an IPv4 or IPv6 address (no name, no port). */
+export function listenAddress(value: string): Check {
+  const v = value.trim().replace(/^\[|\]$/g, '');
+  if (!v) return 'Enter the address to listen on: 0.0.0.0 for every network of this computer, or 127.0.0.1 for this computer only.';
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(v)) {
+    return isIPv4(v) ? null : `"${v}" is not a valid IP address: each of the four numbers is 0 to 255.`;
+  }
+  if (isIPv6(v)) return null;
+  return `"${v}" is not an IP address. Write 0.0.0.0 (every network of this computer), 127.0.0.1 (this computer only) or one of this computer's addresses, such as 192.168.1.20.`;
+}
+
 export function duration(value: string): Check {
   const v = value.trim();
   if (v === '0') return null;

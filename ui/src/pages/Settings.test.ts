@@ -25,11 +25,11 @@ const config = () => ({
 
 const status = { icon: 'online', status_line: 'Online · last fetch 10:42 · 12 messages', paused: false, fetching: false, messages_received: 12, last_fetch: '10:42', problems: [] };
 
-function backend(calls: [string, any][], saveError?: string) {
+function backend(calls: [string, any][], saveError?: string, loaded: object = config()) {
   clearMocks();
   mockIPC((cmd, args) => {
     calls.push([cmd, args]);
-    if (cmd === 'load_config') return { path: '/home/office/.config/org.postern.Postern/postern.toml', exists: true, config: config(), error: null };
+    if (cmd === 'load_config') return { path: '/home/office/.config/org.postern.Postern/postern.toml', exists: true, config: structuredClone(loaded), error: null };
     if (cmd === 'get_status') return status;
     if (cmd === 'save_config') {
       if (saveError) throw saveError;
@@ -83,6 +83,34 @@ describe('settings', () => {
     expect(secret?.[1]).toEqual({ name: 'office@mail.isp.example', password: 'n3w' });
     const saved = calls.find(([c]) => c === 'save_config')![1].config;
     expect(saved).toEqual({ ...config(), domains: ['office.example', 'branch.example'] });
+  });
+
+  it('notifications are on by default and Apply saves them switched off', async () => {
+    const calls: [string, any][] = [];
+    backend(calls);
+    render(Settings);
+    const box = (await screen.findByLabelText('Show notifications')) as HTMLInputElement;
+    expect(box.checked).toBe(true);
+
+    await fireEvent.click(box);
+    await fireEvent.click(apply());
+
+    await screen.findByText(/Saved. The engine restarted/);
+    const saved = calls.find(([c]) => c === 'save_config')![1].config;
+    expect(saved.desktop).toEqual({ notifications: false });
+  });
+
+  it('a config from before [desktop] shows notifications on and saves the section', async () => {
+    const calls: [string, any][] = [];
+    const { desktop: _, ...old } = config();
+    backend(calls, undefined, old);
+    render(Settings);
+
+    expect(((await screen.findByLabelText('Show notifications')) as HTMLInputElement).checked).toBe(true);
+    await fireEvent.click(apply());
+
+    await screen.findByText(/Saved. The engine restarted/);
+    expect(calls.find(([c]) => c === 'save_config')![1].config.desktop).toEqual({ notifications: true });
   });
 
   it('shows the engine\'s reason when saving fails', async () => {

@@ -10,11 +10,25 @@ afterEach(() => cleanup());
 
 type Call = [string, Record<string, unknown>];
 
-function backend(calls: Call[]) {
+const REACHABLE = {
+  verdict: 'reachable',
+  findings: [{ id: 'etrn.reachable', severity: 'ok', subject: '198.51.100.7 (mail.office.example)', evidence: 'The office\'s MX address 198.51.100.7 is this machine\'s, and the inbound listener accepts connections there on port 25.' }],
+};
+const UNREACHABLE = {
+  verdict: 'unreachable',
+  findings: [
+    { id: 'etrn.listener-not-on-address', severity: 'error', subject: '198.51.100.7 (mail.office.example)', evidence: '198.51.100.7 is this machine\'s, but the inbound listener only listens on 127.0.0.1:25.', fix: 'Add "198.51.100.7:25" (or "0.0.0.0:25") to [inbound] listen.' },
+    { id: 'etrn.cannot-deliver', severity: 'error', subject: 'office.example', evidence: 'ETRN only asks the queuing server to deliver to the office\'s MX address; as set up, that delivery cannot reach this machine.', fix: 'Use ATRN.' },
+  ],
+};
+
+function backend(calls: Call[], atrn = false) {
   clearMocks();
   mockIPC((cmd, args) => {
     calls.push([cmd, args as Record<string, unknown>]);
     switch (cmd) {
+      case 'check_reachability':
+        return (args as { listenAddress: string }).listenAddress === '127.0.0.1' ? UNREACHABLE : REACHABLE;
       case 'check_mx':
         return {
           domain: 'office.example',
@@ -32,7 +46,7 @@ function backend(calls: Call[]) {
           server: 'backup.isp.example:25',
           greeting: 'backup.isp.example ESMTP',
           etrn: true,
-          atrn: false,
+          atrn,
           starttls: true,
           auth: [],
           recommended: 'etrn',
@@ -51,6 +65,24 @@ function backend(calls: Call[]) {
 }
 
 const next = () => fireEvent.click(screen.getByRole('button', { name: 'Next' }));
+const commandNames = (calls: Call[]) =>
+  calls.map(([c]) => c).filter((c) => !c.startsWith('plugin:event') && c !== 'check_reachability');
+
+/** From an empty wizard to the "Listening port" step: ETRN, probed, no login, a Maildir. */
+async function toListeningStep() {
+  render(Wizard);
+  await fireEvent.input(screen.getByLabelText('Domain 1'), { target: { value: 'office.example' } });
+  await next();
+  await tick();
+  await screen.findByText('backup.isp.example.');
+  await next();
+  await fireEvent.click(screen.getByRole('button', { name: 'Check what the server supports' }));
+  await screen.findByTestId('server-report');
+  await next();
+  await next();
+  await fireEvent.input(screen.getByLabelText('Folder'), { target: { value: '/srv/mail/Maildir' } });
+  await next();
+}
 
 describe('setup wizard', () => {
   it('does not go on with an invalid domain and says why', async () => {
@@ -98,7 +130,7 @@ describe('setup wizard', () => {
     await fireEvent.click(screen.getByRole('button', { name: 'Save and start' }));
     await fireEvent.click(await screen.findByRole('button', { name: 'Fetch now' }));
 
-    const names = calls.map(([c]) => c).filter((c) => !c.startsWith('plugin:event'));
+    const names = commandNames(calls);
     expect(names).toEqual(['check_mx', 'probe_queue_server', 'test_delivery', 'save_config', 'plugin:autostart|enable', 'fetch_now']);
     const saved = calls.find(([c]) => c === 'save_config')![1].config as Record<string, any>;
     expect(saved.domains).toEqual(['office.example']);
@@ -128,9 +160,47 @@ describe('setup wizard', () => {
     await fireEvent.click(screen.getByRole('button', { name: 'Save and start' }));
     await screen.findByRole('button', { name: 'Fetch now' });
 
-    const names = calls.map(([c]) => c).filter((c) => !c.startsWith('plugin:event'));
+    const names = commandNames(calls);
     expect(names.slice(-3)).toEqual(['set_secret', 'save_config', 'plugin:autostart|enable']);
     expect(calls.find(([c]) => c === 'set_secret')![1]).toEqual({ name: 'office@backup.isp.example', password: 's3cret' });
     expect(JSON.stringify(calls.find(([c]) => c === 'save_config')![1])).not.toContain('s3cret');
+  });
+
+  it('checks that the ISP can reach the address and port, and explains a bad address', async () => {
+    const calls: Call[] = [];
+    backend(calls);
+    await toListeningStep();
+
+    expect(await screen.findByText(/can deliver the released mail to this computer/)).toBeTruthy();
+    expect(screen.getByText(/accepts connections there on port 25/)).toBeTruthy();
+    expect(screen.queryByRole('button', { name: 'Use ATRN instead' })).toBeNull();
+    await fireEvent.input(screen.getByLabelText(/receives the released mail on the address/), { target: { value: 'my computer' } });
+    expect(screen.getByText(/"my computer" is not an IP address/)).toBeTruthy();
+    await next();
+    expect(screen.getByRole('alert').textContent).toMatch(/is not an IP address/);
+
+    const checked = calls.filter(([c]) => c === 'check_reachability').map(([, a]) => a);
+    expect(checked).toEqual([{ domains: ['office.example'], queueHost: 'backup.isp.example', listenAddress: '0.0.0.0', listenPort: 25 }]);
+  });
+
+  it('offers ATRN when ETRN cannot deliver here, and asks for the login ATRN needs', async () => {
+    const calls: Call[] = [];
+    backend(calls, true);
+    await toListeningStep();
+
+    await fireEvent.input(screen.getByLabelText(/receives the released mail on the address/), { target: { value: '127.0.0.1' } });
+    expect(await screen.findByText(/cannot deliver the released mail to this computer/)).toBeTruthy();
+    expect(screen.getByText(/only listens on 127.0.0.1:25/)).toBeTruthy();
+    await fireEvent.click(screen.getByRole('button', { name: 'Use ATRN instead' }));
+
+    expect(screen.getByText(/Step 4 of 7/)).toBeTruthy();
+    expect(screen.getByText(/ATRN needs the user name and password/)).toBeTruthy();
+    await fireEvent.input(screen.getByLabelText('User name'), { target: { value: 'office' } });
+    await fireEvent.input(screen.getByLabelText('Password'), { target: { value: 's3cret' } });
+    await next();
+    await next();
+    expect(screen.getByTestId('no-forwarding').textContent).toMatch(/no port forwarding is needed/);
+    await next();
+    expect(screen.getByTestId('summary').textContent).toMatch(/backup\.isp\.example:366 \(ATRN\).*127\.0\.0\.1:25/);
   });
 });

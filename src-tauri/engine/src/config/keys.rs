@@ -63,6 +63,12 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "a line [dns] followed by nameservers = []",
     ),
     k(
+        "",
+        "desktop",
+        "a [desktop] table",
+        "a line [desktop] followed by notifications = true",
+    ),
+    k(
         "queue_servers",
         "host",
         "a host name or IP address in quotes",
@@ -217,6 +223,12 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "nameservers",
         "a list of IP or IP:port addresses in quotes",
         r#"nameservers = ["127.0.0.1:5353"]"#,
+    ),
+    k(
+        "desktop",
+        "notifications",
+        "true or false, without quotes",
+        "notifications = true",
     ),
 ];
 

@@ -17,6 +17,7 @@ pub(super) struct RawConfig {
     pub outbound: Option<S<RawOutbound>>,
     pub link: Option<S<RawLink>>,
     pub dns: Option<S<RawDns>>,
+    pub desktop: Option<S<RawDesktop>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,4 +78,10 @@ pub(super) struct RawLink {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDns {
     pub nameservers: Option<S<Vec<S<String>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDesktop {
+    pub notifications: Option<S<bool>>,
 }

@@ -136,6 +136,7 @@ fn minimal_file_gets_every_default() {
         }
     );
     assert_eq!(config.dns, Dns::default());
+    assert!(config.desktop.notifications);
 }
 
 #[test]
@@ -537,4 +538,45 @@ fn probe_is_normalised_and_needs_a_port() {
     assert_eq!((line, column), (11, 9));
     assert!(message.contains("the port is missing"), "{message}");
     assert!(fix.contains("probe = \"mail.isp.example:25\""), "{fix}");
+}
+
+#[test]
+fn desktop_notifications_can_be_switched_off() {
+    // Arrange
+    let text = format!("{MINIMAL}\n[desktop]\nnotifications = false\n");
+
+    // Act
+    let config = parse(&text).expect("[desktop] validates");
+    let reloaded = parse(&config.to_toml()).expect("the saved form validates");
+
+    // Assert
+    assert!(!config.desktop.notifications);
+    assert_eq!(reloaded.desktop, config.desktop);
+}
+
+#[test]
+fn desktop_notifications_must_be_true_or_false() {
+    // Arrange
+    let text = format!("{MINIMAL}\n[desktop]\nnotifications = \"off\"\n");
+
+    // Act
+    let (line, _, message, fix) = invalid(parse(&text).expect_err("a string"));
+
+    // Assert
+    assert_eq!(line, 11);
+    assert!(message.contains("notifications"), "{message}");
+    assert!(fix.contains("notifications = true"), "{fix}");
+}
+
+#[test]
+fn a_config_without_desktop_deserializes_with_notifications_on() {
+    // Arrange: the JSON a front end built before [desktop] existed.
+    let mut json = serde_json::to_value(parse(MINIMAL).expect("minimal")).expect("json");
+    json.as_object_mut().expect("object").remove("desktop");
+
+    // Act
+    let config: Config = serde_json::from_value(json).expect("deserializes");
+
+    // Assert
+    assert!(config.desktop.notifications);
 }

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawDns, RawInbound, RawLink, RawOutbound, RawQueueServer, RawSize};
+use super::raw::{
+    RawConfig, RawDesktop, RawDns, RawInbound, RawLink, RawOutbound, RawQueueServer, RawSize,
+};
 use super::report::{Problem, Src};
 use super::{
-    Config, ConfigError, DeliverTarget, Dns, Fingerprint, Inbound, Link, Outbound, Protocol,
-    QueueServer, TlsMode, humantime_serde_compat, parse_deliver_target, split_host_port,
+    Config, ConfigError, DeliverTarget, Desktop, Dns, Fingerprint, Inbound, Link, Outbound,
+    Protocol, QueueServer, TlsMode, humantime_serde_compat, parse_deliver_target, split_host_port,
 };
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,6 +44,7 @@ pub(super) fn convert(raw: RawConfig, src: Src<'_>) -> R<Config> {
     let outbound = raw.outbound.map(|o| outbound(o, src)).transpose()?;
     let link = link(raw.link, src)?;
     let dns = dns(raw.dns, src)?;
+    let desktop = desktop(raw.desktop);
     Ok(Config {
         domains,
         queue_servers,
@@ -49,6 +52,7 @@ pub(super) fn convert(raw: RawConfig, src: Src<'_>) -> R<Config> {
         outbound,
         link,
         dns,
+        desktop,
     })
 }
 
@@ -911,4 +915,16 @@ fn dns(raw: Option<Spanned<RawDns>>, src: Src<'_>) -> R<Dns> {
         })
         .collect::<R<Vec<_>>>()?;
     Ok(Dns { nameservers })
+}
+
+fn desktop(raw: Option<Spanned<RawDesktop>>) -> Desktop {
+    let defaults = Desktop::default();
+    let Some(raw) = raw.map(Spanned::into_inner) else {
+        return defaults;
+    };
+    Desktop {
+        notifications: raw
+            .notifications
+            .map_or(defaults.notifications, Spanned::into_inner),
+    }
 }
