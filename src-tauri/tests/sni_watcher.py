@@ -1,12 +1,15 @@
 #!/usr/bin/python3
-"""A StatusNotifierWatcher of our own on the session bus, as a process: owns
-org.kde.StatusNotifierWatcher, prints `ready` once it does, then one line
-`registered BUSNAME OBJECTPATH` for each tray item that registers. Stops on SIGTERM.
+"""A StatusNotifierWatcher and a notification server of our own on the session bus, as a
+process: owns org.kde.StatusNotifierWatcher and org.freedesktop.Notifications, prints `ready`
+once it does, then one line `registered BUSNAME OBJECTPATH` for each tray item that registers
+and one line `notify {"summary": ..., "body": ...}` (JSON) for each desktop notification.
+Stops on SIGTERM.
 
 Tests start it before the app (an app finding no watcher falls back to an invisible XEmbed icon)
 and read its stdout; they call the item's menu over D-Bus themselves. Debian's python3-dbus and
 python3-gi are needed, so run it with /usr/bin/python3.
 """
+import json
 import signal
 import sys
 
@@ -54,16 +57,46 @@ class Watcher(dbus.service.Object):
         }
 
 
+class Notifications(dbus.service.Object):
+    """The part of org.freedesktop.Notifications (Desktop Notifications 1.2) senders use."""
+
+    IFACE = "org.freedesktop.Notifications"
+
+    def __init__(self, bus):
+        self.next_id = 0
+        super().__init__(bus, "/org/freedesktop/Notifications")
+
+    @dbus.service.method(IFACE, in_signature="susssasa{sv}i", out_signature="u")
+    def Notify(self, app_name, replaces_id, app_icon, summary, body, actions, hints, expire_timeout):
+        self.next_id += 1
+        print("notify " + json.dumps({"summary": str(summary), "body": str(body)}), flush=True)
+        return dbus.UInt32(self.next_id)
+
+    @dbus.service.method(IFACE, in_signature="", out_signature="as")
+    def GetCapabilities(self):
+        return dbus.Array(["body"], signature="s")
+
+    @dbus.service.method(IFACE, in_signature="", out_signature="ssss")
+    def GetServerInformation(self):
+        return ("postern-test", "postern", "1", "1.2")
+
+    @dbus.service.method(IFACE, in_signature="u", out_signature="")
+    def CloseNotification(self, notification_id):
+        pass
+
+
 def main():
     DBusGMainLoop(set_as_default=True)
     bus = dbus.SessionBus()
     name = dbus.service.BusName("org.kde.StatusNotifierWatcher", bus, do_not_queue=True)
     watcher = Watcher(bus)
+    notify_name = dbus.service.BusName("org.freedesktop.Notifications", bus, do_not_queue=True)
+    notifications = Notifications(bus)
     loop = GLib.MainLoop()
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
     print("ready", flush=True)
     loop.run()
-    del watcher, name
+    del watcher, name, notifications, notify_name
 
 
 if __name__ == "__main__":
