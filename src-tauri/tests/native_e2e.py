@@ -184,7 +184,10 @@ class WebDriver:
         self.click(xpath=f"//button[normalize-space()='{label}']")
 
     def text(self, css):
-        return self.s("GET", f"/element/{self.find(css)}/text")
+        # innerText through a script: WebKitWebDriver's element text fails on some pages
+        # ("Cannot check the displayedness of a non-Element argument", a <datalist> here).
+        self.find(css)
+        return self.s("POST", "/execute/sync", {"script": "return document.querySelector(arguments[0]).innerText", "args": [css]})
 
     def wait_text(self, css, needle):
         try:
@@ -362,6 +365,7 @@ def main():
         if wd.exists("#listen-address"):
             wd.type("#listen-address", "127.0.0.1")
         wd.type("#listen-port", str(listen_port))
+        wait_until(lambda: "Checking your MX records" not in wd.text("main"), "the reachability check to finish")
         wd.screenshot("6-port")
         wd.button("Next")
         # 7) summary, save, and the live test
