@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use postern_engine::api::{self, Command, Deps, EngineHandle, Status};
+use postern_engine::api::{self, Command, Deps, EngineHandle, ReloadError, Status};
 use postern_engine::config::Config;
 use postern_engine::events::{Event, EventSender};
 use postern_engine::secrets::SecretStore;
@@ -24,9 +24,11 @@ pub enum ShellError {
     EngineGone,
     #[error("cannot start the engine: {0}")]
     Start(String),
+    #[error("{0}")]
+    Reload(String),
 }
 
-/// The current engine's controls (replaced on Apply).
+/// The current engine's controls (replaced when an engine starts; a reload keeps them).
 struct Control {
     commands: Option<mpsc::Sender<Command>>,
     status: watch::Receiver<Status>,
@@ -118,6 +120,32 @@ impl Shell {
         if let Some(old) = engine.take() {
             old.shutdown().await;
         }
+        self.start_into(&mut engine, config).await
+    }
+
+    /// Apply: reloads the running engine with `config` (if that fails, nothing changed), or
+    /// starts one when none runs (after the wizard, or when the last start failed). Returns the
+    /// status receiver of a newly started engine, for the caller to watch.
+    pub async fn apply(
+        &self,
+        config: Config,
+    ) -> Result<Option<watch::Receiver<Status>>, ShellError> {
+        let mut engine = self.engine.lock().await;
+        if let Some(running) = engine.as_ref() {
+            match running.reload(config.clone()).await {
+                Ok(_) => return Ok(None),
+                Err(ReloadError::EngineGone) => *engine = None,
+                Err(e) => return Err(ShellError::Reload(e.to_string())),
+            }
+        }
+        self.start_into(&mut engine, config).await.map(Some)
+    }
+
+    async fn start_into(
+        &self,
+        engine: &mut Option<EngineHandle>,
+        config: Config,
+    ) -> Result<watch::Receiver<Status>, ShellError> {
         let deps = Deps {
             secrets: self.secrets.clone(),
         };
