@@ -315,3 +315,23 @@ async fn a_reload_command_reports_through_events() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn new_limits_apply_to_new_sessions_and_open_ones_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("Maildir");
+    let (engine, _events) = start(config("127.0.0.1:0", &maildir)).await;
+    let addr = engine.local_addrs[0];
+    let mut open = Client::connect(addr).await;
+    let mut smaller = config("127.0.0.1:0", &maildir);
+    smaller.inbound.max_message_size = 100 * 1024;
+
+    engine.reload(smaller).await.unwrap();
+    let old_limit = open.cmd("EHLO isp-queue.test", "250").await;
+    let mut new = Client::connect(addr).await;
+    let new_limit = new.cmd("EHLO isp-queue.test", "250").await;
+
+    assert!(old_limit.contains("SIZE 52428800"), "{old_limit}");
+    assert!(new_limit.contains("SIZE 102400"), "{new_limit}");
+    engine.shutdown().await;
+}
