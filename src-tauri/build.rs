@@ -12,6 +12,7 @@ const COMMANDS: &[&str] = &[
     "recent_activity",
     "open_window",
     "check_mx",
+    "check_reachability",
 ];
 
 fn main() {

@@ -70,7 +70,8 @@ pub fn load_config(shell: State<'_, Shell>) -> ConfigState {
     }
 }
 
-/// Validates, saves atomically, and restarts the engine with the new configuration (Apply).
+/// Validates, saves atomically, and applies the new configuration (Apply): a reload of the
+/// running engine, or a start when none runs (after the wizard).
 #[tauri::command]
 pub async fn save_config<R: Runtime>(
     app: AppHandle<R>,
@@ -81,8 +82,9 @@ pub async fn save_config<R: Runtime>(
         config.inbound.hostname = gethostname();
     }
     let saved = config_store::save(&config, &shell.config_path).map_err(|e| e.to_string())?;
-    let status = shell.restart(saved).await.map_err(|e| e.to_string())?;
-    crate::bridge::watch_status(app, status);
+    if let Some(status) = shell.apply(saved).await.map_err(|e| e.to_string())? {
+        crate::bridge::watch_status(app, status);
+    }
     Ok(StatusView::from_status(&shell.status()))
 }
 

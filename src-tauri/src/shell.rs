@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use postern_engine::api::{self, Command, Deps, EngineHandle, Status};
+use postern_engine::api::{self, Command, Deps, EngineHandle, ReloadError, Status};
 use postern_engine::config::Config;
 use postern_engine::events::{Event, EventSender};
 use postern_engine::secrets::SecretStore;
@@ -23,9 +23,11 @@ pub enum ShellError {
     EngineGone,
     #[error("cannot start the engine: {0}")]
     Start(String),
+    #[error("{0}")]
+    Reload(String),
 }
 
-/// The current engine's controls (replaced on Apply).
+/// The current engine's controls (replaced when an engine starts; a reload keeps them).
 struct Control {
     commands: Option<mpsc::Sender<Command>>,
     status: watch::Receiver<Status>,
@@ -115,14 +117,48 @@ impl Shell {
     /// receiver so the caller can watch it.
     pub async fn restart(&self, config: Config) -> Result<watch::Receiver<Status>, ShellError> {
         // Recorded before the start, so a config that fails to start still rules notifications.
-        // Any other way of applying a config (e.g. Reload) must record it here too.
-        if let Ok(mut current) = self.config.lock() {
-            *current = Some(config.clone());
-        }
+        self.remember(&config);
         let mut engine = self.engine.lock().await;
         if let Some(old) = engine.take() {
             old.shutdown().await;
         }
+        self.start_into(&mut engine, config).await
+    }
+
+    /// Apply: reloads the running engine with `config` (if that fails, nothing changed), or
+    /// starts one when none runs (after the wizard, or when the last start failed). Returns the
+    /// status receiver of a newly started engine, for the caller to watch.
+    pub async fn apply(
+        &self,
+        config: Config,
+    ) -> Result<Option<watch::Receiver<Status>>, ShellError> {
+        let mut engine = self.engine.lock().await;
+        if let Some(running) = engine.as_ref() {
+            match running.reload(config.clone()).await {
+                Ok(_) => {
+                    self.remember(&config);
+                    return Ok(None);
+                }
+                Err(ReloadError::EngineGone) => *engine = None,
+                Err(e) => return Err(ShellError::Reload(e.to_string())),
+            }
+        }
+        self.remember(&config);
+        self.start_into(&mut engine, config).await.map(Some)
+    }
+
+    /// The config in force (what notifications follow).
+    fn remember(&self, config: &Config) {
+        if let Ok(mut current) = self.config.lock() {
+            *current = Some(config.clone());
+        }
+    }
+
+    async fn start_into(
+        &self,
+        engine: &mut Option<EngineHandle>,
+        config: Config,
+    ) -> Result<watch::Receiver<Status>, ShellError> {
         let deps = Deps {
             secrets: self.secrets.clone(),
         };

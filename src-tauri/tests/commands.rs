@@ -212,6 +212,39 @@ fn save_config_writes_the_file_and_starts_the_engine() {
 }
 
 #[test]
+fn saving_again_reloads_the_running_engine_instead_of_restarting_it() {
+    let h = harness();
+    let first = invoke(
+        &h,
+        "save_config",
+        json!({ "config": config_json(json!(["office.test"])) }),
+    );
+    let shell = h.webview.state::<Shell>();
+    let mut events = shell.events.subscribe();
+
+    let second = invoke(
+        &h,
+        "save_config",
+        json!({ "config": config_json(json!(["office.test", "branch.test"])) }),
+    );
+
+    assert!(first.is_ok(), "{first:?}");
+    assert!(second.is_ok(), "{second:?}");
+    let seen: Vec<_> = std::iter::from_fn(|| events.try_recv().ok()).collect();
+    assert!(
+        seen.contains(&Event::ConfigReloaded {
+            changes: vec!["domains: office.test, branch.test (were office.test)".into()]
+        }),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|e| matches!(e, Event::Listening { .. })),
+        "the listener was restarted: {seen:?}"
+    );
+    tauri::async_runtime::block_on(shell.shutdown());
+}
+
+#[test]
 fn passwords_go_to_the_secret_store() {
     let h = harness();
 

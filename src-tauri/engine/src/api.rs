@@ -2,11 +2,12 @@
 //!
 //! Front ends send [`Command`]s, watch the [`Status`] and subscribe to [`Event`]s. Inside, the
 //! inbound listener runs on its own and the supervisor decides when to dequeue.
+//! [`EngineHandle::reload`] applies a new configuration without a restart ([`crate::reload`]).
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -15,8 +16,10 @@ use crate::dequeue::DequeueContext;
 use crate::dequeue::reply::Outcome;
 use crate::events::{Event, EventSender};
 use crate::link::{LinkMonitor, LinkState, MonitorSettings};
+use crate::reload::{Reconfigurer, ReloadRequest, SwappableDequeuer};
+pub use crate::reload::{ReloadError, Reloaded};
 use crate::secrets::SecretStore;
-use crate::smtp_server::{self, ListenError, SessionContext};
+use crate::smtp_server::{Inbound, ListenError, SessionContext};
 use crate::supervisor::SupervisorDeps;
 
 /// What a front end can ask for.
@@ -26,6 +29,10 @@ pub enum Command {
     FetchNow,
     Pause,
     Resume,
+    /// Apply this configuration without a restart. The outcome is an event:
+    /// `ConfigReloaded`, or a `Warning` when nothing changed because it could not be applied.
+    /// [`EngineHandle::reload`] returns it instead.
+    Reload(Box<Config>),
     Shutdown,
 }
 
@@ -83,11 +90,58 @@ pub struct EngineHandle {
     pub commands: mpsc::Sender<Command>,
     pub status: watch::Receiver<Status>,
     pub events: EventSender,
+    /// The inbound listener's addresses at start ([`Reloaded::listening`] after a reload).
     pub local_addrs: Vec<std::net::SocketAddr>,
+    reloader: Reloader,
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// Reloads a running engine; cheap to clone (e.g. into a signal handler).
+#[derive(Clone)]
+pub struct Reloader {
+    tx: mpsc::Sender<ReloadRequest>,
+}
+
+impl Reloader {
+    /// Applies `config` without a restart and says how it went; on error nothing changed.
+    pub async fn reload(&self, config: Config) -> Result<Reloaded, ReloadError> {
+        self.send(config, None).await
+    }
+
+    /// [`Reloader::reload`] with new dependencies (a keyring opened for a config that now logs in).
+    pub async fn reload_with(&self, config: Config, deps: Deps) -> Result<Reloaded, ReloadError> {
+        self.send(config, Some(deps.secrets)).await
+    }
+
+    async fn send(
+        &self,
+        config: Config,
+        secrets: Option<Arc<dyn SecretStore>>,
+    ) -> Result<Reloaded, ReloadError> {
+        let (reply, answer) = oneshot::channel();
+        let request = ReloadRequest {
+            config: Box::new(config),
+            secrets,
+            reply: Some(reply),
+        };
+        self.tx
+            .send(request)
+            .await
+            .map_err(|_| ReloadError::EngineGone)?;
+        answer.await.map_err(|_| ReloadError::EngineGone)?
+    }
+}
+
 impl EngineHandle {
+    /// Applies `config` without a restart: see [`crate::reload`]. On error nothing changed.
+    pub async fn reload(&self, config: Config) -> Result<Reloaded, ReloadError> {
+        self.reloader.reload(config).await
+    }
+
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }
@@ -127,13 +181,11 @@ pub async fn start_with_link(
     link: LinkMonitor,
 ) -> Result<EngineHandle, StartError> {
     let ctx = Arc::new(SessionContext::from_config(&config, events.clone())?);
-    let listeners = smtp_server::bind(&config.inbound.listen).await?;
-    let local_addrs: Vec<_> = listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .collect();
+    let (inbound, sessions) = Inbound::bind(&config.inbound.listen, ctx.clone()).await?;
+    let local_addrs = inbound.local_addrs();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (command_tx, command_rx) = mpsc::channel(32);
+    let (reload_tx, reload_rx) = mpsc::channel(4);
     let (status_tx, status_rx) = watch::channel(Status::default());
 
     tracing::info!(
@@ -148,17 +200,29 @@ pub async fn start_with_link(
     let _ = events.send(Event::Listening {
         addresses: local_addrs.iter().map(|a| a.to_string()).collect(),
     });
-    let dequeue_ctx = DequeueContext {
+    let dequeuer = Arc::new(SwappableDequeuer::new(DequeueContext {
         helo_name: config.inbound.hostname.clone(),
         secrets: deps.secrets,
-        inbound: Some(ctx.clone()),
-    };
-    let server = tokio::spawn(smtp_server::serve(listeners, ctx, shutdown_rx));
+        inbound: Some(ctx),
+    }));
+    let reconfigurer = Arc::new(Reconfigurer {
+        inbound: tokio::sync::Mutex::new(inbound),
+        dequeuer: dequeuer.clone(),
+        events: events.clone(),
+    });
+    let mut supervisor_deps = SupervisorDeps::new(dequeuer);
+    supervisor_deps.reconfigurer = Some(reconfigurer.clone());
+    let server = tokio::spawn(async move {
+        let draining = sessions.run(shutdown_rx).await;
+        reconfigurer.close().await;
+        draining.finish().await;
+    });
     let supervisor = tokio::spawn(crate::supervisor::run(
         config,
-        SupervisorDeps::new(Arc::new(dequeue_ctx)),
+        supervisor_deps,
         link,
         command_rx,
+        reload_rx,
         status_tx,
         events.clone(),
         shutdown_tx,
@@ -168,6 +232,7 @@ pub async fn start_with_link(
         status: status_rx,
         events,
         local_addrs,
+        reloader: Reloader { tx: reload_tx },
         tasks: vec![supervisor, server],
     })
 }

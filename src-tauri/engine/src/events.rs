@@ -94,6 +94,11 @@ pub enum Event {
         causes: Vec<String>,
         hint: String,
     },
+    /// A new configuration is in force without a restart; `changes` says what changed (empty:
+    /// nothing). A reload that fails is a `Warning`, and the old configuration stays.
+    ConfigReloaded {
+        changes: Vec<String>,
+    },
     /// Automatic dequeues are paused (FetchNow still works).
     Paused,
     Resumed,

@@ -35,6 +35,7 @@ pub mod deliver;
 pub mod dequeue;
 pub mod events;
 pub mod link;
+pub mod reload;
 pub mod smtp_server;
 pub mod supervisor;
 pub mod tls;

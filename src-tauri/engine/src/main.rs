@@ -265,10 +265,30 @@ async fn run(arg: &ConfigArg, print_events: bool) -> ExitCode {
             }
         })
     });
+    // Installed before the engine starts: SIGHUP's default action would end the process.
+    #[cfg(unix)]
+    let hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(
+                "cannot watch for SIGHUP ({e}): restart posternd to apply config changes"
+            );
+            None
+        }
+    };
     let handle = match api::start(config, Deps { secrets }, events_tx).await {
         Ok(h) => h,
         Err(e) => return fail(&e.to_string()),
     };
+    #[cfg(unix)]
+    if let Some(mut hangups) = hangups {
+        let (arg, reloader, events) = (arg.clone(), handle.reloader(), handle.events.clone());
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                reload_from_file(&arg, &reloader, &events).await;
+            }
+        });
+    }
     let commands = handle.commands.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -280,6 +300,30 @@ async fn run(arg: &ConfigArg, print_events: bool) -> ExitCode {
         p.abort();
     }
     ExitCode::SUCCESS
+}
+
+/// SIGHUP: reads the config file again (the same file, with the keyring when needed) and
+/// reloads the engine. A file that does not load changes nothing; the error (line:column and
+/// fix) goes to the log and out as a Warning event.
+#[cfg(unix)]
+async fn reload_from_file(arg: &ConfigArg, reloader: &api::Reloader, events: &events::EventSender) {
+    tracing::info!("SIGHUP: reading the configuration again");
+    let (config, secrets) = match load_with_secrets(arg).await {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            tracing::error!("the configuration was not reloaded: {e}");
+            let _ = events.send(events::Event::Warning {
+                message: format!("the configuration was not reloaded: {e}"),
+                fix: Some(
+                    "correct the file and send SIGHUP again; until then the old configuration stays in force"
+                        .into(),
+                ),
+            });
+            return;
+        }
+    };
+    // The engine logs the outcome and reports it as an event.
+    let _ = reloader.reload_with(config, Deps { secrets }).await;
 }
 
 async fn wait_for_signal() {

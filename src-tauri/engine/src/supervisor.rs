@@ -17,6 +17,9 @@
 //!   connect back; when inbound sessions stop for `quiet_period`, `DequeueComplete` reports the
 //!   number of messages.
 //! - Pause stops the automatic triggers (FetchNow still works); Resume catches up.
+//! - A reload ([`crate::reload`]) swaps the servers, domains and timers in place: a server that
+//!   stays keeps its state (a running dequeue, retries), a removed one disappears (its running
+//!   dequeue still finishes and is reported), a new one is dequeued at once while the link is up.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,7 +35,8 @@ use crate::config::{Config, Protocol, QueueServer};
 use crate::dequeue::reply::{Disposition, Outcome};
 use crate::dequeue::{self, DequeueContext};
 use crate::events::{Event, EventSender};
-use crate::link::{LinkChange, LinkMonitor, LinkState};
+use crate::link::{LinkChange, LinkMonitor, LinkState, MonitorSettings};
+use crate::reload::{self, Reconfigurer, ReloadError, ReloadRequest, Reloaded};
 
 /// Timing rules of the supervisor.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +100,9 @@ pub struct SupervisorDeps {
     /// Runs on every Up edge before the dequeues start. The place to rebuild the DNS resolver
     /// (and flush the outbound spool) once those exist as shared services.
     pub on_link_up: Arc<dyn Fn() + Send + Sync>,
+    /// The inbound listener and dequeuer context a reload changes; `None` when the supervisor
+    /// runs alone (tests), and a reload then changes only the supervisor.
+    pub reconfigurer: Option<Arc<Reconfigurer>>,
 }
 
 impl SupervisorDeps {
@@ -103,6 +110,7 @@ impl SupervisorDeps {
         SupervisorDeps {
             dequeuer,
             on_link_up: Arc::new(|| {}),
+            reconfigurer: None,
         }
     }
 }
@@ -117,6 +125,11 @@ pub enum Input {
     /// The dequeue of server number `server` ended.
     Finished {
         server: usize,
+        outcomes: Vec<Outcome>,
+    },
+    /// The dequeue of a server that a reload removed ended (`server`: its label).
+    FinishedRemoved {
+        server: String,
         outcomes: Vec<Outcome>,
     },
     InboundStarted,
@@ -155,6 +168,8 @@ enum Trigger {
 
 #[derive(Debug, Clone, Default)]
 struct ServerState {
+    /// Stable across reloads (the index is not).
+    id: u64,
     label: String,
     protocol: Option<Protocol>,
     in_flight: bool,
@@ -190,6 +205,7 @@ pub struct Machine {
     inbound_active: u32,
     burst: Option<Burst>,
     messages_received: u64,
+    next_id: u64,
 }
 
 impl Machine {
@@ -198,7 +214,9 @@ impl Machine {
             per: config
                 .queue_servers
                 .iter()
-                .map(|s| ServerState {
+                .zip(0..)
+                .map(|(s, id)| ServerState {
+                    id,
                     label: dequeue::server_label(s),
                     protocol: Some(s.protocol),
                     ..ServerState::default()
@@ -214,7 +232,87 @@ impl Machine {
             inbound_active: 0,
             burst: None,
             messages_received: 0,
+            next_id: config.queue_servers.len() as u64,
         }
+    }
+
+    /// Takes a reloaded configuration (already validated). Servers are matched by `host:port`:
+    /// one that stays keeps its state, a removed one disappears, a new one starts fresh and,
+    /// while the link is up and not paused, is dequeued at once; so are domains added to the
+    /// servers that stay. A changed `refetch_every` restarts the refetch schedule from now.
+    pub fn reconfigure(
+        &mut self,
+        config: &Config,
+        settings: Settings,
+        now: Instant,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        let old_domains = std::mem::replace(&mut self.domains, config.domains.clone());
+        let added_domains: Vec<String> = self
+            .domains
+            .iter()
+            .filter(|d| !old_domains.contains(d))
+            .cloned()
+            .collect();
+        let mut old: Vec<Option<ServerState>> = std::mem::take(&mut self.per)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut fresh = Vec::new();
+        for (i, server) in config.queue_servers.iter().enumerate() {
+            let label = dequeue::server_label(server);
+            let kept = old
+                .iter_mut()
+                .find(|s| s.as_ref().is_some_and(|s| s.label == label))
+                .and_then(Option::take);
+            let state = match kept {
+                Some(mut s) => {
+                    s.protocol = Some(server.protocol);
+                    s.retry_domains.retain(|d| self.domains.contains(d));
+                    if s.retry_domains.is_empty() {
+                        s.retry_at = None;
+                    }
+                    s
+                }
+                None => {
+                    fresh.push(i);
+                    self.next_id += 1;
+                    ServerState {
+                        id: self.next_id,
+                        label,
+                        protocol: Some(server.protocol),
+                        ..ServerState::default()
+                    }
+                }
+            };
+            self.per.push(state);
+        }
+        self.servers = config.queue_servers.clone();
+        let refetch_changed = self.settings.refetch_every != settings.refetch_every;
+        self.settings = settings;
+        if refetch_changed && self.link == LinkState::Up {
+            self.next_refetch = self.refetch_after(now);
+        }
+        if self.link == LinkState::Up && !self.paused {
+            for i in 0..self.per.len() {
+                if fresh.contains(&i) {
+                    self.trigger(i, None, Trigger::Auto, now, &mut out);
+                } else if !added_domains.is_empty() {
+                    self.trigger(i, Some(added_domains.clone()), Trigger::Auto, now, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// The entry of server number `i` and its stable id.
+    pub fn server(&self, i: usize) -> Option<(&QueueServer, u64)> {
+        Some((self.servers.get(i)?, self.per.get(i)?.id))
+    }
+
+    /// The current number of the server with stable id `id` (`None`: a reload removed it).
+    pub fn server_index(&self, id: u64) -> Option<usize> {
+        self.per.iter().position(|s| s.id == id)
     }
 
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
@@ -244,6 +342,9 @@ impl Machine {
             }
             Input::Finished { server, outcomes } => {
                 self.on_finished(server, outcomes, now, &mut out)
+            }
+            Input::FinishedRemoved { server, outcomes } => {
+                out.push(Action::Emit(Event::FetchFinished { server, outcomes }));
             }
             Input::InboundStarted => {
                 self.inbound_active += 1;
@@ -572,13 +673,21 @@ fn jittered(delay: Duration, jitter: f64) -> Duration {
     delay.mul_f64(factor.max(0.0))
 }
 
+/// One thing for the run loop to do.
+enum Step {
+    Input(Input),
+    Reload(ReloadRequest),
+}
+
 /// Drives a [`Machine`] until Shutdown (or until every command sender is gone); then turns
 /// `shutdown` true so the listeners stop.
+#[allow(clippy::too_many_arguments)] // the engine's wiring, in one place
 pub async fn run(
-    config: Config,
+    mut config: Config,
     deps: SupervisorDeps,
     mut link: LinkMonitor,
     mut commands: mpsc::Receiver<Command>,
+    mut reloads: mpsc::Receiver<ReloadRequest>,
     status: watch::Sender<Status>,
     events: EventSender,
     shutdown: watch::Sender<bool>,
@@ -586,33 +695,60 @@ pub async fn run(
     let mut machine = Machine::new(&config, Settings::from_config(&config));
     let mut received = events.subscribe();
     let mut jobs: JoinSet<Vec<Outcome>> = JoinSet::new();
-    let mut job_server: HashMap<tokio::task::Id, usize> = HashMap::new();
+    // Task -> the server's stable id and label (a reload may renumber or remove it meanwhile).
+    let mut job_server: HashMap<tokio::task::Id, (u64, String)> = HashMap::new();
     let mut link_open = true;
+    let mut reloads_open = true;
+    let finished = |machine: &Machine, job: Option<(u64, String)>, outcomes| match job {
+        Some((id, label)) => match machine.server_index(id) {
+            Some(server) => Input::Finished { server, outcomes },
+            None => Input::FinishedRemoved {
+                server: label,
+                outcomes,
+            },
+        },
+        None => Input::Finished {
+            server: usize::MAX,
+            outcomes,
+        },
+    };
     status.send_replace(machine.status(Instant::now()));
     loop {
         let deadline = machine.next_deadline();
-        let input = tokio::select! {
+        let step = tokio::select! {
             change = link.next(), if link_open => match change {
-                Some(change) => Input::Link(change),
+                Some(change) => Step::Input(Input::Link(change)),
                 None => {
                     link_open = false;
                     continue;
                 }
             },
             command = commands.recv() => match command {
-                Some(Command::FetchNow) => Input::FetchNow,
-                Some(Command::Pause) => Input::Pause,
-                Some(Command::Resume) => Input::Resume,
+                Some(Command::FetchNow) => Step::Input(Input::FetchNow),
+                Some(Command::Pause) => Step::Input(Input::Pause),
+                Some(Command::Resume) => Step::Input(Input::Resume),
+                Some(Command::Reload(config)) => Step::Reload(ReloadRequest {
+                    config,
+                    secrets: None,
+                    reply: None,
+                }),
                 Some(Command::Shutdown) | None => break,
+            },
+            request = reloads.recv(), if reloads_open => match request {
+                Some(request) => Step::Reload(request),
+                None => {
+                    reloads_open = false;
+                    continue;
+                }
             },
             event = received.recv() => match event {
                 // Only the listener's sessions can be an ETRN server connecting back; ATRN/TURN
                 // deliver on the dequeue connection itself.
-                Ok(Event::InboundSessionStarted { via, .. }) if via == "inbound" => Input::InboundStarted,
-                Ok(Event::MessageReceived { via, .. }) if via == "inbound" => Input::MessageReceived,
-                Ok(Event::MessageReceived { .. }) => Input::TurnaroundMessage,
-                Ok(Event::MessageRefused { via, .. }) if via == "inbound" => Input::MessageRefused,
-                Ok(Event::InboundSessionEnded { via, .. }) if via == "inbound" => Input::InboundEnded,
+                Ok(Event::InboundSessionStarted { via, .. }) if via == "inbound" => Step::Input(Input::InboundStarted),
+                Ok(Event::MessageReceived { via, .. }) if via == "inbound" => Step::Input(Input::MessageReceived),
+                Ok(Event::MessageReceived { .. }) => Step::Input(Input::TurnaroundMessage),
+                Ok(Event::MessageRefused { via, .. }) if via == "inbound" => Step::Input(Input::MessageRefused),
+                Ok(Event::InboundSessionEnded { via, .. }) if via == "inbound" => Step::Input(Input::InboundEnded),
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!("the supervisor missed {n} events");
@@ -621,29 +757,45 @@ pub async fn run(
                 Err(broadcast::error::RecvError::Closed) => continue,
             },
             Some(done) = jobs.join_next_with_id(), if !jobs.is_empty() => match done {
-                Ok((id, outcomes)) => Input::Finished {
-                    server: job_server.remove(&id).unwrap_or(usize::MAX),
-                    outcomes,
-                },
+                Ok((id, outcomes)) => Step::Input(finished(&machine, job_server.remove(&id), outcomes)),
                 Err(e) => {
                     tracing::error!("a dequeue task failed: {e}");
-                    Input::Finished {
-                        server: job_server.remove(&e.id()).unwrap_or(usize::MAX),
-                        outcomes: Vec::new(),
-                    }
+                    Step::Input(finished(&machine, job_server.remove(&e.id()), Vec::new()))
                 }
             },
-            _ = sleep_until_opt(deadline) => Input::Tick,
+            _ = sleep_until_opt(deadline) => Step::Input(Input::Tick),
         };
-        for action in machine.handle(input, Instant::now()) {
+        let mut reply = None;
+        let actions = match step {
+            Step::Input(input) => machine.handle(input, Instant::now()),
+            Step::Reload(request) => {
+                let (result, actions) = apply_reload(
+                    &mut config,
+                    *request.config,
+                    request.secrets,
+                    &mut machine,
+                    &mut link,
+                    &deps,
+                    &events,
+                )
+                .await;
+                if result.is_ok() {
+                    link_open = true;
+                }
+                reply = Some((request.reply, result));
+                actions
+            }
+        };
+        for action in actions {
             match action {
                 Action::Dequeue { server, domains } => {
-                    let Some(entry) = config.queue_servers.get(server) else {
+                    let Some((entry, id)) = machine.server(server) else {
                         continue;
                     };
+                    let label = dequeue::server_label(entry);
                     let job = deps.dequeuer.dequeue(entry.clone(), domains);
                     let handle = jobs.spawn(job);
-                    job_server.insert(handle.id(), server);
+                    job_server.insert(handle.id(), (id, label));
                 }
                 Action::Emit(event) => {
                     let _ = events.send(event);
@@ -652,9 +804,61 @@ pub async fn run(
             }
         }
         status.send_replace(machine.status(Instant::now()));
+        // After the status, so whoever waited for the reload sees the new state.
+        if let Some((Some(tx), result)) = reply {
+            let _ = tx.send(result);
+        }
     }
     jobs.abort_all();
     let _ = shutdown.send(true);
+}
+
+/// Checks `new`, lets the reconfigurer switch the listener and dequeuer (the part that can
+/// fail), then switches the link monitor and the machine. On error nothing changed.
+async fn apply_reload(
+    config: &mut Config,
+    new: Config,
+    secrets: Option<Arc<dyn crate::secrets::SecretStore>>,
+    machine: &mut Machine,
+    link: &mut LinkMonitor,
+    deps: &SupervisorDeps,
+    events: &EventSender,
+) -> (Result<Reloaded, ReloadError>, Vec<Action>) {
+    let prepared = async {
+        let new = reload::validate(&new)?;
+        let listening = match &deps.reconfigurer {
+            Some(r) => r.apply(&new, secrets).await?,
+            None => Vec::new(),
+        };
+        Ok::<_, ReloadError>((new, listening))
+    };
+    let (new, listening) = match prepared.await {
+        Ok(ready) => ready,
+        Err(e) => {
+            tracing::error!("the configuration was not reloaded: {e}");
+            let _ = events.send(Event::Warning {
+                message: format!("the configuration was not reloaded: {e}"),
+                fix: None,
+            });
+            return (Err(e), Vec::new());
+        }
+    };
+    let changes = reload::changes(config, &new);
+    let probe = MonitorSettings::from_config(&new);
+    if MonitorSettings::from_config(config) != probe {
+        link.retarget(probe);
+    }
+    let actions = machine.reconfigure(&new, Settings::from_config(&new), Instant::now());
+    *config = new;
+    if changes.is_empty() {
+        tracing::info!("configuration reloaded: nothing changed");
+    } else {
+        tracing::info!("configuration reloaded: {}", changes.join("; "));
+    }
+    let _ = events.send(Event::ConfigReloaded {
+        changes: changes.clone(),
+    });
+    (Ok(Reloaded { changes, listening }), actions)
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
@@ -1238,6 +1442,81 @@ mod tests {
         assert_eq!(m.next_deadline(), None);
     }
 
+    #[test]
+    fn a_reload_keeps_the_servers_that_stay_drops_the_removed_and_dequeues_the_new() {
+        let (mut m, t0) = machine(&["a.test", "b.test"]);
+        m.handle(up(), t0);
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 458, Disposition::Retry),
+            },
+            t0,
+        );
+        let c = config(&["a.test", "c.test"]);
+
+        let actions = m.reconfigure(&c, Settings::from_config(&c), t0 + Duration::from_secs(1));
+
+        let all = vec!["office.test".to_string(), "branch.test".to_string()];
+        assert_eq!(dequeues(&actions), vec![(1, all)]);
+        let status = m.status(t0);
+        let labels: Vec<_> = status.servers.iter().map(|s| s.server.as_str()).collect();
+        assert_eq!(labels, vec!["a.test:25", "c.test:25"]);
+        assert_eq!(status.servers[0].attempt, 1);
+        assert!(status.servers[0].next_retry_at.is_some());
+        assert!(status.servers[1].fetching);
+    }
+
+    #[test]
+    fn a_reload_while_paused_or_down_starts_nothing_and_added_domains_are_asked_for() {
+        let (mut m, t0) = machine(&["a.test"]);
+        let mut c = config(&["a.test", "b.test"]);
+        c.domains.push("new.test".into());
+
+        let while_down = m.reconfigure(&c, Settings::from_config(&c), t0);
+        m.handle(up(), t0);
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 250, Disposition::Released),
+            },
+            t0,
+        );
+        m.handle(
+            Input::Finished {
+                server: 1,
+                outcomes: both("b.test", 250, Disposition::Released),
+            },
+            t0,
+        );
+        c.domains.push("newer.test".into());
+        let while_up = m.reconfigure(&c, Settings::from_config(&c), t0 + Duration::from_secs(60));
+
+        assert!(dequeues(&while_down).is_empty());
+        let newer = vec!["newer.test".to_string()];
+        assert_eq!(dequeues(&while_up), vec![(0, newer.clone()), (1, newer)]);
+    }
+
+    #[test]
+    fn a_reload_with_a_new_refetch_interval_restarts_the_schedule() {
+        let (mut m, t0) = machine(&["a.test"]);
+        m.handle(up(), t0);
+        m.handle(
+            Input::Finished {
+                server: 0,
+                outcomes: both("a.test", 251, Disposition::NothingWaiting),
+            },
+            t0,
+        );
+        let mut c = config(&["a.test"]);
+        c.link.refetch_every = Duration::from_secs(60);
+        let at = t0 + Duration::from_secs(10);
+
+        m.reconfigure(&c, Settings::from_config(&c), at);
+
+        assert_eq!(m.next_deadline(), Some(at + Duration::from_secs(60)));
+    }
+
     /// A dequeuer that records its calls and answers what the test scripts; `gate` holds every
     /// dequeue until the test opens it.
     struct FakeDequeuer {
@@ -1271,6 +1550,7 @@ mod tests {
     struct Engine {
         link: crate::link::ManualLink,
         commands: mpsc::Sender<Command>,
+        reloads: mpsc::Sender<ReloadRequest>,
         status: watch::Receiver<Status>,
         events: broadcast::Receiver<Event>,
         fake: Arc<FakeDequeuer>,
@@ -1285,6 +1565,7 @@ mod tests {
         });
         let (link, monitor) = LinkMonitor::manual();
         let (commands, command_rx) = mpsc::channel(8);
+        let (reloads, reload_rx) = mpsc::channel(2);
         let (status_tx, status) = watch::channel(Status::default());
         let (events_tx, events) = crate::events::channel();
         let (shutdown, _) = watch::channel(false);
@@ -1293,6 +1574,7 @@ mod tests {
             SupervisorDeps::new(Arc::new(fake.clone())),
             monitor,
             command_rx,
+            reload_rx,
             status_tx,
             events_tx,
             shutdown,
@@ -1300,6 +1582,7 @@ mod tests {
         Engine {
             link,
             commands,
+            reloads,
             status,
             events,
             fake,
@@ -1368,6 +1651,107 @@ mod tests {
         assert!(seen[0].1 < seen[1].1 && seen[1].1 < seen[2].1, "{seen:?}");
         assert_eq!(e.fake.calls.lock().expect("not poisoned").len(), 3);
         assert_eq!(e.status.borrow().servers[0].attempt, 3);
+        e.commands.send(Command::Shutdown).await.expect("running");
+        e.task.await.expect("clean stop");
+    }
+
+    async fn reload(e: &Engine, config: Config) -> Result<Reloaded, ReloadError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        e.reloads
+            .send(ReloadRequest {
+                config: Box::new(config),
+                secrets: None,
+                reply: Some(reply),
+            })
+            .await
+            .expect("running");
+        answer.await.expect("a reply")
+    }
+
+    fn started(event: &Event) -> Option<String> {
+        match event {
+            Event::FetchStarted { server, .. } => Some(server.clone()),
+            _ => None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runner_reload_picks_up_a_new_queue_server_and_a_removed_ones_dequeue_finishes() {
+        let mut e = start((250, Disposition::Released), false);
+        e.link.up().await;
+        next_matching(&mut e.events, |ev| started(ev).is_some()).await;
+
+        let reloaded = reload(&e, config(&["b.test"])).await.expect("reloaded");
+        let after_reload = next_matching(&mut e.events, |ev| started(ev).is_some()).await;
+        let servers: Vec<_> = e
+            .status
+            .borrow()
+            .servers
+            .iter()
+            .map(|s| s.server.clone())
+            .collect();
+        e.fake.gate.add_permits(1000);
+        let mut finished = Vec::new();
+        while finished.len() < 2 {
+            if let Event::FetchFinished { server, .. } = next_matching(&mut e.events, |ev| {
+                matches!(ev, Event::FetchFinished { .. })
+            })
+            .await
+            {
+                finished.push(server);
+            }
+        }
+        e.status.wait_for(|s| !s.fetching).await.expect("status");
+
+        assert_eq!(
+            reloaded.changes,
+            vec![
+                "queue servers added: b.test:25".to_string(),
+                "queue servers removed: a.test:25".to_string()
+            ]
+        );
+        assert_eq!(started(&after_reload).as_deref(), Some("b.test:25"));
+        assert_eq!(servers, vec!["b.test:25".to_string()]);
+        finished.sort();
+        assert_eq!(finished, vec!["a.test:25", "b.test:25"]);
+        assert_eq!(e.status.borrow().servers[0].last_outcomes.len(), 2);
+        let calls: Vec<_> = e
+            .fake
+            .calls
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|(host, _)| host.clone())
+            .collect();
+        assert_eq!(calls, vec!["a.test", "b.test"]);
+        e.commands.send(Command::Shutdown).await.expect("running");
+        e.task.await.expect("clean stop");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runner_refuses_an_invalid_reload_and_keeps_the_old_configuration() {
+        let mut e = start((250, Disposition::Released), true);
+        let mut bad = config(&["b.test"]);
+        bad.domains.clear();
+
+        let direct = reload(&e, bad.clone()).await;
+        e.commands
+            .send(Command::Reload(Box::new(bad)))
+            .await
+            .expect("running");
+        let warning = next_matching(&mut e.events, |ev| matches!(ev, Event::Warning { .. })).await;
+        e.commands.send(Command::FetchNow).await.expect("running");
+        let fetched = next_matching(&mut e.events, |ev| started(ev).is_some()).await;
+
+        let Err(ReloadError::Invalid(error)) = direct else {
+            panic!("not refused as invalid: {direct:?}");
+        };
+        assert!(error.to_string().contains("domains"), "{error}");
+        let Event::Warning { message, .. } = warning else {
+            unreachable!()
+        };
+        assert!(message.contains("not reloaded"), "{message}");
+        assert_eq!(started(&fetched).as_deref(), Some("a.test:25"));
         e.commands.send(Command::Shutdown).await.expect("running");
         e.task.await.expect("clean stop");
     }

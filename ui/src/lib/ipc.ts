@@ -124,6 +124,7 @@ export type EngineEvent =
   | { type: 'connect_back_missing'; server: string; waited_seconds: number; causes: string[]; hint: string }
   | { type: 'paused' }
   | { type: 'resumed' }
+  | { type: 'config_reloaded'; changes: string[] }
   | { type: string; [key: string]: unknown };
 
 /** engine/src/mx: one finding of the MX checker. */

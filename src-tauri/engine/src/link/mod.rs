@@ -142,6 +142,8 @@ impl MonitorSettings {
 pub struct LinkMonitor {
     rx: mpsc::Receiver<LinkChange>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// Made by [`LinkMonitor::spawn`] (not driven by hand), so a reload may retarget it.
+    spawned: bool,
 }
 
 impl Drop for LinkMonitor {
@@ -162,7 +164,11 @@ impl LinkMonitor {
                 up: true,
                 reason: "no queue server to probe".into(),
             });
-            return LinkMonitor { rx, task: None };
+            return LinkMonitor {
+                rx,
+                task: None,
+                spawned: true,
+            };
         };
         let (hint_tx, hint_rx) = mpsc::channel(1);
         let hints = match platform::spawn_hints(hint_tx) {
@@ -192,13 +198,30 @@ impl LinkMonitor {
         LinkMonitor {
             rx,
             task: Some(task),
+            spawned: true,
         }
     }
 
     /// A monitor driven by hand (tests, or a front end that knows better).
     pub fn manual() -> (ManualLink, LinkMonitor) {
         let (tx, rx) = mpsc::channel(64);
-        (ManualLink { tx }, LinkMonitor { rx, task: None })
+        (
+            ManualLink { tx },
+            LinkMonitor {
+                rx,
+                task: None,
+                spawned: false,
+            },
+        )
+    }
+
+    /// Follows a new `[link] probe`: a spawned monitor starts over with the new target (its first
+    /// probe reports the state again; an unchanged state is no edge for the supervisor). A
+    /// manual monitor stays as it is.
+    pub fn retarget(&mut self, settings: Option<MonitorSettings>) {
+        if self.spawned {
+            *self = LinkMonitor::spawn(settings);
+        }
     }
 
     /// The next edge; `None` once the source has gone (the link then stays as last reported).
