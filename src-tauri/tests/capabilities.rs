@@ -40,7 +40,13 @@ fn every_registered_command_is_declared_and_granted() {
     let registered = registered_commands();
 
     assert!(registered.len() >= 10, "parsed {registered:?}");
-    assert_eq!(registered, declared, "build.rs COMMANDS differ from generate_handler!");
+    assert_eq!(
+        registered, declared,
+        "build.rs COMMANDS differ from generate_handler!"
+    );
     let missing: Vec<_> = registered.difference(&granted).collect();
-    assert!(missing.is_empty(), "not granted in capabilities/default.json: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "not granted in capabilities/default.json: {missing:?}"
+    );
 }
