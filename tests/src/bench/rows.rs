@@ -294,11 +294,7 @@ pub fn link_up(link_test: Option<&Path>) -> Row {
     };
     let text =
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    let times: Vec<f64> = text
-        .lines()
-        .filter_map(|line| line.split("link up -> ETRN answered ").nth(1))
-        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-        .collect();
+    let times = link_times(&text);
     if !out.status.success() || times.is_empty() {
         let tail: Vec<&str> = text.lines().rev().take(5).collect();
         return row.not_measured(format!(
@@ -310,9 +306,40 @@ pub fn link_up(link_test: Option<&Path>) -> Row {
     let mut row = row.with_samples(&times, &[]);
     row.note(
         "from `ip link set up` on the host end of the veth to Postern's fetch_finished event (the \
-         ETRN answered by Postfix); each round waits out Postern's 10 s flap hold-off first",
+         ETRN answered by Postfix); each round waits out Postern's 10 s flap hold-off first; the \
+         test prints the times sorted",
     );
     row
+}
+
+/// The link test's times in seconds: its line `link up -> ETRN: median M of [T1, T2, ...]`
+/// (Rust `Duration` debug format, sorted), or the older `round N: link up -> ETRN answered X s`.
+fn link_times(text: &str) -> Vec<f64> {
+    let duration = |t: &str| -> Option<f64> {
+        let t = t.trim();
+        let at = t.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let value: f64 = t[..at].parse().ok()?;
+        let scale = match &t[at..] {
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "µs" | "us" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        Some(value * scale)
+    };
+    if let Some(list) = text
+        .lines()
+        .find_map(|line| line.split("link up -> ETRN: median ").nth(1))
+        .and_then(|rest| rest.split(" of [").nth(1))
+        .and_then(|rest| rest.split(']').next())
+    {
+        return list.split(',').filter_map(duration).collect();
+    }
+    text.lines()
+        .filter_map(|line| line.split("link up -> ETRN answered ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect()
 }
 
 /// Row 4: `posternd run` idle for 60 s (several at once, with as many idle smtp-sinks as the
@@ -667,4 +694,24 @@ pub fn startup(reps: usize) -> Result<Row> {
     .with_samples(&p, &s);
     row.note("from spawn to the first accepted TCP connect (polled every 0.2 ms)");
     Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link_times;
+
+    #[test]
+    fn reads_the_link_tests_sorted_durations() {
+        let out =
+            "running 1 test\nlink up -> ETRN: median 305.1ms of [283.2ms, 1.25s, 950µs]\nok\n";
+
+        assert_eq!(link_times(out), vec![0.2832, 1.25, 0.00095]);
+    }
+
+    #[test]
+    fn reads_the_older_per_round_lines() {
+        let out = "round 1: link up -> ETRN answered 0.751 s\nround 2: link up -> ETRN answered 0.283 s\n";
+
+        assert_eq!(link_times(out), vec![0.751, 0.283]);
+    }
 }
