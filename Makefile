@@ -23,7 +23,8 @@ help:
 	@echo "  make build   release build: the UI, the tray app postern and posternd"
 	@echo "  make package the .deb: the tray app, posternd and its systemd unit (via npm's @tauri-apps/cli)"
 	@echo "  make lint    rustfmt check and clippy with warnings as errors"
-	@echo "  make bench   measure Postern beside Postfix and smtp-sink (root, ~5 min); writes BENCHMARKS.md"
+	@echo "  make bench   measure Postern beside Postfix and smtp-sink, and the desktop app"
+	@echo "               (root, ~8 min); writes BENCHMARKS.md"
 
 build: $(UI_DEPS)
 	cd ui && npm run build
@@ -68,10 +69,14 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks (issue 6): never part of `make test`. Root: a private Postfix and smtp-sink.
-bench: test-deps
+# Benchmarks (issue 6): never part of `make test`. Root: a private Postfix and smtp-sink. The
+# desktop app (rows 6, 7b) is built as `make build` builds it and measured under Xvfb.
+bench: test-deps $(UI_DEPS)
+	cd ui && npm run build
 	$(CARGO) build --release -p postern-engine --bin posternd -p postern-tests --bin postern-bench
+	$(CARGO) build --release -p postern --features custom-protocol
 	@link_test=$$($(CARGO) test --release -p postern-tests --test link_watch --no-run 2>&1 \
 	  | sed -n 's/.*Executable .*(\(.*\))$$/\1/p' | tail -1); \
 	POSTERND_BIN="$(abspath $(CARGO_TARGET_DIR))/release/posternd" \
-	  $(CARGO_TARGET_DIR)/release/postern-bench --out BENCHMARKS.md $${link_test:+--link-test "$$link_test"}
+	  $(CARGO_TARGET_DIR)/release/postern-bench --out BENCHMARKS.md \
+	  --app "$(abspath $(CARGO_TARGET_DIR))/release/postern" $${link_test:+--link-test "$$link_test"}

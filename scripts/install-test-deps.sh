@@ -47,6 +47,9 @@ desktop_test_packages=(
   xvfb:Xvfb
   xauth:xauth
   webkit2gtk-driver:WebKitWebDriver
+  xdotool:xdotool            # make bench row 6: finds and closes the settings window
+  python3-dbus:              # the tray test and make bench own a StatusNotifierWatcher (/usr/bin/python3)
+  python3-gi:
   chromium:chromium          # Playwright (playwright-core) runs ui/e2e in it
 )
 case $mode in

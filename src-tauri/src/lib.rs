@@ -109,7 +109,33 @@ fn start_engine<R: Runtime>(app: &AppHandle<R>, autostart: bool) {
     });
 }
 
+/// GDK on X11 initialises GLX when it opens the display (to choose GL-capable visuals), which
+/// loads the Mesa driver and with it libLLVM: about 30 MiB of PSS in a process that mostly only
+/// shows a tray icon, and more in the WebKit processes of each window. Postern's windows are
+/// forms, which WebKit then draws in software. A GDK_GL the user set is kept.
+fn disable_gdk_gl() {
+    // g_setenv is not thread-safe: this runs first in `run`, before any thread exists.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = glib::setenv("GDK_GL", "disable", false) {
+        eprintln!("postern: cannot set GDK_GL ({e}); the display may use more memory");
+    }
+}
+
+/// The runtime for the engine and the commands: two workers as in posternd, instead of one per
+/// CPU (each idle worker still costs its stack and a malloc arena). `None`: Tauri's default.
+fn small_runtime() -> Option<tokio::runtime::Runtime> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .inspect_err(|e| tracing::warn!("cannot build a 2-worker runtime ({e}); using Tauri's"))
+        .ok()?;
+    tauri::async_runtime::set(runtime.handle().clone());
+    Some(runtime)
+}
+
 pub fn run() -> ExitCode {
+    disable_gdk_gl();
     let cli = Cli::parse();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -122,6 +148,8 @@ pub fn run() -> ExitCode {
         );
         return ExitCode::FAILURE;
     };
+    // Kept until the app ends: Tauri holds only a handle to it.
+    let _runtime = small_runtime();
     let (secrets, keyring_warning) = open_secrets();
     let shell = Shell::new(config_path, secrets);
     let autostart = cli.autostart;

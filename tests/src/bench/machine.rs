@@ -77,6 +77,19 @@ pub fn describe(posternd: &Path) -> Vec<(String, String)> {
             ),
         ),
         (
+            "Desktop app libraries".into(),
+            format!(
+                "WebKitGTK {}, GTK {} (rows 6, 7b run under Xvfb, software rendering)",
+                command(
+                    "dpkg-query",
+                    &["-W", "-f=${Version}", "libwebkit2gtk-4.1-0"]
+                )
+                .unwrap_or_else(unknown),
+                command("dpkg-query", &["-W", "-f=${Version}", "libgtk-3-0"])
+                    .unwrap_or_else(unknown)
+            ),
+        ),
+        (
             "Date".into(),
             chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
         ),

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! postern-bench [--out FILE] [--reps N] [--only 1,2,4,...] [--idle SECONDS] [--link-test PATH]
+//!               [--app PATH]
 //! ```
 
 #[path = "../bench/mod.rs"]
@@ -22,6 +23,8 @@ struct Args {
     only: Option<Vec<String>>,
     idle: Duration,
     link_test: Option<PathBuf>,
+    /// The desktop app (rows 6 and 7b); default: `postern` beside posternd.
+    app: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -31,6 +34,7 @@ fn parse_args() -> Result<Args, String> {
         only: None,
         idle: Duration::from_secs(60),
         link_test: None,
+        app: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -46,6 +50,7 @@ fn parse_args() -> Result<Args, String> {
                 args.only = Some(value()?.split(',').map(|s| s.trim().to_string()).collect())
             }
             "--link-test" => args.link_test = Some(PathBuf::from(value()?)),
+            "--app" => args.app = Some(PathBuf::from(value()?)),
             "--idle" => {
                 args.idle = Duration::from_secs(
                     value()?
@@ -55,7 +60,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: postern-bench [--out FILE] [--reps N] [--only 1,2,...] [--idle SECONDS] [--link-test PATH]"
+                    "usage: postern-bench [--out FILE] [--reps N] [--only 1,2,...] [--idle SECONDS] [--link-test PATH] [--app PATH]\n  --only takes row numbers; 6 and 7 also cover the desktop app (6a-c, 7b)"
                         .into(),
                 );
             }
@@ -124,12 +129,29 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|e| failed("5", "Peak RSS, 50 MiB message", e)),
         );
     }
+    let app_rows = if wanted("6") || wanted("7") {
+        let app = args
+            .app
+            .clone()
+            .unwrap_or_else(|| bin.with_file_name("postern"));
+        eprintln!(
+            "postern-bench: 6 and 7b desktop app footprint and start-up x{}",
+            args.reps
+        );
+        rows::desktop_app(args.reps, &app)
+    } else {
+        Vec::new()
+    };
+    let (footprint, app_start): (Vec<Row>, Vec<Row>) =
+        app_rows.into_iter().partition(|r| r.id.starts_with('6'));
     if wanted("6") {
-        table.push(rows::desktop_app());
+        table.extend(footprint);
     }
     if wanted("7") {
-        eprintln!("postern-bench: 7 start-up x10");
-        table.push(rows::startup(10.max(args.reps)).unwrap_or_else(|e| failed("7", "Start-up", e)));
+        eprintln!("postern-bench: 7a start-up x10");
+        table
+            .push(rows::startup(10.max(args.reps)).unwrap_or_else(|e| failed("7a", "Start-up", e)));
+        table.extend(app_start);
     }
     let runtime = started.elapsed().as_secs_f64();
     let machine = bench::machine::describe(&bin);

@@ -112,30 +112,30 @@ impl Maildir {
         &self.inner.root
     }
 
-    /// Starts a new message file in tmp/.
+    /// Starts a new message. Its file in tmp/ is created when the first piece is written out
+    /// (a large message) or in `commit` (most messages: one trip to the blocking pool fewer).
     pub async fn begin(&self) -> Result<MaildirWriter, DeliverError> {
         let name = unique_name(&self.inner.hostname);
         let tmp_path = self.inner.tmp.join(&name);
-        let open_path = tmp_path.clone();
-        let file = tokio::task::spawn_blocking(move || {
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&open_path)
-        })
-        .await
-        .map_err(|e| DeliverError::io("start a message file", std::io::Error::other(e)))?
-        .map_err(|e| DeliverError::io(format!("create {}", tmp_path.display()), e))?;
         Ok(MaildirWriter {
             paths: self.inner.clone(),
             name,
             tmp_path,
-            file: Some(file),
+            file: None,
             pending: Vec::with_capacity(8 * 1024),
             size: 0,
             held_cr: false,
         })
     }
+}
+
+/// Creates the message file in tmp/ (never over an existing one).
+fn create_tmp(path: &Path) -> Result<File, DeliverError> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| DeliverError::io(format!("create {}", path.display()), e))
 }
 
 fn unique_name(hostname: &str) -> String {
@@ -157,6 +157,7 @@ pub struct MaildirWriter {
     paths: Arc<Paths>,
     name: String,
     tmp_path: PathBuf,
+    /// The file in tmp/, once created.
     file: Option<File>,
     /// Converted bytes not yet written to the file.
     pending: Vec<u8>,
@@ -197,23 +198,28 @@ impl MaildirWriter {
     }
 
     async fn flush_pending(&mut self) -> Result<(), DeliverError> {
-        let Some(mut file) = self.file.take() else {
-            return Err(DeliverError::io(
-                "write the message",
-                std::io::Error::other("file closed"),
-            ));
-        };
+        let file = self.file.take();
+        let path = self.tmp_path.clone();
         let data = std::mem::take(&mut self.pending);
         let (file, data, result) = tokio::task::spawn_blocking(move || {
-            let r = file.write_all(&data);
-            (file, data, r)
+            let file = match file {
+                Some(f) => f,
+                None => match create_tmp(&path) {
+                    Ok(f) => f,
+                    Err(e) => return (None, data, Err(e)),
+                },
+            };
+            let r = (&file)
+                .write_all(&data)
+                .map_err(|e| DeliverError::io(format!("write {}", path.display()), e));
+            (Some(file), data, r)
         })
         .await
         .map_err(|e| DeliverError::io("write the message", std::io::Error::other(e)))?;
-        self.file = Some(file);
+        self.file = file;
         self.pending = data;
         self.pending.clear();
-        result.map_err(|e| DeliverError::io(format!("write {}", self.tmp_path.display()), e))
+        result
     }
 
     /// Writes the rest, fsyncs, moves the file into new/ and fsyncs new/ (shared with the
@@ -224,18 +230,17 @@ impl MaildirWriter {
             self.size += 1;
             self.held_cr = false;
         }
-        let Some(mut file) = self.file.take() else {
-            return Err(DeliverError::io(
-                "write the message",
-                std::io::Error::other("file closed"),
-            ));
-        };
+        let file = self.file.take();
         let pending = std::mem::take(&mut self.pending);
         let final_name = format!("{},S={}", self.name, self.size);
         let new_path = self.paths.new.join(&final_name);
         let tmp_path = self.tmp_path.clone();
         let new_dir = self.paths.new.clone();
         let result = tokio::task::spawn_blocking(move || -> Result<(), DeliverError> {
+            let mut file = match file {
+                Some(f) => f,
+                None => create_tmp(&tmp_path)?,
+            };
             file.write_all(&pending)
                 .map_err(|e| DeliverError::io(format!("write {}", tmp_path.display()), e))?;
             file.sync_all()
@@ -270,7 +275,9 @@ impl MaildirWriter {
     }
 
     pub async fn abort(mut self) {
-        self.file.take();
+        if self.file.take().is_none() {
+            return; // nothing was written to tmp/ yet
+        }
         let tmp = self.tmp_path.clone();
         let _ = tokio::task::spawn_blocking(move || fs::remove_file(tmp)).await;
     }
