@@ -50,6 +50,7 @@ desktop_test_packages=(
   xdotool:xdotool            # make bench row 6: finds and closes the settings window
   python3-dbus:              # the tray test and make bench own a StatusNotifierWatcher (/usr/bin/python3)
   python3-gi:
+  imagemagick:import         # the native test grabs its screenshots from the X server
   chromium:chromium          # Playwright (playwright-core) runs ui/e2e in it
 )
 case $mode in

@@ -19,7 +19,8 @@ Every message lands exactly once. Screenshots go to tests/artifacts/desktop/nati
   dbus-run-session -- xvfb-run -a -s "-screen 0 1280x900x24" \\
     /usr/bin/python3 src-tauri/tests/native_e2e.py target/debug/postern target/debug/postfix-queue
 The app must be built with the UI inside (`--features postern/custom-protocol`). Root (Postfix).
-Needs Debian's webkit2gtk-driver (WebKitWebDriver), python3-dbus; only 127.0.0.1 is used.
+Needs Debian's webkit2gtk-driver (WebKitWebDriver), python3-dbus, imagemagick (`import`);
+only 127.0.0.1 is used.
 
 WebKitWebDriver is driven directly with the capabilities tauri-driver would build for it
 (`webkitgtk:browserOptions`): tauri-driver's proxy dropped requests here now and then
@@ -201,12 +202,13 @@ class WebDriver:
     def switch_to(self, handle):
         self.s("POST", "/window", {"handle": handle})
 
-    def screenshot(self, name):
-        # The DOM can be ahead of the pixels: wait for two frames to be painted first.
+    def screenshot(self, name, window="Set up Postern"):
+        """Grabs the native window `window` (its title) from the X server once two frames
+        are painted. Not WebDriver's screenshot: with GDK_GL=disable (the app's default, for
+        memory) WebKit's snapshot of an unchanged page never answers."""
         self.s("POST", "/execute/async", {"script": "requestAnimationFrame(() => requestAnimationFrame(arguments[0]))", "args": []})
         os.makedirs(ARTIFACTS, exist_ok=True)
-        with open(os.path.join(ARTIFACTS, f"native-{name}.png"), "wb") as f:
-            f.write(base64.b64decode(self.s("GET", "/screenshot")))
+        subprocess.run(["import", "-window", window, os.path.join(ARTIFACTS, f"native-{name}.png")], check=True, timeout=30)
 
     def app_pids(self):
         """The app's process tree: the driver's descendants (the app and its WebKit processes)."""
@@ -407,15 +409,15 @@ def main():
 
         # The other windows, opened from the tray
         known = {wizard}
-        for label, window, needle, shot in [
-            ("Settings…", "settings", "Queuing servers", "9-settings"),
-            ("Check MX records…", "MX report", "Fine", "10-mx-report"),
-            ("Activity…", "activity", "Message from sender-6@example.net", "11-activity"),
+        for label, window, title, needle, shot in [
+            ("Settings…", "settings", "Postern settings", "Queuing servers", "9-settings"),
+            ("Check MX records…", "MX report", "MX records", "Fine", "10-mx-report"),
+            ("Activity…", "activity", "Postern activity", "Message from sender-6@example.net", "11-activity"),
         ]:
             tray.click(label)
             known.add(switch_to_new_window(wd, known, window))
             wd.wait_text("body", needle)
-            wd.screenshot(shot)
+            wd.screenshot(shot, title)
 
         app_pid = next(pid for pid in wd.app_pids() if os.path.realpath(f"/proc/{pid}/exe") == app)
         released = [n["body"] for n in tray.notifications if "released by" in n["body"]]
