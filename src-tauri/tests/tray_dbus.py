@@ -21,6 +21,8 @@ import dbus.service
 from dbus.mainloop.glib import DBusGMainLoop
 from gi.repository import GLib
 
+from sni_watcher import Watcher  # the same watcher the native test runs as a process
+
 TIMEOUT = 60  # seconds for the whole test
 
 
@@ -64,43 +66,6 @@ class EtrnServer:
                 f.write(b"502 not here\r\n")
             f.flush()
         conn.close()
-
-
-class Watcher(dbus.service.Object):
-    """The minimum of org.kde.StatusNotifierWatcher an appindicator item needs."""
-
-    IFACE = "org.kde.StatusNotifierWatcher"
-
-    def __init__(self, bus):
-        self.items = []
-        super().__init__(bus, "/StatusNotifierWatcher")
-
-    @dbus.service.method(IFACE, in_signature="s", out_signature="", sender_keyword="sender")
-    def RegisterStatusNotifierItem(self, service, sender=None):
-        path = service if service.startswith("/") else "/StatusNotifierItem"
-        name = sender if service.startswith("/") else service
-        self.items.append((name, path))
-        self.StatusNotifierItemRegistered(f"{name}{path}")
-
-    @dbus.service.method(IFACE, in_signature="s", out_signature="")
-    def RegisterStatusNotifierHost(self, service):
-        pass
-
-    @dbus.service.signal(IFACE, signature="s")
-    def StatusNotifierItemRegistered(self, item):
-        pass
-
-    @dbus.service.method(dbus.PROPERTIES_IFACE, in_signature="ss", out_signature="v")
-    def Get(self, iface, prop):
-        return self.GetAll(iface)[prop]
-
-    @dbus.service.method(dbus.PROPERTIES_IFACE, in_signature="s", out_signature="a{sv}")
-    def GetAll(self, iface):
-        return {
-            "RegisteredStatusNotifierItems": dbus.Array([f"{n}{p}" for n, p in self.items], signature="s"),
-            "IsStatusNotifierHostRegistered": dbus.Boolean(True),
-            "ProtocolVersion": dbus.Int32(0),
-        }
 
 
 def menu_items(bus, name, path):
