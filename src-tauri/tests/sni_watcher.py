@@ -12,6 +12,7 @@ python3-gi are needed, so run it with /usr/bin/python3.
 import json
 import signal
 import sys
+import time
 
 import dbus
 import dbus.service
@@ -26,10 +27,13 @@ class Watcher(dbus.service.Object):
 
     def __init__(self, bus):
         self.items = []
+        self.registered_at = None  # time.monotonic() of the first registration (make bench)
         super().__init__(bus, "/StatusNotifierWatcher")
 
     @dbus.service.method(IFACE, in_signature="s", out_signature="", sender_keyword="sender")
     def RegisterStatusNotifierItem(self, service, sender=None):
+        if self.registered_at is None:
+            self.registered_at = time.monotonic()
         path = service if service.startswith("/") else "/StatusNotifierItem"
         name = sender if service.startswith("/") else service
         self.items.append((name, path))

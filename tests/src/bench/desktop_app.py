@@ -28,46 +28,9 @@ TIMEOUT = 60  # seconds for each wait
 SETTLE = float(os.environ.get("BENCH_SETTLE", "5"))  # start-up allocations finish; a measurement
 SETTINGS_TITLE = "^Postern settings$"
 
-
-class Watcher(dbus.service.Object):
-    """The minimum of org.kde.StatusNotifierWatcher an appindicator item needs; notes when the
-    first item registered (time.monotonic())."""
-
-    IFACE = "org.kde.StatusNotifierWatcher"
-
-    def __init__(self, bus):
-        self.items = []
-        self.registered_at = None
-        super().__init__(bus, "/StatusNotifierWatcher")
-
-    @dbus.service.method(IFACE, in_signature="s", out_signature="", sender_keyword="sender")
-    def RegisterStatusNotifierItem(self, service, sender=None):
-        if self.registered_at is None:
-            self.registered_at = time.monotonic()
-        path = service if service.startswith("/") else "/StatusNotifierItem"
-        name = sender if service.startswith("/") else service
-        self.items.append((name, path))
-        self.StatusNotifierItemRegistered(f"{name}{path}")
-
-    @dbus.service.method(IFACE, in_signature="s", out_signature="")
-    def RegisterStatusNotifierHost(self, service):
-        pass
-
-    @dbus.service.signal(IFACE, signature="s")
-    def StatusNotifierItemRegistered(self, item):
-        pass
-
-    @dbus.service.method(dbus.PROPERTIES_IFACE, in_signature="ss", out_signature="v")
-    def Get(self, iface, prop):
-        return self.GetAll(iface)[prop]
-
-    @dbus.service.method(dbus.PROPERTIES_IFACE, in_signature="s", out_signature="a{sv}")
-    def GetAll(self, iface):
-        return {
-            "RegisteredStatusNotifierItems": dbus.Array([f"{n}{p}" for n, p in self.items], signature="s"),
-            "IsStatusNotifierHostRegistered": dbus.Boolean(True),
-            "ProtocolVersion": dbus.Int32(0),
-        }
+# The watcher the tray and native tests use (it also notes when the item registered).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../src-tauri/tests"))
+from sni_watcher import Watcher  # noqa: E402
 
 
 def wait_until(ctx, predicate, what):
