@@ -276,6 +276,7 @@ async fn run(arg: &ConfigArg, print_events: bool) -> ExitCode {
             None
         }
     };
+    let stop = stop_signal();
     let handle = match api::start(config, Deps { secrets }, events_tx).await {
         Ok(h) => h,
         Err(e) => return fail(&e.to_string()),
@@ -291,7 +292,7 @@ async fn run(arg: &ConfigArg, print_events: bool) -> ExitCode {
     }
     let commands = handle.commands.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        stop.await;
         tracing::info!("stopping");
         let _ = commands.send(api::Command::Shutdown).await;
     });
@@ -326,27 +327,32 @@ async fn reload_from_file(arg: &ConfigArg, reloader: &api::Reloader, events: &ev
     let _ = reloader.reload_with(config, Deps { secrets }).await;
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGTERM/SIGINT handlers now, before the engine listens (a stop sent as soon as
+/// it does must not meet the default action), and returns the wait for either.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (
+        let streams = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
+        );
+        async move {
+            match streams {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
-    {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
