@@ -7,21 +7,20 @@
 //! a half message in new/.
 //!
 //! Group commit: the fsync of new/ is shared. Each commit fsyncs its own file (in parallel, on
-//! the blocking pool), renames it, and then waits in [`DirSync`]: one waiter at a time fsyncs
-//! new/, covering every rename finished before it started; the waiters queued behind it find
-//! their rename covered and return without a second fsync. Under load (ten sessions at once)
-//! that is one directory fsync per batch instead of one per message, and the promise is the
-//! same: `commit` returns only after an fsync of new/ that began after this message's rename.
+//! the blocking pool), renames it, and then waits, in the same trip to the blocking pool, in
+//! [`DirSync`]: one waiter at a time fsyncs new/, covering every rename finished before it
+//! started; the waiters queued behind it find their rename covered and return without a second
+//! fsync. Under load (ten sessions at once) that is one directory fsync per batch instead of one
+//! per message, and the promise is the same: `commit` returns only after an fsync of new/ that
+//! began after this message's rename.
 //!
 //! Lines are stored with LF endings, as Postfix's local and virtual agents store them.
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use tokio::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::{DeliverError, Delivered};
 
@@ -45,7 +44,9 @@ struct Paths {
     new_sync: DirSync,
 }
 
-/// The shared fsync of new/ (see the module documentation).
+/// The shared fsync of new/ (see the module documentation). It runs on the blocking pool,
+/// right after the rename in the same trip there: the commits waiting for an fsync are blocking
+/// threads, so a plain mutex is the queue and no task has to be woken in between.
 #[derive(Debug, Default)]
 struct DirSync {
     /// Renames into new/ so far; a commit takes the next number once its rename is done.
@@ -60,19 +61,20 @@ struct DirSync {
 
 impl DirSync {
     /// Returns once an fsync of `dir` that started after the caller's (finished) rename has
-    /// succeeded: the caller's own, or one that a commit queued ahead of it ran.
-    async fn after_rename(&self, dir: &Path) -> std::io::Result<()> {
+    /// succeeded: the caller's own, or one that a commit queued ahead of it ran. Blocks.
+    fn after_rename(&self, dir: &Path) -> std::io::Result<()> {
         let ticket = self.renamed.fetch_add(1, Ordering::SeqCst) + 1;
-        let _leader = self.leader.lock().await;
+        // A panic while holding the lock leaves nothing half done: the counters only grow.
+        let _leader = self
+            .leader
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if self.synced.load(Ordering::SeqCst) >= ticket {
             return Ok(());
         }
         // Every rename numbered up to `covers` finished before this load, so before the fsync.
         let covers = self.renamed.load(Ordering::SeqCst);
-        let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || File::open(&dir).and_then(|d| d.sync_all()))
-            .await
-            .map_err(std::io::Error::other)??;
+        File::open(dir).and_then(|d| d.sync_all())?;
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.synced.fetch_max(covers, Ordering::SeqCst);
         Ok(())
@@ -235,7 +237,7 @@ impl MaildirWriter {
         let final_name = format!("{},S={}", self.name, self.size);
         let new_path = self.paths.new.join(&final_name);
         let tmp_path = self.tmp_path.clone();
-        let new_dir = self.paths.new.clone();
+        let paths = self.paths.clone();
         let result = tokio::task::spawn_blocking(move || -> Result<(), DeliverError> {
             let mut file = match file {
                 Some(f) => f,
@@ -247,22 +249,15 @@ impl MaildirWriter {
                 .map_err(|e| DeliverError::io(format!("fsync {}", tmp_path.display()), e))?;
             drop(file);
             fs::rename(&tmp_path, &new_path).map_err(|e| {
-                DeliverError::io(format!("move the message into {}", new_dir.display()), e)
+                DeliverError::io(format!("move the message into {}", paths.new.display()), e)
+            })?;
+            paths.new_sync.after_rename(&paths.new).map_err(|e| {
+                DeliverError::io(format!("fsync the folder {}", paths.new.display()), e)
             })
         })
         .await
-        .map_err(|e| DeliverError::io("store the message", std::io::Error::other(e)))?;
-        let result = match result {
-            Ok(()) => self
-                .paths
-                .new_sync
-                .after_rename(&self.paths.new)
-                .await
-                .map_err(|e| {
-                    DeliverError::io(format!("fsync the folder {}", self.paths.new.display()), e)
-                }),
-            Err(e) => Err(e),
-        };
+        .map_err(|e| DeliverError::io("store the message", std::io::Error::other(e)))
+        .and_then(|r| r);
         if let Err(e) = result {
             let tmp = self.tmp_path.clone();
             let _ = tokio::task::spawn_blocking(move || fs::remove_file(tmp)).await;
@@ -350,9 +345,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let maildir = Maildir::open(dir.path(), "host").unwrap();
         let sync = &maildir.inner.new_sync;
-        // Arrange: an fsync of new/ is "running" (its lock is held) while eight commits
-        // rename their files and queue up behind it.
-        let running = sync.leader.lock().await;
+        // Arrange: an fsync of new/ is "running" (its lock is held, by another thread) while
+        // eight commits rename their files and queue up behind it.
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let running = {
+            let maildir = maildir.clone();
+            std::thread::spawn(move || {
+                let _lock = maildir.inner.new_sync.leader.lock().unwrap();
+                held_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+            })
+        };
+        held.recv().unwrap();
         let mut commits = tokio::task::JoinSet::new();
         for i in 0..8 {
             let mut w = maildir.begin().await.unwrap();
@@ -366,7 +371,8 @@ mod tests {
         }
 
         // Act: the running fsync ends without covering them (it began before their renames).
-        drop(running);
+        release.send(()).unwrap();
+        running.join().unwrap();
         let mut done = 0;
         while let Some(result) = commits.join_next().await {
             result.unwrap().unwrap();
