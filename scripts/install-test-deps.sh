@@ -31,6 +31,8 @@ test_packages=(
   dbus:dbus-daemon
   iproute2:ip                # network namespaces, veth
   libsecret-tools:secret-tool
+  e2fsprogs:mkfs.ext4        # make bench row 2: a fresh filesystem for the Maildir
+  mount:losetup
 )
 # Desktop app (`make run`, `make build`; `make test` builds it too). An empty command means
 # "check the package only"; a trailing ":any" means the command alone is enough (a Node.js

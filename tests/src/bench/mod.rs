@@ -9,6 +9,7 @@ pub mod machine;
 pub mod procfs;
 pub mod report;
 pub mod rows;
+pub mod scratch_fs;
 pub mod sinks;
 
 /// What a row aims at.

@@ -102,7 +102,7 @@ fn main() -> ExitCode {
     if wanted("2") {
         eprintln!(
             "postern-bench: 2 dequeue of 1,000 held messages x{}",
-            args.reps
+            2 * args.reps
         );
         table.push(
             rows::dequeue(args.reps).unwrap_or_else(|e| failed("2", "Dequeue after an outage", e)),
