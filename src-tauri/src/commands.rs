@@ -323,17 +323,8 @@ pub async fn check_reachability(
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .map(|host| config::QueueServer {
-            host,
-            port: config::Protocol::Etrn.default_port(),
-            protocol: config::Protocol::Etrn,
-            tls: config::Protocol::Etrn.default_tls(),
-            node: None,
-            username: None,
-            tls_ca: None,
-            tls_fingerprint: None,
-            allow_plaintext_auth: false,
-            allow_insecure_turn: false,
             timeout: PROBE_TIMEOUT,
+            ..config::QueueServer::new(host, config::Protocol::Etrn)
         })
         .into_iter()
         .collect();

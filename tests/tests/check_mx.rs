@@ -26,17 +26,10 @@ fn dnsmasq(records: &[&str]) -> Dnsmasq {
 
 fn queue(host: &str, port: u16, protocol: Protocol) -> QueueServer {
     QueueServer {
-        host: host.to_string(),
         port,
-        protocol,
         tls: TlsMode::Opportunistic,
-        node: None,
-        username: None,
-        tls_ca: None,
-        tls_fingerprint: None,
-        allow_plaintext_auth: false,
-        allow_insecure_turn: false,
         timeout: Duration::from_secs(10),
+        ..QueueServer::new(host, protocol)
     }
 }
 

@@ -61,7 +61,28 @@ pub struct QueueServer {
     pub timeout: Duration,
 }
 
+/// `timeout` of a queue server when the file names none.
+pub(crate) const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl QueueServer {
+    /// The server a config file describes with only `host` and `protocol`: that protocol's
+    /// port and TLS mode, no login, no overrides, the default timeout.
+    pub fn new(host: impl Into<String>, protocol: Protocol) -> QueueServer {
+        QueueServer {
+            host: host.into(),
+            port: protocol.default_port(),
+            protocol,
+            tls: protocol.default_tls(),
+            node: None,
+            username: None,
+            tls_ca: None,
+            tls_fingerprint: None,
+            allow_plaintext_auth: false,
+            allow_insecure_turn: false,
+            timeout: DEFAULT_QUEUE_TIMEOUT,
+        }
+    }
+
     /// Keyring entry name of this server's password: `username@host`.
     pub fn secret_name(&self) -> Option<String> {
         self.username.as_ref().map(|u| format!("{u}@{}", self.host))

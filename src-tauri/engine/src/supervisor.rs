@@ -878,17 +878,8 @@ mod tests {
 
     fn server(host: &str) -> QueueServer {
         QueueServer {
-            host: host.into(),
-            port: 25,
-            protocol: Protocol::Etrn,
             tls: TlsMode::Off,
-            node: None,
-            username: None,
-            tls_ca: None,
-            tls_fingerprint: None,
-            allow_plaintext_auth: false,
-            allow_insecure_turn: false,
-            timeout: Duration::from_secs(30),
+            ..QueueServer::new(host, Protocol::Etrn)
         }
     }
 

@@ -12,11 +12,11 @@ use super::raw::{
 };
 use super::report::{Problem, Src};
 use super::{
-    Config, ConfigError, DeliverTarget, Desktop, Dns, Fingerprint, Inbound, Link, Outbound,
-    Protocol, QueueServer, TlsMode, humantime_serde_compat, parse_deliver_target, split_host_port,
+    Config, ConfigError, DEFAULT_QUEUE_TIMEOUT, DeliverTarget, Desktop, Dns, Fingerprint, Inbound,
+    Link, Outbound, Protocol, QueueServer, TlsMode, humantime_serde_compat, parse_deliver_target,
+    split_host_port,
 };
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const DEFAULT_INBOUND_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 25));
@@ -266,7 +266,7 @@ fn queue_server(raw: Spanned<RawQueueServer>, src: Src<'_>) -> R<QueueServer> {
     let timeout = duration(
         raw.timeout.as_ref(),
         "timeout",
-        DEFAULT_TIMEOUT,
+        DEFAULT_QUEUE_TIMEOUT,
         Bounds::positive_up_to(MAX_TIMEOUT),
         src,
     )?;

@@ -441,17 +441,8 @@ mod tests {
 
     fn server(protocol: Protocol) -> QueueServer {
         QueueServer {
-            host: "isp.test".into(),
-            port: protocol.default_port(),
-            protocol,
-            tls: protocol.default_tls(),
-            node: None,
-            username: None,
-            tls_ca: None,
-            tls_fingerprint: None,
-            allow_plaintext_auth: false,
-            allow_insecure_turn: false,
             timeout: Duration::from_secs(5),
+            ..QueueServer::new("isp.test", protocol)
         }
     }
 
