@@ -41,6 +41,9 @@ import urllib.request
 
 import dbus
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sni_watcher import click, menu_entries  # noqa: E402
+
 TIMEOUT = 60
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -249,28 +252,15 @@ class Tray:
             elif line.startswith("notify "):
                 self.notifications.append(json.loads(line[len("notify "):]))
 
-    def menu(self):
-        name, path = wait_until(lambda: self.items and self.items[-1], "the tray item to register")
-        item = self.bus.get_object(name, path)
-        menu_path = item.Get("org.kde.StatusNotifierItem", "Menu", dbus_interface=dbus.PROPERTIES_IFACE)
-        menu = dbus.Interface(self.bus.get_object(name, menu_path), "com.canonical.dbusmenu")
-        _, layout = menu.GetLayout(0, -1, [])
-        entries = []
-        for cid, props, _ in layout[2]:
-            if props.get("type") == "separator":
-                entries.append((int(cid), "---", False))
-            else:
-                entries.append((int(cid), str(props.get("label", "")), bool(props.get("enabled", True))))
-        return menu, entries
+    def item(self):
+        return wait_until(lambda: self.items and self.items[-1], "the tray item to register")
 
     def labels(self):
-        return [label for _, label, _ in self.menu()[1]]
+        return [label for _, label, _ in menu_entries(self.bus, *self.item())[1]]
 
     def click(self, label):
         print("tray: click", label, flush=True)
-        menu, entries = self.menu()
-        item_id = next(i for i, text, _ in entries if text == label)
-        menu.Event(item_id, "clicked", dbus.String("", variant_level=1), dbus.UInt32(int(time.time())))
+        click(self.bus, *self.item(), label)
 
     def close(self):
         stop(self.proc)

@@ -89,6 +89,31 @@ class Notifications(dbus.service.Object):
         pass
 
 
+def menu_entries(bus, name, path):
+    """The item's dbusmenu and its top-level entries as (id, label, enabled); a separator is
+    ("---", disabled)."""
+    item = bus.get_object(name, path)
+    menu_path = item.Get("org.kde.StatusNotifierItem", "Menu", dbus_interface=dbus.PROPERTIES_IFACE)
+    menu = dbus.Interface(bus.get_object(name, menu_path), "com.canonical.dbusmenu")
+    _, layout = menu.GetLayout(0, -1, [])
+    entries = []
+    for cid, props, _ in layout[2]:
+        if props.get("type") == "separator":
+            entries.append((int(cid), "---", False))
+        else:
+            entries.append((int(cid), str(props.get("label", "")), bool(props.get("enabled", True))))
+    return menu, entries
+
+
+def click(bus, name, path, label):
+    """Clicks the entry labelled `label`, as a desktop's tray would."""
+    menu, entries = menu_entries(bus, name, path)
+    item_id = next((i for i, text, _ in entries if text == label), None)
+    if item_id is None:
+        raise RuntimeError(f"no '{label}' in the tray menu: {[text for _, text, _ in entries]}")
+    menu.Event(item_id, "clicked", dbus.String("", variant_level=1), dbus.UInt32(int(time.time())))
+
+
 def main():
     DBusGMainLoop(set_as_default=True)
     bus = dbus.SessionBus()

@@ -21,7 +21,7 @@ import dbus.service
 from dbus.mainloop.glib import DBusGMainLoop
 from gi.repository import GLib
 
-from sni_watcher import Watcher  # the same watcher the native test runs as a process
+from sni_watcher import Watcher, click, menu_entries  # the same watcher the native test runs as a process
 
 TIMEOUT = 60  # seconds for the whole test
 
@@ -68,21 +68,6 @@ class EtrnServer:
         conn.close()
 
 
-def menu_items(bus, name, path):
-    item = bus.get_object(name, path)
-    menu_path = item.Get("org.kde.StatusNotifierItem", "Menu", dbus_interface=dbus.PROPERTIES_IFACE)
-    menu = dbus.Interface(bus.get_object(name, menu_path), "com.canonical.dbusmenu")
-    _, layout = menu.GetLayout(0, -1, [])
-    items = []
-    for child in layout[2]:
-        cid, props, _ = child
-        if props.get("type") == "separator":
-            items.append((int(cid), "---", False))
-        else:
-            items.append((int(cid), str(props.get("label", "")), bool(props.get("enabled", True))))
-    return menu, items
-
-
 def wait_until(loop_ctx, predicate, what):
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
@@ -125,16 +110,16 @@ refetch_every = "0"
         wait_until(ctx, lambda: len(server.etrns) >= 1, "the ETRN at start")
 
         def status_is_online():
-            _, items = menu_items(bus, name, path)
+            _, items = menu_entries(bus, name, path)
             # After a 250 the engine waits for the server to connect back (this one never does).
             return items[0][1].startswith(("Online · last fetch", "Waiting for the released mail… · last fetch"))
 
         try:
             wait_until(ctx, status_is_online, "the status line to show the fetch")
         except AssertionError:
-            print("status line:", menu_items(bus, name, path)[1][0][1], "ETRNs:", server.etrns)
+            print("status line:", menu_entries(bus, name, path)[1][0][1], "ETRNs:", server.etrns)
             raise
-        menu, items = menu_items(bus, name, path)
+        _, items = menu_entries(bus, name, path)
         labels = [(label, enabled) for _, label, enabled in items]
         expected = [
             (items[0][1], False),
@@ -150,14 +135,12 @@ refetch_every = "0"
         assert [e for l, e in labels if l != "---"] == [e for l, e in expected if l != "---"], labels
         print("tray menu:", [l for l, _ in labels])
 
-        fetch_id = next(i for i, label, _ in items if label == "Fetch mail now")
-        menu.Event(fetch_id, "clicked", dbus.String("", variant_level=1), dbus.UInt32(int(time.time())))
+        click(bus, name, path, "Fetch mail now")
         wait_until(ctx, lambda: len(server.etrns) >= 2, "the ETRN after 'Fetch mail now'")
         assert server.etrns == ["ETRN office.test", "ETRN office.test"], server.etrns
         print("clicked 'Fetch mail now': the queuing server got", server.etrns[-1])
 
-        quit_id = next(i for i, label, _ in menu_items(bus, name, path)[1] if label == "Quit")
-        menu_items(bus, name, path)[0].Event(quit_id, "clicked", dbus.String("", variant_level=1), dbus.UInt32(int(time.time())))
+        click(bus, name, path, "Quit")
         app.wait(timeout=20)
         assert app.returncode == 0, app.returncode
         print("PASS")

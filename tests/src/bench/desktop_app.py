@@ -30,7 +30,7 @@ SETTINGS_TITLE = "^Postern settings$"
 
 # The watcher the tray and native tests use (it also notes when the item registered).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../src-tauri/tests"))
-from sni_watcher import Watcher  # noqa: E402
+from sni_watcher import Watcher, click  # noqa: E402
 
 
 def wait_until(ctx, predicate, what):
@@ -129,18 +129,6 @@ def settings_window_ids():
     return out.stdout.split()
 
 
-def menu_click(bus, name, path, label):
-    item = bus.get_object(name, path)
-    menu_path = item.Get("org.kde.StatusNotifierItem", "Menu", dbus_interface=dbus.PROPERTIES_IFACE)
-    menu = dbus.Interface(bus.get_object(name, menu_path), "com.canonical.dbusmenu")
-    _, layout = menu.GetLayout(0, -1, [])
-    for cid, props, _ in layout[2]:
-        if str(props.get("label", "")) == label:
-            menu.Event(cid, "clicked", dbus.String("", variant_level=1), dbus.UInt32(int(time.time())))
-            return
-    raise RuntimeError(f"no '{label}' in the tray menu")
-
-
 def main():
     binary = os.path.abspath(sys.argv[1])
     DBusGMainLoop(set_as_default=True)
@@ -182,7 +170,7 @@ refetch_every = "0"
         result["idle"] = pss(app.pid, "idle")
 
         name, path = watcher.items[0]
-        menu_click(bus, name, path, "Settings…")
+        click(bus, name, path, "Settings…")
         wait_until(ctx, lambda: settings_window_ids(), "the settings window")
         settle(ctx, SETTLE)
         result["open"] = pss(app.pid, "open")
