@@ -1,10 +1,16 @@
 //! The dequeue client against an arbitrary server: greeting, EHLO (multi-line, keywords),
-//! optionally STARTTLS and AUTH (the SASL challenges come from the server), then ETRN — the steps
-//! of `dequeue::negotiate` and `dequeue::etrn` — and every outcome rendered as the user sees it.
+//! optionally STARTTLS and AUTH (the SASL challenges come from the server), then ETRN or ATRN —
+//! the steps of `dequeue::negotiate`, `dequeue::etrn` and `dequeue::atrn` — and every outcome
+//! rendered as the user sees it.
 //!
-//! Header: [steps] [read size], then the server's bytes.
+//! The server is a loopback TCP socket (one listener per process) that writes the script and
+//! collects the client's commands.
+//!
+//! Header: [steps] [write size], then the server's bytes.
 #![no_main]
 
+use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
@@ -12,33 +18,63 @@ use postern_engine::dequeue::client::{ClientError, ClientOptions, SmtpClient};
 use postern_engine::dequeue::failure_outcome;
 use postern_engine::dequeue::reply::{atrn_meaning, etrn_meaning};
 use postern_engine::tls::TrustPolicy;
-use postern_fuzz::{Input, Scripted, check_commands, chunk_size, runtime};
+use postern_fuzz::{Input, check_commands, chunk_size, runtime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+fn listener() -> &'static (TcpListener, SocketAddr) {
+    static LISTENER: OnceLock<(TcpListener, SocketAddr)> = OnceLock::new();
+    LISTENER.get_or_init(|| {
+        runtime().block_on(async {
+            let l = TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a loopback port");
+            let addr = l.local_addr().expect("its address");
+            (l, addr)
+        })
+    })
+}
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);
     let steps = input.byte();
     let chunk = chunk_size(input.byte());
-    let (stream, written) = Scripted::new(input.rest().to_vec(), chunk);
+    let script = input.rest();
+    let (listener, addr) = listener();
     let opts = ClientOptions {
         host: "mail.isp.example".into(),
-        port: 25,
+        port: addr.port(),
         timeout: Duration::from_secs(30),
         helo_name: "gw.office.example".into(),
         trust: TrustPolicy::default(),
-        connect_addr: None,
+        connect_addr: Some(addr.ip()),
     };
     let label = opts.server();
-    runtime().block_on(async {
-        if let Err(e) = session(stream, &opts, steps).await {
+    let server = async {
+        let (mut sock, _) = listener.accept().await.expect("the client's connection");
+        let _ = sock.set_nodelay(true);
+        for piece in script.chunks(chunk.min(script.len().max(1))) {
+            if sock.write_all(piece).await.is_err() {
+                break;
+            }
+        }
+        let _ = sock.shutdown().await;
+        let mut commands = Vec::new();
+        let _ = sock.read_to_end(&mut commands).await;
+        commands
+    };
+    let client = async {
+        if let Err(e) = session(&opts, steps).await {
             let outcome = failure_outcome(&label, "office.example", &e);
             let _ = outcome.summary();
         }
-    });
-    check_commands(&written.lock().expect("not poisoned"));
+    };
+    let (commands, ()) = runtime().block_on(async { tokio::join!(server, client) });
+    check_commands(&commands);
 });
 
-async fn session(stream: Scripted, opts: &ClientOptions, steps: u8) -> Result<(), ClientError> {
-    let mut client = SmtpClient::over_stream(stream, opts).await?;
+async fn session(opts: &ClientOptions, steps: u8) -> Result<(), ClientError> {
+    let mut client = SmtpClient::connect(opts).await?;
     let caps = client.hello().await?.clone();
     let _ = (caps.size(), caps.params("ETRN"), caps.has("ATRN"));
     if steps & 1 != 0 && caps.has("STARTTLS") {
