@@ -3,6 +3,9 @@
 //! the steps of `dequeue::negotiate`, `dequeue::etrn` and `dequeue::atrn` — and every outcome
 //! rendered as the user sees it.
 //!
+//! After `250` to ATRN the connection is turned around into the inbound session, as
+//! `dequeue::atrn::run` does (the other target, atrn_turnaround, drives that session directly).
+//!
 //! The server is a loopback TCP socket (one listener per process) that writes the script and
 //! collects the client's commands.
 //!
@@ -17,6 +20,7 @@ use libfuzzer_sys::fuzz_target;
 use postern_engine::dequeue::client::{ClientError, ClientOptions, SmtpClient};
 use postern_engine::dequeue::failure_outcome;
 use postern_engine::dequeue::reply::{atrn_meaning, etrn_meaning};
+use postern_engine::smtp_server::session::{self, SessionInfo};
 use postern_engine::tls::TrustPolicy;
 use postern_fuzz::{Input, check_commands, chunk_size, runtime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,6 +92,9 @@ async fn session(opts: &ClientOptions, steps: u8) -> Result<(), ClientError> {
     if steps & 8 != 0 {
         let reply = client.command("ATRN office.example,branch.example").await?;
         let _ = atrn_meaning(&reply, "office.example,branch.example", "ATRN");
+        if reply.code == 250 {
+            turnaround(client, steps >> 4).await;
+        }
         return Ok(());
     }
     for domain in ["office.example", "#branch.example"] {
@@ -100,4 +107,24 @@ async fn session(opts: &ClientOptions, steps: u8) -> Result<(), ClientError> {
     }
     client.quit().await;
     Ok(())
+}
+
+/// What `dequeue::atrn::run` does after `250`: the connection, with the bytes the client had
+/// already read, becomes an inbound session.
+async fn turnaround(client: SmtpClient, limits: u8) {
+    let tls = client.is_tls();
+    let peer = client.peer_addr();
+    let (conn, already_read) = client.into_parts();
+    let mut settings = postern_fuzz::settings(limits);
+    settings.idle_timeout = Duration::from_secs(30);
+    settings.session_timeout = Some(Duration::from_secs(2 * 3600));
+    let ctx = postern_fuzz::context(settings);
+    let (_keep_open, never) = tokio::sync::watch::channel(false);
+    let info = SessionInfo {
+        peer,
+        tls,
+        via: "atrn",
+    };
+    let summary = session::run(conn, already_read, info, &ctx, never).await;
+    postern_fuzz::check_store(summary.accepted);
 }

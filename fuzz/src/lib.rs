@@ -162,7 +162,8 @@ fn known_issue_echoed_command(body: &[u8]) -> bool {
     !strict && body.starts_with(b"502 5.5.1 ") && body.ends_with(b" is not implemented here")
 }
 
-/// What a client writes must be command lines ending in CRLF, with no CR or LF inside.
+/// What a client writes must be command lines ending in CRLF, with no CR or LF inside (after an
+/// ATRN turnaround, the replies of our session follow on the same connection).
 pub fn check_commands(out: &[u8]) {
     for line in out.split_inclusive(|&b| b == b'\n') {
         let shown = String::from_utf8_lossy(line);
@@ -170,8 +171,8 @@ pub fn check_commands(out: &[u8]) {
             .strip_suffix(b"\r\n")
             .unwrap_or_else(|| panic!("command line without CRLF: {shown:?}"));
         assert!(
-            !body.contains(&b'\r'),
-            "bare CR inside a command: {shown:?}"
+            !body.contains(&b'\r') || known_issue_echoed_command(body),
+            "bare CR inside a line: {shown:?}"
         );
     }
 }
@@ -273,17 +274,17 @@ pub fn run_session<S: AsyncRead + AsyncWrite + Unpin>(
     info: SessionInfo,
     ctx: &SessionContext,
 ) -> SessionSummary {
-    let store = store();
     let (_keep, shutdown) = tokio::sync::watch::channel(false);
     let summary = runtime().block_on(session::run(stream, initial, info, ctx, shutdown));
     check_replies(&written.lock().expect("not poisoned"));
-    check_store(store, summary.accepted);
+    check_store(summary.accepted);
     summary
 }
 
 /// Every message answered 250 is in new/, nothing is left behind in tmp/; then new/ is emptied
 /// for the next iteration.
-fn check_store(store: &Store, accepted: u32) {
+pub fn check_store(accepted: u32) {
+    let store = store();
     let left: Vec<_> = std::fs::read_dir(&store.tmp)
         .expect("tmp/")
         .map(|e| e.expect("entry").path())
