@@ -15,7 +15,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-TARGETS=(smtp_session atrn_turnaround dequeue_client config_text config_structured)
+TARGETS=(smtp_session atrn_turnaround dequeue_client data_phase config_text config_structured)
 # Release with overflow checks; no AddressSanitizer: the engine forbids unsafe code, and ASan
 # costs three quarters of the speed.
 BUILD_FLAGS=(-O --debug-assertions --sanitizer none)

@@ -6,14 +6,9 @@
 //! After `250` to ATRN the connection is turned around into the inbound session, as
 //! `dequeue::atrn::run` does (the other target, atrn_turnaround, drives that session directly).
 //!
-//! The server is a loopback TCP socket (one listener per process) that writes the script and
-//! collects the client's commands.
-//!
-//! Header: [steps] [write size], then the server's bytes.
+//! Header: [steps] [read size], then the server's bytes.
 #![no_main]
 
-use std::net::SocketAddr;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
@@ -22,63 +17,33 @@ use postern_engine::dequeue::failure_outcome;
 use postern_engine::dequeue::reply::{atrn_meaning, etrn_meaning};
 use postern_engine::smtp_server::session::{self, SessionInfo};
 use postern_engine::tls::TrustPolicy;
-use postern_fuzz::{Input, check_commands, chunk_size, runtime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-fn listener() -> &'static (TcpListener, SocketAddr) {
-    static LISTENER: OnceLock<(TcpListener, SocketAddr)> = OnceLock::new();
-    LISTENER.get_or_init(|| {
-        runtime().block_on(async {
-            let l = TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("a loopback port");
-            let addr = l.local_addr().expect("its address");
-            (l, addr)
-        })
-    })
-}
+use postern_fuzz::{Input, Scripted, check_commands, chunk_size, runtime};
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);
     let steps = input.byte();
     let chunk = chunk_size(input.byte());
-    let script = input.rest();
-    let (listener, addr) = listener();
+    let (stream, written) = Scripted::new(input.rest().to_vec(), chunk);
     let opts = ClientOptions {
         host: "mail.isp.example".into(),
-        port: addr.port(),
+        port: 25,
         timeout: Duration::from_secs(30),
         helo_name: "gw.office.example".into(),
         trust: TrustPolicy::default(),
-        connect_addr: Some(addr.ip()),
+        connect_addr: None,
     };
     let label = opts.server();
-    let server = async {
-        let (mut sock, _) = listener.accept().await.expect("the client's connection");
-        let _ = sock.set_nodelay(true);
-        for piece in script.chunks(chunk.min(script.len().max(1))) {
-            if sock.write_all(piece).await.is_err() {
-                break;
-            }
-        }
-        let _ = sock.shutdown().await;
-        let mut commands = Vec::new();
-        let _ = sock.read_to_end(&mut commands).await;
-        commands
-    };
-    let client = async {
-        if let Err(e) = session(&opts, steps).await {
+    runtime().block_on(async {
+        if let Err(e) = session(stream, &opts, steps).await {
             let outcome = failure_outcome(&label, "office.example", &e);
             let _ = outcome.summary();
         }
-    };
-    let (commands, ()) = runtime().block_on(async { tokio::join!(server, client) });
-    check_commands(&commands);
+    });
+    check_commands(&written.lock().expect("not poisoned"));
 });
 
-async fn session(opts: &ClientOptions, steps: u8) -> Result<(), ClientError> {
-    let mut client = SmtpClient::connect(opts).await?;
+async fn session(stream: Scripted, opts: &ClientOptions, steps: u8) -> Result<(), ClientError> {
+    let mut client = SmtpClient::over_stream(stream, opts).await?;
     let caps = client.hello().await?.clone();
     let _ = (caps.size(), caps.params("ETRN"), caps.has("ATRN"));
     if steps & 1 != 0 && caps.has("STARTTLS") {

@@ -236,9 +236,9 @@ pub fn settings(b: u8) -> ServerSettings {
         max_message_size: [64, 1024, 50 * 1024 * 1024, 0][(b & 3) as usize],
         max_recipients: if b & 4 == 0 { 100 } else { 2 },
         max_errors: if b & 8 == 0 { 20 } else { 3 },
-        idle_timeout: Duration::from_secs(300),
-        max_connections: 10,
+        max_junk_commands: if b & 16 == 0 { 20 } else { 2 },
         session_timeout: None,
+        ..ServerSettings::default()
     }
 }
 
@@ -248,6 +248,7 @@ pub fn context(settings: ServerSettings) -> SessionContext {
         settings,
         delivery: store.delivery.clone(),
         events: store.events.clone(),
+        tls: None,
     }
 }
 
