@@ -77,7 +77,7 @@ smoke)
             tail -n 60 "$scratch/$t.log"
             exit 1
         fi
-        grep -E '^#[0-9]+ +DONE|^stat::average_exec_per_sec' "$scratch/$t.log"
+        grep -E '^#[0-9]+[[:space:]]+DONE|^stat::average_exec_per_sec' "$scratch/$t.log"
     done
     ;;
 cmin)
