@@ -199,6 +199,75 @@ fn no_smuggled_transaction_reaches_a_real_postfix_office_server_and_the_message_
     );
 }
 
+/// Every CR followed by LF and every LF preceded by CR.
+fn only_crlf(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().all(|(i, b)| match b {
+        b'\r' => bytes.get(i + 1) == Some(&b'\n'),
+        b'\n' => i > 0 && bytes[i - 1] == b'\r',
+        _ => true,
+    })
+}
+
+#[test]
+fn what_postern_stores_has_no_bare_cr_or_lf_and_a_hidden_dot_is_content() {
+    let maildir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let listen = free_addr();
+    let cfg = config(
+        state.path(),
+        listen,
+        &format!("maildir:{}", maildir.path().display()),
+        "",
+    );
+    let _postern = Posternd::run(&cfg, listen).unwrap();
+
+    for (i, (name, before, after)) in SHAPES.iter().enumerate() {
+        let content = format!(
+            "Subject: stored shape {i}\r\n\r\nbare LF\nbare CR\rHello{before}.{after}\
+             MAIL FROM:<ceo@office.test>\r\nRCPT TO:<victim@outside.example>\r\nDATA\r\n\
+             hidden {i}\r\n"
+        );
+        let mut s = Transcript::connect(listen).unwrap();
+        s.ehlo("attacker.example").unwrap();
+        s.expect("MAIL FROM:<alice@example.net>", 250).unwrap();
+        s.expect("RCPT TO:<user@office.test>", 250).unwrap();
+        s.expect("DATA", 354).unwrap();
+        let mut wire = content.into_bytes();
+        wire.extend_from_slice(b".\r\n");
+        s.send_raw(&wire).unwrap();
+        let reply = s.read_reply().unwrap();
+        // Nothing after the real end of data was taken as commands: the session is in step.
+        let after_data = s.cmd("NOOP").unwrap();
+        assert_eq!(reply.code, 250, "shape {name}: {}", s.transcript());
+        assert_eq!(after_data.code, 250, "shape {name}: {}", s.transcript());
+        s.quit();
+    }
+
+    let stored = read_maildir(maildir.path());
+    assert_eq!(
+        stored.len(),
+        SHAPES.len(),
+        "one message per shape, none smuggled"
+    );
+    for (i, (name, _, _)) in SHAPES.iter().enumerate() {
+        let subject = format!("Subject: stored shape {i}\r\n");
+        let message = stored
+            .iter()
+            .find(|m| String::from_utf8_lossy(m).contains(&subject))
+            .unwrap_or_else(|| panic!("shape {name}: not stored"));
+        let text = String::from_utf8_lossy(message);
+        assert!(
+            only_crlf(message),
+            "shape {name}: a bare CR or LF stored: {text:?}"
+        );
+        assert!(
+            text.contains(&format!("hidden {i}\r\n"))
+                && text.contains("MAIL FROM:<ceo@office.test>"),
+            "shape {name}: the hidden part is content: {text:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // §2 every wait bounded as a whole
 
