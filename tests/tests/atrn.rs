@@ -54,9 +54,11 @@ impl Office {
                 idle_timeout: Duration::from_secs(30),
                 max_connections: 4,
                 session_timeout: None,
+                ..ServerSettings::default()
             },
             delivery: Delivery::Maildir(Maildir::open(dir.path(), "office-gw.test").unwrap()),
             events,
+            tls: None,
         };
         Office {
             dir,

@@ -84,6 +84,8 @@ pub enum StartError {
     Listen(#[from] ListenError),
     #[error("cannot prepare the delivery target: {0}. Fix [inbound] deliver in postern.toml")]
     Delivery(#[from] DeliverError),
+    #[error(transparent)]
+    InboundTls(#[from] crate::smtp_server::tls::InboundTlsError),
 }
 
 pub struct EngineHandle {
@@ -180,7 +182,7 @@ pub async fn start_with_link(
     events: EventSender,
     link: LinkMonitor,
 ) -> Result<EngineHandle, StartError> {
-    let ctx = Arc::new(SessionContext::from_config(&config, events.clone())?);
+    let ctx = Arc::new(SessionContext::from_config(&config, events.clone())?.with_tls(&config)?);
     let (inbound, sessions) = Inbound::bind(&config.inbound.listen, ctx.clone()).await?;
     let local_addrs = inbound.local_addrs();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -35,6 +35,8 @@ pub enum ReloadError {
         "cannot prepare the delivery target: {0}. Fix [inbound] deliver; nothing changed: the old configuration stays in force"
     )]
     Delivery(#[from] DeliverError),
+    #[error("{0}; nothing changed: the old configuration stays in force")]
+    InboundTls(#[from] crate::smtp_server::tls::InboundTlsError),
     #[error("the engine has stopped, so there is nothing to reload: start it again")]
     EngineGone,
 }
@@ -213,7 +215,8 @@ impl Reconfigurer {
         let mut inbound = self.inbound.lock().await;
         // Sockets first: closing them again undoes them, a created Maildir folder stays.
         let rebind = inbound.prepare(&config.inbound.listen).await?;
-        let ctx = Arc::new(SessionContext::from_config(config, self.events.clone())?);
+        let ctx =
+            Arc::new(SessionContext::from_config(config, self.events.clone())?.with_tls(config)?);
         let moved = inbound.configured() != config.inbound.listen;
         inbound.switch(rebind, ctx.clone()).await;
         let old = self.dequeuer.get();
