@@ -6,7 +6,7 @@ CARGO_TARGET_DIR ?= target
 CONFIG := $(or $(POSTERN_CONFIG),$(or $(XDG_CONFIG_HOME),$(HOME)/.config)/org.postern.Postern/postern.toml)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run package test test-deps lint bench
+.PHONY: help build run package test test-deps lint bench fuzz
 
 # The desktop app's frontend; npm ci only when the lock file changed.
 UI_DEPS := ui/node_modules/.package-lock.json
@@ -25,6 +25,8 @@ help:
 	@echo "  make lint    rustfmt check and clippy with warnings as errors"
 	@echo "  make bench   measure Postern beside Postfix and smtp-sink, and the desktop app"
 	@echo "               (root, ~8 min); writes BENCHMARKS.md"
+	@echo "  make fuzz    fuzz every target (cargo-fuzz, installed when missing) for FUZZ_SECONDS"
+	@echo "               each (default 300), or FUZZ_RUNS executions each; docs/reliability.md"
 
 build: $(UI_DEPS)
 	cd ui && npm run build
@@ -64,6 +66,8 @@ test: test-deps $(UI_DEPS)
 	# The real app in real windows: the wizard against a private Postfix, then the tray.
 	dbus-run-session -- xvfb-run -a -s "-screen 0 1280x900x24" /usr/bin/python3 src-tauri/tests/native_e2e.py \
 	  $(CARGO_TARGET_DIR)/debug/postern $(CARGO_TARGET_DIR)/debug/postfix-queue
+	# About 10 s of each fuzz target from its committed corpus (the corpus stays as it is).
+	bash scripts/fuzz.sh smoke
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -80,3 +84,7 @@ bench: test-deps $(UI_DEPS)
 	POSTERND_BIN="$(abspath $(CARGO_TARGET_DIR))/release/posternd" \
 	  $(CARGO_TARGET_DIR)/release/postern-bench --out BENCHMARKS.md \
 	  --app "$(abspath $(CARGO_TARGET_DIR))/release/postern" $${link_test:+--link-test "$$link_test"}
+
+# Fuzzing (docs/reliability.md): grows fuzz/corpus/; minimise with `scripts/fuzz.sh cmin`.
+fuzz:
+	FUZZ_SECONDS="$(FUZZ_SECONDS)" FUZZ_RUNS="$(FUZZ_RUNS)" bash scripts/fuzz.sh run $(FUZZ_TARGETS)
