@@ -31,6 +31,7 @@ pub mod secrets;
 /// The application identifier; also the name of the config folder.
 pub const BUNDLE_ID: &str = "org.postern.Postern";
 pub mod api;
+pub mod control;
 pub mod deliver;
 pub mod dequeue;
 pub mod events;
