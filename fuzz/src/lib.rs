@@ -131,7 +131,7 @@ pub fn check_replies(out: &[u8]) {
             .strip_suffix(b"\r\n")
             .unwrap_or_else(|| panic!("reply line without CRLF: {shown:?}"));
         assert!(
-            !body.contains(&b'\r') || known_issue_echoed_command(body),
+            !body.contains(&b'\r'),
             "bare CR inside a reply line: {shown:?}"
         );
         assert!(
@@ -152,16 +152,6 @@ pub fn check_replies(out: &[u8]) {
     assert!(open.is_none(), "the last reply is left open");
 }
 
-/// Found by this fuzzer, to be fixed in smtp_server/session.rs: the 502 for a command we do not
-/// implement echoes the command word, a bare CR included (`EX\rPN`), see
-/// fuzz/regressions/smtp_session/. Tolerated so the fuzzer can look further, except with
-/// POSTERN_FUZZ_STRICT=1 (`scripts/fuzz.sh regressions`); remove once fixed.
-fn known_issue_echoed_command(body: &[u8]) -> bool {
-    static STRICT: OnceLock<bool> = OnceLock::new();
-    let strict = *STRICT.get_or_init(|| std::env::var_os("POSTERN_FUZZ_STRICT").is_some());
-    !strict && body.starts_with(b"502 5.5.1 ") && body.ends_with(b" is not implemented here")
-}
-
 /// What a client writes must be command lines ending in CRLF, with no CR or LF inside (after an
 /// ATRN turnaround, the replies of our session follow on the same connection).
 pub fn check_commands(out: &[u8]) {
@@ -170,10 +160,7 @@ pub fn check_commands(out: &[u8]) {
         let body = line
             .strip_suffix(b"\r\n")
             .unwrap_or_else(|| panic!("command line without CRLF: {shown:?}"));
-        assert!(
-            !body.contains(&b'\r') || known_issue_echoed_command(body),
-            "bare CR inside a line: {shown:?}"
-        );
+        assert!(!body.contains(&b'\r'), "bare CR inside a line: {shown:?}");
     }
 }
 
