@@ -57,6 +57,7 @@ impl Office {
             },
             delivery: Delivery::Maildir(Maildir::open(dir.path(), "office-gw.test").unwrap()),
             events,
+            arrivals: None,
         };
         Office {
             dir,

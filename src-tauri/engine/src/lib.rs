@@ -26,6 +26,7 @@
 pub mod config;
 pub mod config_store;
 pub mod mx;
+pub mod outcome;
 pub mod secrets;
 
 /// The application identifier; also the name of the config folder.

@@ -312,9 +312,10 @@ async fn reload_from_file(arg: &ConfigArg, reloader: &api::Reloader, events: &ev
     let (config, secrets) = match load_with_secrets(arg).await {
         Ok(loaded) => loaded,
         Err(e) => {
-            tracing::error!("the configuration was not reloaded: {e}");
+            let message = postern_engine::reload::not_reloaded(&e);
+            tracing::error!("{message}");
             let _ = events.send(events::Event::Warning {
-                message: format!("the configuration was not reloaded: {e}"),
+                message,
                 fix: Some(
                     "correct the file and send SIGHUP again; until then the old configuration stays in force"
                         .into(),
@@ -416,11 +417,7 @@ fn turnaround_context(config: &Config) -> Result<Option<Arc<SessionContext>>, St
     let (events, _) = events::channel();
     SessionContext::from_config(config, events)
         .map(|c| Some(Arc::new(c)))
-        .map_err(|e| {
-            format!(
-                "cannot prepare the delivery target: {e}. Fix [inbound] deliver in postern.toml"
-            )
-        })
+        .map_err(|e| api::StartError::Delivery(e).to_string())
 }
 
 fn config_check(arg: &ConfigArg, json: bool) -> ExitCode {

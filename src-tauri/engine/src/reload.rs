@@ -16,12 +16,11 @@ use tokio::sync::{Mutex, oneshot};
 
 use crate::config::{Config, ConfigError, QueueServer};
 use crate::deliver::DeliverError;
-use crate::dequeue::reply::Outcome;
-use crate::dequeue::{self, DequeueContext};
-use crate::events::{Event, EventSender};
+use crate::dequeue::{self, DequeueContext, Dequeuer};
+use crate::events::{ArrivalSender, Event, EventSender};
+use crate::outcome::Outcome;
 use crate::secrets::SecretStore;
 use crate::smtp_server::{Inbound, RebindError, SessionContext};
-use crate::supervisor::Dequeuer;
 
 /// Why a reload did not happen. In every case nothing changed: the old configuration stays in
 /// force.
@@ -48,12 +47,17 @@ pub struct Reloaded {
     pub listening: Vec<SocketAddr>,
 }
 
-/// A reload on its way to the supervisor; `reply` is `None` for [`crate::api::Command::Reload`],
+/// A reload on its way to the supervisor; `reply` is `None` for [`crate::supervisor::Command::Reload`],
 /// whose result is only reported as an event.
 pub struct ReloadRequest {
     pub(crate) config: Box<Config>,
     pub(crate) secrets: Option<Arc<dyn SecretStore>>,
     pub(crate) reply: Option<oneshot::Sender<Result<Reloaded, ReloadError>>>,
+}
+
+/// The warning (log line and event) when a new configuration did not take.
+pub fn not_reloaded(error: &dyn std::fmt::Display) -> String {
+    format!("the configuration was not reloaded: {error}")
 }
 
 /// Checks `config` exactly as a load of the file would (it may have been built in code).
@@ -150,9 +154,6 @@ pub fn changes(old: &Config, new: &Config) -> Vec<String> {
             humantime::format_duration(new.link.connect_back_timeout)
         ));
     }
-    if old.dns != new.dns {
-        out.push("DNS servers changed".into());
-    }
     if old.outbound != new.outbound {
         out.push("[outbound] changed".into());
     }
@@ -200,6 +201,7 @@ pub struct Reconfigurer {
     pub(crate) inbound: Mutex<Inbound>,
     pub(crate) dequeuer: Arc<SwappableDequeuer>,
     pub(crate) events: EventSender,
+    pub(crate) arrivals: Option<ArrivalSender>,
 }
 
 impl Reconfigurer {
@@ -213,7 +215,10 @@ impl Reconfigurer {
         let mut inbound = self.inbound.lock().await;
         // Sockets first: closing them again undoes them, a created Maildir folder stays.
         let rebind = inbound.prepare(&config.inbound.listen).await?;
-        let ctx = Arc::new(SessionContext::from_config(config, self.events.clone())?);
+        let ctx = Arc::new(
+            SessionContext::from_config(config, self.events.clone())?
+                .with_arrivals(self.arrivals.clone()),
+        );
         let moved = inbound.configured() != config.inbound.listen;
         inbound.switch(rebind, ctx.clone()).await;
         let old = self.dequeuer.get();

@@ -46,6 +46,7 @@ impl Harness {
             settings,
             delivery: Delivery::Maildir(maildir),
             events,
+            arrivals: None,
         });
         let (client, server) = tokio::io::duplex(1 << 20);
         let (_tx, rx) = tokio::sync::watch::channel(false);

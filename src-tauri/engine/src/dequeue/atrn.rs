@@ -119,6 +119,7 @@ pub async fn run(
         settings,
         delivery: inbound.delivery.clone(),
         events: inbound.events.clone(),
+        arrivals: inbound.arrivals.clone(),
     });
     let (_keep_open, never) = tokio::sync::watch::channel(false);
     let info = SessionInfo {

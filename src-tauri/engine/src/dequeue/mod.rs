@@ -13,12 +13,14 @@ pub mod sasl;
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+
 use crate::config::{Protocol, QueueServer, TlsMode};
+use crate::outcome::{Disposition, Outcome};
 use crate::secrets::SecretStore;
 use crate::smtp_server::SessionContext;
 use crate::tls::TrustPolicy;
 use client::{ClientError, ClientOptions, SmtpClient};
-use reply::{Disposition, Outcome};
 
 /// What a dequeue needs besides the server entry.
 #[derive(Clone)]
@@ -30,9 +32,33 @@ pub struct DequeueContext {
     pub inbound: Option<Arc<SessionContext>>,
 }
 
-/// `host:port` as shown to users.
+/// `host:port` as shown to users (an IPv6 host in brackets).
 pub fn server_label(server: &QueueServer) -> String {
-    client_options(server, "").server()
+    if server.host.contains(':') {
+        format!("[{}]:{}", server.host, server.port)
+    } else {
+        format!("{}:{}", server.host, server.port)
+    }
+}
+
+/// Runs a dequeue; the real one is [`DequeueContext`], tests script their own.
+pub trait Dequeuer: Send + Sync + 'static {
+    fn dequeue(
+        &self,
+        server: QueueServer,
+        domains: Vec<String>,
+    ) -> BoxFuture<'static, Vec<Outcome>>;
+}
+
+impl Dequeuer for DequeueContext {
+    fn dequeue(
+        &self,
+        server: QueueServer,
+        domains: Vec<String>,
+    ) -> BoxFuture<'static, Vec<Outcome>> {
+        let ctx = self.clone();
+        Box::pin(async move { dequeue(&server, &domains, &ctx).await })
+    }
 }
 
 pub fn client_options(server: &QueueServer, helo_name: &str) -> ClientOptions {
