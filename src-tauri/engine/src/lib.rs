@@ -28,6 +28,7 @@ pub mod config_store;
 pub mod mx;
 pub mod outcome;
 pub mod secrets;
+pub mod setup;
 
 /// The application identifier; also the name of the config folder.
 pub const BUNDLE_ID: &str = "org.postern.Postern";
@@ -36,6 +37,7 @@ pub mod deliver;
 pub mod dequeue;
 pub mod events;
 pub mod link;
+pub mod notify;
 pub mod reload;
 pub mod smtp_server;
 pub mod supervisor;

@@ -7,9 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Command, Status};
-use crate::dequeue::reply::Disposition;
 use crate::link::LinkState;
+use crate::outcome::Disposition;
+use crate::supervisor::{Command, Status};
 
 /// The tray icon (files `icons/tray/<name>.png`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,17 +21,6 @@ pub enum TrayIcon {
     Busy,
     /// The last dequeue had an error or a warning.
     Attention,
-}
-
-impl TrayIcon {
-    pub fn file_name(self) -> &'static str {
-        match self {
-            TrayIcon::Offline => "offline.png",
-            TrayIcon::Online => "online.png",
-            TrayIcon::Busy => "busy.png",
-            TrayIcon::Attention => "attention.png",
-        }
-    }
 }
 
 /// A menu entry's identity; also the native menu item id (`snake_case`).
@@ -311,8 +300,8 @@ impl TrayView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ServerStatus;
-    use crate::dequeue::reply::Outcome;
+    use crate::outcome::Outcome;
+    use crate::supervisor::ServerStatus;
 
     fn outcome(code: Option<u16>, disposition: Disposition, meaning: &str) -> Outcome {
         Outcome {
