@@ -31,7 +31,7 @@ pub struct Deps {
 pub enum StartError {
     #[error(transparent)]
     Listen(#[from] ListenError),
-    #[error("cannot prepare the delivery target: {0}. Fix [inbound] deliver in postern.toml")]
+    #[error("{} in postern.toml", crate::reload::cannot_prepare(.0))]
     Delivery(#[from] DeliverError),
 }
 
@@ -141,18 +141,7 @@ pub async fn start_with_link(
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let (status_tx, status_rx) = watch::channel(Status::default());
 
-    tracing::info!(
-        "listening on {} and delivering to {}",
-        local_addrs
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        ctx.delivery.describe()
-    );
-    let _ = events.send(Event::Listening {
-        addresses: local_addrs.iter().map(|a| a.to_string()).collect(),
-    });
+    crate::reload::report_listening(&events, &local_addrs, &ctx, true);
     let dequeuer = Arc::new(SwappableDequeuer::new(DequeueContext {
         helo_name: config.inbound.hostname.clone(),
         secrets: deps.secrets,

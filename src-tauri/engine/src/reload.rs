@@ -1,4 +1,4 @@
-//! Applying a new configuration to a running engine (design.md §2, `Reload(Config)`).
+//! Applying a new configuration to a running engine (`Command::Reload`, see docs/architecture.md).
 //!
 //! A reload is all or nothing. The supervisor checks the new configuration, then asks the
 //! [`Reconfigurer`] to prepare the parts that can fail — the delivery target, and the sockets
@@ -31,11 +31,17 @@ pub enum ReloadError {
     #[error("{0}. Nothing changed: the old configuration stays in force")]
     Listen(#[from] RebindError),
     #[error(
-        "cannot prepare the delivery target: {0}. Fix [inbound] deliver; nothing changed: the old configuration stays in force"
+        "{}; nothing changed: the old configuration stays in force",
+        cannot_prepare(.0)
     )]
     Delivery(#[from] DeliverError),
     #[error("the engine has stopped, so there is nothing to reload: start it again")]
     EngineGone,
+}
+
+/// The start of every message about a delivery target that cannot be used.
+pub fn cannot_prepare(error: &DeliverError) -> String {
+    format!("cannot prepare the delivery target: {error}. Fix [inbound] deliver")
 }
 
 /// A reload that happened.
@@ -53,6 +59,25 @@ pub struct ReloadRequest {
     pub(crate) config: Box<Config>,
     pub(crate) secrets: Option<Arc<dyn SecretStore>>,
     pub(crate) reply: Option<oneshot::Sender<Result<Reloaded, ReloadError>>>,
+}
+
+/// Logs where the inbound listener is and where its mail goes (at start and after every
+/// reload); `announce`: also sends the `Listening` event (at start, and when the addresses moved).
+pub(crate) fn report_listening(
+    events: &EventSender,
+    addresses: &[SocketAddr],
+    ctx: &SessionContext,
+    announce: bool,
+) {
+    let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+    tracing::info!(
+        "listening on {} and delivering to {}",
+        addresses.join(", "),
+        ctx.delivery.describe()
+    );
+    if announce {
+        let _ = events.send(Event::Listening { addresses });
+    }
 }
 
 /// The warning (log line and event) when a new configuration did not take.
@@ -228,20 +253,7 @@ impl Reconfigurer {
             inbound: Some(ctx.clone()),
         });
         let listening = inbound.local_addrs();
-        if moved {
-            let _ = self.events.send(Event::Listening {
-                addresses: listening.iter().map(|a| a.to_string()).collect(),
-            });
-        }
-        tracing::info!(
-            "listening on {} and delivering to {}",
-            listening
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            ctx.delivery.describe()
-        );
+        report_listening(&self.events, &listening, &ctx, moved);
         Ok(listening)
     }
 

@@ -2,10 +2,11 @@
 //!
 //! Every answer to ETRN (RFC 1985) or to the steps before it becomes an [`Outcome`]: the code
 //! and the server's own text, a plain-language meaning, a suggested fix and a [`Disposition`]
-//! that tells the supervisor whether to retry. The quirks of real servers (design.md §4) are
-//! recognised from their texts: Postfix answers `250 Queuing started` whether or not mail waits
-//! and `459 <d>: service unavailable` for a domain outside fast_flush_domains; Exim wants
-//! `ETRN #domain` and says so with `501 argument must begin with #`.
+//! that tells the supervisor whether to retry. The quirks of real servers (docs/architecture.md,
+//! "Protocol facts") are recognised from their texts: Postfix answers `250 Queuing started`
+//! whether or not mail waits and `459 <d>: service unavailable` for a domain outside
+//! fast_flush_domains; Exim wants `ETRN #domain` and says so with `501 argument must begin
+//! with #`.
 
 use serde::{Deserialize, Serialize};
 
