@@ -54,10 +54,12 @@ impl Office {
                 idle_timeout: Duration::from_secs(30),
                 max_connections: 4,
                 session_timeout: None,
+                ..ServerSettings::default()
             },
             delivery: Delivery::Maildir(Maildir::open(dir.path(), "office-gw.test").unwrap()),
             events,
             arrivals: None,
+            tls: None,
         };
         Office {
             dir,

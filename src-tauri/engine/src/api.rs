@@ -33,6 +33,8 @@ pub enum StartError {
     Listen(#[from] ListenError),
     #[error("{} in postern.toml", crate::reload::cannot_prepare(.0))]
     Delivery(#[from] DeliverError),
+    #[error(transparent)]
+    InboundTls(#[from] crate::smtp_server::tls::InboundTlsError),
 }
 
 pub struct EngineHandle {
@@ -132,6 +134,7 @@ pub async fn start_with_link(
     let (arrivals_tx, arrivals) = mpsc::unbounded_channel();
     let ctx = Arc::new(
         SessionContext::from_config(&config, events.clone())?
+            .with_tls(&config)?
             .with_arrivals(Some(arrivals_tx.clone())),
     );
     let (inbound, sessions) = Inbound::bind(&config.inbound.listen, ctx.clone()).await?;

@@ -33,6 +33,25 @@ pub struct Config {
     /// Read by the tray app only; absent in older files and front ends.
     #[serde(default)]
     pub desktop: Desktop,
+    /// Where Postern keeps its own files (the inbound certificate, later the spool and the
+    /// journal). Extension; default [`default_state_dir`].
+    #[serde(
+        default = "default_state_dir",
+        skip_serializing_if = "is_default_state_dir"
+    )]
+    pub state_dir: PathBuf,
+}
+
+fn is_default_state_dir(path: &Path) -> bool {
+    path == default_state_dir()
+}
+
+/// The OS's per-user state folder for Postern (`~/.local/state/org.postern.Postern` on Linux).
+pub fn default_state_dir() -> PathBuf {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(crate::BUNDLE_ID)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,11 +198,52 @@ pub struct Inbound {
     pub hostname: String,
     /// Extension; default 50 MiB. Written in the file as bytes or with a K/M/G suffix.
     pub max_message_size: u64,
-    /// Extension; default 20 concurrent sessions.
+    /// Extension; default 50 concurrent sessions.
     pub max_connections: usize,
-    /// Extension; default 5 min (RFC 5321 4.5.3.2 server timeout).
+    /// Extension; default 5 min (RFC 5321 4.5.3.2 server timeout). Bounds each command line
+    /// as a whole and each wait inside DATA.
     #[serde(with = "humantime_serde_compat")]
     pub idle_timeout: Duration,
+    /// Extension; default 20 sessions at a time from one client address.
+    #[serde(default = "defaults::max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Extension; default 100 NOOP, RSET, VRFY, EXPN or HELP per session (counted from the last
+    /// message accepted); then the session is closed.
+    #[serde(default = "defaults::max_junk_commands")]
+    pub max_junk_commands: u32,
+    /// Extension; default 1 h: a session is closed at the next command after this long.
+    #[serde(
+        default = "defaults::max_session_time",
+        with = "humantime_serde_compat"
+    )]
+    pub max_session_time: Duration,
+    /// The certificate (PEM chain) and key for STARTTLS; without them a self-signed pair is
+    /// made in the state folder at first start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Defaults of the `[inbound]` extensions, shared by the validator and serde.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// Postfix's default parallel deliveries to one destination: a queuing server never
+    /// needs more, and the rest of `max_connections` stays free for everyone else.
+    pub const MAX_CONNECTIONS_PER_CLIENT: usize = 20;
+    pub const MAX_JUNK_COMMANDS: u32 = 100;
+    pub const MAX_SESSION_TIME: Duration = Duration::from_secs(3600);
+
+    pub fn max_connections_per_client() -> usize {
+        MAX_CONNECTIONS_PER_CLIENT
+    }
+    pub fn max_junk_commands() -> u32 {
+        MAX_JUNK_COMMANDS
+    }
+    pub fn max_session_time() -> Duration {
+        MAX_SESSION_TIME
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -35,6 +35,8 @@ pub enum ReloadError {
         cannot_prepare(.0)
     )]
     Delivery(#[from] DeliverError),
+    #[error("{0}; nothing changed: the old configuration stays in force")]
+    InboundTls(#[from] crate::smtp_server::tls::InboundTlsError),
     #[error("the engine has stopped, so there is nothing to reload: start it again")]
     EngineGone,
 }
@@ -242,6 +244,7 @@ impl Reconfigurer {
         let rebind = inbound.prepare(&config.inbound.listen).await?;
         let ctx = Arc::new(
             SessionContext::from_config(config, self.events.clone())?
+                .with_tls(config)?
                 .with_arrivals(self.arrivals.clone()),
         );
         let moved = inbound.configured() != config.inbound.listen;

@@ -42,26 +42,49 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the client configuration for `policy`.
-pub fn client_config(policy: &TrustPolicy) -> Result<Arc<ClientConfig>, TlsSetupError> {
+/// The certificate a server showed in the last handshake, kept so that a verification failure
+/// can name its fingerprint (and the `tls_fingerprint` line that would pin it).
+#[derive(Debug, Clone, Default)]
+pub struct SeenCertificate(Arc<std::sync::Mutex<Option<Fingerprint>>>);
+
+impl SeenCertificate {
+    pub fn get(&self) -> Option<Fingerprint> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn set(&self, fp: Fingerprint) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(fp);
+    }
+}
+
+/// Builds the client configuration for `policy`; `seen` records the server's certificate.
+pub fn client_config(
+    policy: &TrustPolicy,
+    seen: &SeenCertificate,
+) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let provider = provider();
-    let verifier: Arc<dyn ServerCertVerifier> = match (&policy.fingerprint, &policy.ca_file) {
-        (Some(pin), _) => Arc::new(PinnedCertificate {
-            pin: *pin,
-            provider: provider.clone(),
-        }),
-        (None, Some(path)) => Arc::new(
-            rustls_platform_verifier::Verifier::new_with_extra_roots(
-                load_pem_certificates(path)?,
-                provider.clone(),
-            )
-            .map_err(|e| TlsSetupError::Verifier(e.to_string()))?,
-        ),
-        (None, None) => Arc::new(
+    let check: Check = match (&policy.fingerprint, &policy.ca_file) {
+        (Some(pin), _) => Check::Pins(vec![*pin]),
+        (None, Some(path)) => {
+            let extra = load_pem_certificates(path)?;
+            // A certificate in tls_ca that is the server's own is a pin: self-signed
+            // certificates made with `openssl req -x509` are marked CA:TRUE, and webpki
+            // refuses a CA certificate as the end entity (CaUsedAsEndEntity).
+            let pins = extra.iter().map(|c| fingerprint_of(c.as_ref())).collect();
+            let chain =
+                rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
+                    .map_err(|e| TlsSetupError::Verifier(e.to_string()))?;
+            Check::PinsOrChain(pins, Arc::new(chain))
+        }
+        (None, None) => Check::Chain(Arc::new(
             rustls_platform_verifier::Verifier::new(provider.clone())
                 .map_err(|e| TlsSetupError::Verifier(e.to_string()))?,
-        ),
+        )),
     };
+    let verifier = Arc::new(Verifier {
+        check,
+        provider: provider.clone(),
+        seen: seen.clone(),
+    });
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsSetupError::Verifier(e.to_string()))?
@@ -69,6 +92,17 @@ pub fn client_config(policy: &TrustPolicy) -> Result<Arc<ClientConfig>, TlsSetup
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// What "trusted" means for one connection.
+#[derive(Debug)]
+enum Check {
+    /// Exactly these certificates, whatever their chain, names or dates: the admin pinned them.
+    Pins(Vec<Fingerprint>),
+    /// A pinned certificate, or else a valid chain to the OS store or an extra root.
+    PinsOrChain(Vec<Fingerprint>, Arc<dyn ServerCertVerifier>),
+    /// A valid chain to the OS store.
+    Chain(Arc<dyn ServerCertVerifier>),
 }
 
 fn load_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
@@ -98,32 +132,42 @@ pub fn fingerprint_of(der: &[u8]) -> Fingerprint {
     Fingerprint(out)
 }
 
-/// Trusts exactly one certificate, whatever its chain, names or dates: the admin pinned it.
-/// Handshake signatures are still verified, so the peer must hold the certificate's key.
+/// Records the server's certificate, then applies the [`Check`]. Handshake signatures are
+/// always verified, so the peer must hold the certificate's key.
 #[derive(Debug)]
-struct PinnedCertificate {
-    pin: Fingerprint,
+struct Verifier {
+    check: Check,
     provider: Arc<CryptoProvider>,
+    seen: SeenCertificate,
 }
 
-impl ServerCertVerifier for PinnedCertificate {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let seen = fingerprint_of(end_entity.as_ref());
-        if seen == self.pin {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
-                "the server's certificate {seen} does not match the pinned tls_fingerprint {}",
-                self.pin
-            )))
-        }
+        self.seen.set(seen);
+        let chain = match &self.check {
+            Check::Pins(pins) => {
+                return if pins.contains(&seen) {
+                    Ok(ServerCertVerified::assertion())
+                } else {
+                    Err(rustls::Error::General(
+                        "the server's certificate does not match the pinned tls_fingerprint".into(),
+                    ))
+                };
+            }
+            Check::PinsOrChain(pins, _) if pins.contains(&seen) => {
+                return Ok(ServerCertVerified::assertion());
+            }
+            Check::PinsOrChain(_, chain) | Check::Chain(chain) => chain,
+        };
+        chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(

@@ -23,6 +23,7 @@ fn settings() -> ServerSettings {
         idle_timeout: Duration::from_secs(5),
         max_connections: 4,
         session_timeout: None,
+        ..ServerSettings::default()
     }
 }
 
@@ -39,6 +40,14 @@ impl Harness {
     }
 
     async fn start_with(settings: ServerSettings, initial: Vec<u8>) -> Harness {
+        Harness::start_full(settings, initial, None).await
+    }
+
+    async fn start_full(
+        settings: ServerSettings,
+        initial: Vec<u8>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let maildir = Maildir::open(dir.path(), "office-gw.test").unwrap();
         let (events, _) = events::channel();
@@ -47,6 +56,7 @@ impl Harness {
             delivery: Delivery::Maildir(maildir),
             events,
             arrivals: None,
+            tls,
         });
         let (client, server) = tokio::io::duplex(1 << 20);
         let (_tx, rx) = tokio::sync::watch::channel(false);
@@ -184,7 +194,7 @@ async fn relay_tricks_are_refused() {
         .await;
     s.cmd("RCPT TO:<elsewhere.test!victim@office.test>", "550 5.7.1")
         .await;
-    s.cmd("RCPT TO:<postmaster>", "550").await;
+    s.cmd("RCPT TO:<>", "5").await;
     s.cmd("DATA", "554").await;
     let (summary, stored) = s.quit().await;
     assert_eq!(summary.accepted, 0);
@@ -283,4 +293,151 @@ async fn commands_out_of_order_are_refused() {
     s.cmd("RSET", "250").await;
     s.cmd("STARTTLS", "502").await;
     s.quit().await;
+}
+
+#[tokio::test]
+async fn postmaster_without_a_domain_is_the_first_domains_postmaster() {
+    let mut s = Harness::start().await;
+    s.cmd("EHLO q", "250").await;
+    s.cmd("MAIL FROM:<a@example.net>", "250").await;
+    s.cmd("RCPT TO:<PostMaster>", "250").await;
+    s.cmd("DATA", "354").await;
+    s.send(b"Subject: hello\r\n\r\nhi\r\n.\r\n").await;
+    s.expect("250").await;
+    let (_, stored) = s.quit().await;
+    let text = String::from_utf8(stored[0].clone()).unwrap();
+    assert!(text.contains("for <postmaster@office.test>"), "{text}");
+}
+
+#[tokio::test]
+async fn smuggled_transactions_stay_text_of_one_message_with_crlf_line_ends() {
+    for shape in ["\n.\r\n", "\r.\r\n", "\n.\n", "\r\n.\n", "\r\n.\r"] {
+        let mut s = Harness::start().await;
+        s.cmd("EHLO q", "250").await;
+        s.cmd("MAIL FROM:<a@example.net>", "250").await;
+        s.cmd("RCPT TO:<user@office.test>", "250").await;
+        s.cmd("DATA", "354").await;
+        let data = format!(
+            "Subject: one\r\n\r\nbody{shape}MAIL FROM:<ceo@office.test>\r\n\
+             RCPT TO:<victim@office.test>\r\nDATA\r\nSubject: two\r\n\r\nhidden\r\n.\r\n"
+        );
+        s.send(data.as_bytes()).await;
+        s.expect("250 2.0.0").await;
+        // One message, one 250: the next reply is QUIT's.
+        let (summary, stored) = s.quit().await;
+        assert_eq!(summary.accepted, 1, "{shape:?}");
+        assert_eq!(stored.len(), 1, "{shape:?}");
+        let text = &stored[0];
+        // Maildir stores LF line ends; each was a CRLF, so no CR is left anywhere.
+        assert!(!text.contains(&b'\r'), "{shape:?}: {text:?}");
+        let text = String::from_utf8_lossy(text);
+        assert!(
+            text.contains("\nMAIL FROM:<ceo@office.test>\n"),
+            "{shape:?}: {text}"
+        );
+        assert!(text.ends_with("hidden\n"), "{shape:?}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn junk_commands_beyond_the_limit_close_the_session() {
+    let settings = ServerSettings {
+        max_junk_commands: 3,
+        ..settings()
+    };
+    let mut s = Harness::start_with(settings, Vec::new()).await;
+    s.cmd("EHLO q", "250").await;
+    for _ in 0..3 {
+        s.cmd("NOOP", "250").await;
+    }
+    s.cmd("RSET", "421 4.7.0").await;
+    let summary = s.session.await.unwrap();
+    assert_eq!(summary.end, SessionEnd::TooManyJunkCommands);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_command_line_that_drips_in_is_bounded_as_a_whole() {
+    let settings = ServerSettings {
+        idle_timeout: Duration::from_secs(3),
+        ..settings()
+    };
+    let mut s = Harness::start_with(settings, Vec::new()).await;
+    // One byte a second: every read is quick, the line never completes in time.
+    let drip = async {
+        for b in b"EHLO slow.example.net\r\n" {
+            if s.client.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    drip.await;
+    s.expect("421 4.4.2").await;
+    let summary = s.session.await.unwrap();
+    assert_eq!(summary.end, SessionEnd::IdleTimeout);
+}
+
+fn tls_pair() -> (
+    Arc<rustls::ServerConfig>,
+    postern_engine::config::Fingerprint,
+) {
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let made = rcgen::generate_simple_self_signed(vec!["office-gw.test".into()]).unwrap();
+    let cert = CertificateDer::from(made.cert.der().to_vec());
+    let fingerprint = postern_engine::tls::fingerprint_of(cert.as_ref());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+    let config = rustls::ServerConfig::builder_with_provider(postern_engine::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    (Arc::new(config), fingerprint)
+}
+
+#[tokio::test]
+async fn starttls_discards_plaintext_sent_behind_it() {
+    let (server, fingerprint) = tls_pair();
+    let mut s = Harness::start_full(settings(), Vec::new(), Some(server)).await;
+    let ehlo = s.cmd("EHLO q", "250").await;
+    assert!(ehlo.contains("STARTTLS"), "{ehlo}");
+    // CVE-2011-0411: a command injected into the same packet as STARTTLS.
+    s.send(b"STARTTLS\r\nRSET\r\n").await;
+    s.expect("220").await;
+    assert!(s.pending.is_empty());
+
+    let policy = postern_engine::tls::TrustPolicy {
+        ca_file: None,
+        fingerprint: Some(fingerprint),
+    };
+    let client = postern_engine::tls::client_config(&policy, &Default::default()).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(client);
+    let name = rustls_pki_types::ServerName::try_from("office-gw.test").unwrap();
+    let mut tls = connector.connect(name, s.client).await.unwrap();
+    tls.write_all(b"EHLO q\r\n").await.unwrap();
+    let mut reply = Vec::new();
+    while !reply.windows(2).any(|w| w == b"\r\n") || !ends_reply(&reply) {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        reply.extend_from_slice(&buf[..n]);
+    }
+    let reply = String::from_utf8(reply).unwrap();
+    // The first reply over TLS is EHLO's: the injected RSET was never answered.
+    assert!(reply.starts_with("250-office-gw.test greets q"), "{reply}");
+    assert!(!reply.contains("STARTTLS"), "{reply}");
+}
+
+/// The last line of the bytes read so far is a final reply line (`250 ...`).
+fn ends_reply(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    text.ends_with("\r\n")
+        && text
+            .trim_end()
+            .lines()
+            .last()
+            .is_some_and(|l| l.as_bytes().get(3) == Some(&b' '))
 }

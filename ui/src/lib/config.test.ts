@@ -31,7 +31,7 @@ describe('config from the wizard', () => {
         deliver: 'maildir:/srv/mail/Maildir',
         hostname: '',
         max_message_size: 52428800,
-        max_connections: 20,
+        max_connections: 50,
         idle_timeout: '5m',
       },
       link: { probe: 'auto', refetch_every: '15m', connect_back_timeout: '2m' },

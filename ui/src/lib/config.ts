@@ -37,7 +37,7 @@ export function configFrom(a: WizardAnswers): Config {
       deliver: a.deliver.trim(),
       hostname: '', // the app fills in this computer's name
       max_message_size: 50 * 1024 * 1024,
-      max_connections: 20,
+      max_connections: 50,
       idle_timeout: '5m',
     },
     link: { probe: 'auto', refetch_every: '15m', connect_back_timeout: '2m' },

@@ -64,6 +64,12 @@ pub(crate) const KEYS: &[KeyDoc] = &[
     ),
     k(
         "",
+        "state_dir",
+        "the full path of a folder, in quotes",
+        r#"state_dir = "/var/lib/postern""#,
+    ),
+    k(
+        "",
         "desktop",
         "a [desktop] table",
         "a line [desktop] followed by notifications = true",
@@ -162,13 +168,43 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "inbound",
         "max_connections",
         "a whole number of at least 1, without quotes",
-        "max_connections = 20",
+        "max_connections = 50",
     ),
     k(
         "inbound",
         "idle_timeout",
         "a duration in quotes",
         r#"idle_timeout = "5m""#,
+    ),
+    k(
+        "inbound",
+        "max_connections_per_client",
+        "a whole number of at least 1, without quotes",
+        "max_connections_per_client = 20",
+    ),
+    k(
+        "inbound",
+        "max_junk_commands",
+        "a whole number of at least 1, without quotes",
+        "max_junk_commands = 100",
+    ),
+    k(
+        "inbound",
+        "max_session_time",
+        "a duration in quotes",
+        r#"max_session_time = "1h""#,
+    ),
+    k(
+        "inbound",
+        "tls_cert",
+        "the full path of a PEM file, in quotes",
+        r#"tls_cert = "/etc/postern/cert.pem""#,
+    ),
+    k(
+        "inbound",
+        "tls_key",
+        "the full path of a PEM file, in quotes",
+        r#"tls_key = "/etc/postern/key.pem""#,
     ),
     k(
         "outbound",

@@ -18,6 +18,7 @@ pub(super) struct RawConfig {
     pub link: Option<S<RawLink>>,
     pub dns: Option<S<RawDns>>,
     pub desktop: Option<S<RawDesktop>>,
+    pub state_dir: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +47,11 @@ pub(super) struct RawInbound {
     pub max_message_size: Option<S<RawSize>>,
     pub max_connections: Option<S<i64>>,
     pub idle_timeout: Option<S<String>>,
+    pub max_connections_per_client: Option<S<i64>>,
+    pub max_junk_commands: Option<S<i64>>,
+    pub max_session_time: Option<S<String>>,
+    pub tls_cert: Option<S<String>>,
+    pub tls_key: Option<S<String>>,
 }
 
 /// `max_message_size = 52428800` or `max_message_size = "50M"`.

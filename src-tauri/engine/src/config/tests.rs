@@ -124,7 +124,8 @@ fn minimal_file_gets_every_default() {
         .to_ascii_lowercase();
     assert_eq!(inbound.hostname, own.trim_end_matches('.'));
     assert_eq!(inbound.max_message_size, 50 * 1024 * 1024);
-    assert_eq!(inbound.max_connections, 20);
+    assert_eq!(inbound.max_connections, 50);
+    assert_eq!(inbound.max_connections_per_client, 20);
     assert_eq!(inbound.idle_timeout, Duration::from_secs(300));
     assert_eq!(config.outbound, None);
     assert_eq!(
@@ -357,7 +358,7 @@ fn defaults_round_trip_too() {
 
     // Assert
     assert_eq!(parse(&rendered).expect("rendered validates"), original);
-    assert!(rendered.contains("max_connections = 20"));
+    assert!(rendered.contains("max_connections = 50"));
     assert!(rendered.contains("timeout = \"30s\""));
 }
 

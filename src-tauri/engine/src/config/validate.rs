@@ -16,13 +16,14 @@ use super::{
     Link, Outbound, Protocol, QueueServer, TlsMode, humantime_serde_compat, parse_deliver_target,
     split_host_port,
 };
+use crate::config::defaults;
 
 const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const DEFAULT_INBOUND_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 25));
 const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
 const MIN_MESSAGE_SIZE: u64 = 64 * 1024;
-const DEFAULT_MAX_CONNECTIONS: usize = 20;
+const DEFAULT_MAX_CONNECTIONS: usize = 50;
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const DEFAULT_REFETCH_EVERY: Duration = Duration::from_secs(15 * 60);
 const DEFAULT_CONNECT_BACK_TIMEOUT: Duration = Duration::from_secs(2 * 60);
@@ -45,6 +46,7 @@ pub(super) fn convert(raw: RawConfig, src: Src<'_>) -> R<Config> {
     let link = link(raw.link, src)?;
     let dns = dns(raw.dns, src)?;
     let desktop = desktop(raw.desktop);
+    let state_dir = state_dir(raw.state_dir, src)?;
     Ok(Config {
         domains,
         queue_servers,
@@ -53,6 +55,7 @@ pub(super) fn convert(raw: RawConfig, src: Src<'_>) -> R<Config> {
         link,
         dns,
         desktop,
+        state_dir,
     })
 }
 
@@ -380,15 +383,22 @@ fn username(raw: &Spanned<String>, key: &str, src: Src<'_>) -> R<String> {
 }
 
 fn tls_ca(raw: &Spanned<String>, src: Src<'_>) -> R<PathBuf> {
+    readable_file(
+        raw,
+        "tls_ca",
+        "write the full path of the CA certificate (PEM) your ISP gave you, e.g. \
+         tls_ca = \"/etc/postern/isp-ca.pem\", and check that the file is readable",
+        src,
+    )
+}
+
+/// A full path to a file that can be opened now.
+fn readable_file(raw: &Spanned<String>, key: &str, fix: &str, src: Src<'_>) -> R<PathBuf> {
     let path = Path::new(raw.get_ref());
     let fail = |why: String| {
         src.at(
             raw.span(),
-            Problem::new(
-                format!("`tls_ca` \"{}\": {why}", path.display()),
-                "write the full path of the CA certificate (PEM) your ISP gave you, e.g. \
-                 tls_ca = \"/etc/postern/isp-ca.pem\", and check that the file is readable",
-            ),
+            Problem::new(format!("`{key}` \"{}\": {why}", path.display()), fix),
         )
     };
     if !path.is_absolute() {
@@ -575,23 +585,59 @@ fn inbound(raw: Spanned<RawInbound>, servers: &[QueueServer], src: Src<'_>) -> R
         None => DEFAULT_MAX_MESSAGE_SIZE,
         Some(s) => message_size(s, src)?,
     };
-    let max_connections = match &raw.max_connections {
-        None => DEFAULT_MAX_CONNECTIONS,
-        Some(n) => {
-            match usize::try_from(*n.get_ref()) {
-                Ok(v) if v >= 1 => v,
-                _ => {
-                    return Err(src.at(
-                    n.span(),
-                    Problem::new(
-                        format!("`max_connections` {} is not allowed: at least 1 connection is needed", n.get_ref()),
-                        format!("write e.g. max_connections = {DEFAULT_MAX_CONNECTIONS}"),
+    let max_connections = count(
+        raw.max_connections.as_ref(),
+        "max_connections",
+        DEFAULT_MAX_CONNECTIONS,
+        src,
+    )?;
+    let max_connections_per_client = count(
+        raw.max_connections_per_client.as_ref(),
+        "max_connections_per_client",
+        defaults::MAX_CONNECTIONS_PER_CLIENT.min(max_connections),
+        src,
+    )?;
+    let max_junk_commands = count(
+        raw.max_junk_commands.as_ref(),
+        "max_junk_commands",
+        defaults::MAX_JUNK_COMMANDS as usize,
+        src,
+    )?;
+    let max_session_time = duration(
+        raw.max_session_time.as_ref(),
+        "max_session_time",
+        defaults::MAX_SESSION_TIME,
+        Bounds::positive(),
+        src,
+    )?;
+    let pem = |raw: &Option<Spanned<String>>, key: &str| {
+        raw.as_ref()
+            .map(|p| {
+                readable_file(
+                    p,
+                    key,
+                    &format!(
+                        "write the full path of a readable PEM file, e.g. {key} = \
+                         \"/etc/postern/{key}.pem\", or remove tls_cert and tls_key for a \
+                         self-signed certificate made by Postern"
                     ),
-                ));
-                }
-            }
-        }
+                    src,
+                )
+            })
+            .transpose()
     };
+    let tls_cert = pem(&raw.tls_cert, "tls_cert")?;
+    let tls_key = pem(&raw.tls_key, "tls_key")?;
+    if tls_cert.is_some() != tls_key.is_some() {
+        return Err(src.at(
+            table,
+            Problem::new(
+                "[inbound] has only one of `tls_cert` and `tls_key`: STARTTLS needs both",
+                "add the missing one (the certificate chain and its private key, both PEM), \
+                 or remove both for a self-signed certificate made by Postern",
+            ),
+        ));
+    }
     let idle_timeout = duration(
         raw.idle_timeout.as_ref(),
         "idle_timeout",
@@ -606,7 +652,50 @@ fn inbound(raw: Spanned<RawInbound>, servers: &[QueueServer], src: Src<'_>) -> R
         max_message_size,
         max_connections,
         idle_timeout,
+        max_connections_per_client,
+        max_junk_commands: u32::try_from(max_junk_commands).unwrap_or(u32::MAX),
+        max_session_time,
+        tls_cert,
+        tls_key,
     })
+}
+
+/// A whole number of at least 1.
+fn count(raw: Option<&Spanned<i64>>, key: &str, default: usize, src: Src<'_>) -> R<usize> {
+    let Some(n) = raw else {
+        return Ok(default);
+    };
+    match usize::try_from(*n.get_ref()) {
+        Ok(v) if v >= 1 => Ok(v),
+        _ => Err(src.at(
+            n.span(),
+            Problem::new(
+                format!(
+                    "`{key}` {} is not allowed: it must be at least 1",
+                    n.get_ref()
+                ),
+                format!("write e.g. {key} = {default}"),
+            ),
+        )),
+    }
+}
+
+fn state_dir(raw: Option<Spanned<String>>, src: Src<'_>) -> R<PathBuf> {
+    let Some(raw) = raw else {
+        return Ok(super::default_state_dir());
+    };
+    let path = PathBuf::from(raw.get_ref());
+    if !path.is_absolute() {
+        return Err(src.at(
+            raw.span(),
+            Problem::new(
+                format!("`state_dir` \"{}\" is not a full path", path.display()),
+                "write a full path, e.g. state_dir = \"/var/lib/postern\", or remove the line \
+                 for the default",
+            ),
+        ));
+    }
+    Ok(path)
 }
 
 fn deliver(raw: &Spanned<String>, src: Src<'_>) -> R<DeliverTarget> {

@@ -14,7 +14,14 @@
 //! per message, and the promise is the same: `commit` returns only after an fsync of new/ that
 //! began after this message's rename.
 //!
-//! Lines are stored with LF endings, as Postfix's local and virtual agents store them.
+//! Lines are stored with LF endings, as Postfix's local and virtual agents store them; every one
+//! of them was a CRLF on the wire (the session normalises bare line ends first). Files are
+//! created 0600: mail is private. Files that a crash left in tmp/ are removed at start once they
+//! are 36 hours old (the Maildir convention).
+//!
+//! Once a message is renamed into new/ it is never answered with a 4xx: a queuing server that
+//! retried would deliver it twice. If the fsync of new/ fails after the rename, the file is
+//! taken out of new/ again, and only then is the failure reported.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -27,6 +34,9 @@ use super::{DeliverError, Delivered};
 /// Bytes gathered in memory before they go to the file: large messages are streamed to disk in
 /// pieces of this size, never held whole.
 const WRITE_CHUNK: usize = 256 * 1024;
+
+/// Files in tmp/ older than this are leftovers of a crash (qmail's and Dovecot's rule).
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(36 * 3600);
 
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
@@ -74,11 +84,47 @@ impl DirSync {
         }
         // Every rename numbered up to `covers` finished before this load, so before the fsync.
         let covers = self.renamed.load(Ordering::SeqCst);
-        File::open(dir).and_then(|d| d.sync_all())?;
+        sync_dir(dir)?;
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.synced.fetch_max(covers, Ordering::SeqCst);
         Ok(())
     }
+}
+
+/// Makes the renames in `dir` durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir).and_then(|d| d.sync_all())
+}
+
+/// Windows cannot open a directory as a file, so there is no fsync of a folder: NTFS records
+/// the rename in its metadata journal. (MoveFileEx with MOVEFILE_WRITE_THROUGH would wait for
+/// it, but needs an unsafe FFI call, which this project forbids.)
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Removes files in `tmp` older than [`STALE_TMP`]; returns how many.
+fn remove_stale_tmp(tmp: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return 0;
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > STALE_TMP);
+        if old && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 impl Maildir {
@@ -89,6 +135,13 @@ impl Maildir {
             fs::create_dir_all(&dir).map_err(|e| {
                 DeliverError::io(format!("create the Maildir folder {}", dir.display()), e)
             })?;
+        }
+        let stale = remove_stale_tmp(&root.join("tmp"));
+        if stale > 0 {
+            tracing::info!(
+                "removed {stale} files older than 36 h from {}/tmp (left by a crash)",
+                root.display()
+            );
         }
         // The name goes into file names: keep it to characters Maildir allows.
         let hostname = hostname
@@ -133,9 +186,14 @@ impl Maildir {
 
 /// Creates the message file in tmp/ (never over an existing one).
 fn create_tmp(path: &Path) -> Result<File, DeliverError> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
         .open(path)
         .map_err(|e| DeliverError::io(format!("create {}", path.display()), e))
 }
@@ -251,9 +309,28 @@ impl MaildirWriter {
             fs::rename(&tmp_path, &new_path).map_err(|e| {
                 DeliverError::io(format!("move the message into {}", paths.new.display()), e)
             })?;
-            paths.new_sync.after_rename(&paths.new).map_err(|e| {
-                DeliverError::io(format!("fsync the folder {}", paths.new.display()), e)
-            })
+            let Err(e) = paths.new_sync.after_rename(&paths.new) else {
+                return Ok(());
+            };
+            // The message is visible in new/ but its name may not survive a crash. A 4xx now
+            // would bring it again, so it leaves new/ first; if a mail reader already took it,
+            // it is delivered after all.
+            match fs::remove_file(&new_path) {
+                Ok(()) => Err(DeliverError::io(
+                    format!("fsync the folder {}", paths.new.display()),
+                    e,
+                )),
+                Err(gone) if gone.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(stuck) => {
+                    tracing::error!(
+                        "the fsync of {} failed ({e}) and {} could not be taken back ({stuck}): \
+                         the message stays delivered",
+                        paths.new.display(),
+                        new_path.display()
+                    );
+                    Ok(())
+                }
+            }
         })
         .await
         .map_err(|e| DeliverError::io("store the message", std::io::Error::other(e)))

@@ -84,11 +84,12 @@ impl Delivery {
         })
     }
 
-    pub async fn begin(&self, envelope: &Envelope) -> Result<Writer, DeliverError> {
-        Ok(match self {
-            Delivery::Maildir(m) => Writer::Maildir(m.begin().await?),
-            Delivery::Smtp(f) => Writer::Smtp(f.begin(envelope)),
-        })
+    /// Starts a mail transaction from `mail_from` (empty for `<>`).
+    pub fn transaction(&self, mail_from: &str) -> Transaction {
+        match self {
+            Delivery::Maildir(m) => Transaction::Maildir(m.clone()),
+            Delivery::Smtp(f) => Transaction::Smtp(Box::new(f.transaction(mail_from))),
+        }
     }
 
     pub fn describe(&self) -> String {
@@ -99,11 +100,44 @@ impl Delivery {
     }
 }
 
+/// One mail transaction on the delivery target, from MAIL to the end of DATA.
+#[derive(Debug)]
+pub enum Transaction {
+    Maildir(maildir::Maildir),
+    Smtp(Box<smtp::Proxy>),
+}
+
+impl Transaction {
+    /// Asks the target about one recipient: a Maildir takes every address of the office's
+    /// domains; the office server answers for itself.
+    pub async fn rcpt(&mut self, rcpt: &str) -> Result<(), smtp::RcptRefused> {
+        match self {
+            Transaction::Maildir(_) => Ok(()),
+            Transaction::Smtp(p) => p.rcpt(rcpt).await,
+        }
+    }
+
+    /// Starts writing the message (after at least one recipient was accepted).
+    pub async fn data(self) -> Result<Writer, DeliverError> {
+        Ok(match self {
+            Transaction::Maildir(m) => Writer::Maildir(m.begin().await?),
+            Transaction::Smtp(p) => Writer::Smtp(Box::new(p.data().await?)),
+        })
+    }
+
+    /// Ends the transaction without a message.
+    pub async fn close(self) {
+        if let Transaction::Smtp(p) = self {
+            p.close().await;
+        }
+    }
+}
+
 /// One message being written.
 #[derive(Debug)]
 pub enum Writer {
     Maildir(maildir::MaildirWriter),
-    Smtp(smtp::SmtpWriter),
+    Smtp(Box<smtp::SmtpWriter>),
 }
 
 /// Where a committed message ended up.
@@ -119,10 +153,7 @@ impl Writer {
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), DeliverError> {
         match self {
             Writer::Maildir(w) => w.write(chunk).await,
-            Writer::Smtp(w) => {
-                w.write(chunk);
-                Ok(())
-            }
+            Writer::Smtp(w) => w.write(chunk).await,
         }
     }
 
@@ -138,7 +169,7 @@ impl Writer {
     pub async fn abort(self) {
         match self {
             Writer::Maildir(w) => w.abort().await,
-            Writer::Smtp(_) => {}
+            Writer::Smtp(w) => w.abort(),
         }
     }
 }

@@ -1,15 +1,24 @@
-//! Forwarding to the office mail server (`deliver = "smtp://host:port"`).
+//! Forwarding to the office mail server (`deliver = "smtp://host:port"`), as a proxy.
 //!
-//! The session answers 250 only after the office server accepted the message; if it is down or
-//! answers 4xx, the session answers 451 and the queuing server keeps the message. lettre's own
-//! timeout covers the connect only, so the whole transaction runs under our timeout too.
+//! The transaction is opened on the office server while the client's transaction runs: at the
+//! first RCPT we connect and send MAIL FROM, and every RCPT is asked of the office server there
+//! and then, so the client gets the office server's own answer for each recipient and one
+//! refused address never sinks the message for the others. The message is streamed on as it
+//! arrives (dot-stuffed, CRLF line ends, never held whole), and the session answers 250 only
+//! after the office server's reply to the final dot. If the office server is down or answers
+//! 4xx, the client gets a 4xx and keeps the message.
+//!
+//! Every wait — connect, each whole reply, each write — is bounded by the forwarding timeout.
 
 use std::time::Duration;
 
-use lettre::address::{Address, Envelope as LettreEnvelope};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use super::{DeliverError, Delivered};
+use crate::dequeue::client::{ClientError, ClientOptions, SmtpClient};
+use crate::dequeue::reply::Reply;
+use crate::smtp_server::data::DotStuffer;
 
-use super::{DeliverError, Delivered, Envelope};
+/// Bytes gathered before a write to the office server.
+const SEND_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Forwarder {
@@ -17,6 +26,13 @@ pub struct Forwarder {
     port: u16,
     helo: String,
     timeout: Duration,
+}
+
+/// The office server's answer to one recipient, passed on to the client as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcptRefused {
+    pub code: u16,
+    pub lines: Vec<String>,
 }
 
 impl Forwarder {
@@ -33,93 +49,202 @@ impl Forwarder {
         format!("smtp://{}:{}", self.host, self.port)
     }
 
-    pub fn begin(&self, envelope: &Envelope) -> SmtpWriter {
-        SmtpWriter {
+    /// A transaction for `mail_from`; nothing is sent before its first recipient.
+    pub fn transaction(&self, mail_from: &str) -> Proxy {
+        Proxy {
             forwarder: self.clone(),
-            envelope: envelope.clone(),
-            data: Vec::with_capacity(16 * 1024),
+            mail_from: mail_from.to_string(),
+            client: None,
+            accepted: 0,
+        }
+    }
+
+    fn options(&self) -> ClientOptions {
+        ClientOptions {
+            host: self.host.clone(),
+            port: self.port,
+            timeout: self.timeout,
+            helo_name: self.helo.clone(),
+            // LAN delivery to the office server: plain SMTP, like any MTA-to-MTA hop without
+            // a published TLS policy.
+            trust: Default::default(),
+            connect_addr: None,
+        }
+    }
+
+    fn unreachable(&self, e: &ClientError) -> DeliverError {
+        DeliverError::Temporary(format!(
+            "the office mail server {} could not be reached ({e})",
+            self.describe()
+        ))
+    }
+}
+
+/// One transaction, open on the office server from its first recipient on.
+#[derive(Debug)]
+pub struct Proxy {
+    forwarder: Forwarder,
+    mail_from: String,
+    client: Option<SmtpClient>,
+    accepted: usize,
+}
+
+impl Proxy {
+    /// Asks the office server about `rcpt`. `Ok` when it said 250/251; otherwise its reply,
+    /// or a 451 when it cannot be reached (the client tries again later).
+    pub async fn rcpt(&mut self, rcpt: &str) -> Result<(), RcptRefused> {
+        if self.client.is_none() {
+            self.client = Some(self.open().await?);
+        }
+        let Some(client) = self.client.as_mut() else {
+            return Err(temporary("the office mail server connection is gone"));
+        };
+        match client.command(&format!("RCPT TO:<{rcpt}>")).await {
+            Ok(reply) if reply.is_positive() => {
+                self.accepted += 1;
+                Ok(())
+            }
+            Ok(reply) => Err(refused(reply)),
+            Err(e) => {
+                self.client = None;
+                Err(temporary(&self.forwarder.unreachable(&e).to_string()))
+            }
+        }
+    }
+
+    async fn open(&self) -> Result<SmtpClient, RcptRefused> {
+        let f = &self.forwarder;
+        let fail = |e: ClientError| temporary(&f.unreachable(&e).to_string());
+        let mut client = SmtpClient::connect(&f.options()).await.map_err(fail)?;
+        client.hello().await.map_err(fail)?;
+        let reply = client
+            .command(&format!("MAIL FROM:<{}>", self.mail_from))
+            .await
+            .map_err(fail)?;
+        if !reply.is_positive() {
+            client.quit().await;
+            return Err(refused(reply));
+        }
+        Ok(client)
+    }
+
+    /// Starts the message: DATA on the office server. Call only after a recipient was accepted.
+    pub async fn data(mut self) -> Result<SmtpWriter, DeliverError> {
+        let f = self.forwarder.clone();
+        let (Some(mut client), true) = (self.client.take(), self.accepted > 0) else {
+            return Err(DeliverError::Temporary(
+                "the office mail server accepted no recipient".into(),
+            ));
+        };
+        let reply = client
+            .command("DATA")
+            .await
+            .map_err(|e| f.unreachable(&e))?;
+        if reply.code != 354 {
+            client.quit().await;
+            return Err(reply_error(&f, &reply));
+        }
+        Ok(SmtpWriter {
+            forwarder: f,
+            client,
+            stuffer: DotStuffer::new(),
+            pending: Vec::with_capacity(SEND_CHUNK + 1024),
+            size: 0,
+        })
+    }
+
+    /// Ends the transaction without a message (RSET, QUIT, a refused DATA).
+    pub async fn close(mut self) {
+        if let Some(client) = self.client.take() {
+            client.quit().await;
         }
     }
 }
 
-/// Holds the message in memory (bounded by the session's size limit): lettre sends from a slice.
+fn temporary(text: &str) -> RcptRefused {
+    RcptRefused {
+        code: 451,
+        lines: vec![format!("4.4.1 {text}; try again later")],
+    }
+}
+
+fn refused(reply: Reply) -> RcptRefused {
+    RcptRefused {
+        code: reply.code,
+        lines: reply.lines,
+    }
+}
+
+fn reply_error(f: &Forwarder, reply: &Reply) -> DeliverError {
+    let detail = format!(
+        "the office mail server {} answered {} {}",
+        f.describe(),
+        reply.code,
+        reply.text()
+    );
+    if (500..600).contains(&reply.code) {
+        DeliverError::Permanent {
+            code: reply.code,
+            detail,
+        }
+    } else {
+        DeliverError::Temporary(detail)
+    }
+}
+
+/// Streams one message to the office server.
 #[derive(Debug)]
 pub struct SmtpWriter {
     forwarder: Forwarder,
-    envelope: Envelope,
-    data: Vec<u8>,
+    client: SmtpClient,
+    stuffer: DotStuffer,
+    pending: Vec<u8>,
+    size: u64,
 }
 
 impl SmtpWriter {
-    pub fn write(&mut self, chunk: &[u8]) {
-        self.data.extend_from_slice(chunk);
-    }
-
-    pub async fn commit(self) -> Result<Delivered, DeliverError> {
-        let f = &self.forwarder;
-        let envelope = lettre_envelope(&self.envelope)?;
-        // LAN delivery to the office server: plain SMTP, like any MTA-to-MTA hop without a
-        // published TLS policy.
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(f.host.as_str())
-            .port(f.port)
-            .hello_name(lettre::transport::smtp::extension::ClientId::Domain(
-                f.helo.clone(),
-            ))
-            .timeout(Some(f.timeout))
-            .build();
-        // lettre ends DATA with "\r\n.\r\n" itself: hand it the content without the CRLF of the
-        // last line, or every forwarded message would grow a blank line.
-        let content = self.data.strip_suffix(b"\r\n").unwrap_or(&self.data);
-        let sent =
-            tokio::time::timeout(f.timeout * 2, transport.send_raw(&envelope, content)).await;
-        match sent {
-            Err(_) => Err(DeliverError::Temporary(format!(
-                "the office mail server {} did not finish within {} s",
-                f.describe(),
-                (f.timeout * 2).as_secs()
-            ))),
-            Ok(Ok(response)) => Ok(Delivered {
-                location: format!(
-                    "{}: {} {}",
-                    f.describe(),
-                    response.code(),
-                    response.message().collect::<Vec<_>>().join(" ")
-                ),
-                size: self.data.len() as u64,
-            }),
-            Ok(Err(e)) if e.is_permanent() => Err(DeliverError::Permanent {
-                code: 550,
-                detail: format!("the office mail server refused the message: {e}"),
-            }),
-            Ok(Err(e)) => Err(DeliverError::Temporary(format!(
-                "the office mail server {} did not take the message ({e})",
-                f.describe()
-            ))),
+    /// Appends message bytes (CRLF line ends, unstuffed).
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), DeliverError> {
+        self.size += chunk.len() as u64;
+        self.stuffer.stuff(chunk, &mut self.pending);
+        if self.pending.len() >= SEND_CHUNK {
+            self.send_pending().await?;
         }
+        Ok(())
     }
-}
 
-fn lettre_envelope(env: &Envelope) -> Result<LettreEnvelope, DeliverError> {
-    let bad = |a: &str| DeliverError::Permanent {
-        code: 553,
-        detail: format!("the address <{a}> cannot be forwarded"),
-    };
-    let from = if env.mail_from.is_empty() {
-        None
-    } else {
-        Some(
-            env.mail_from
-                .parse::<Address>()
-                .map_err(|_| bad(&env.mail_from))?,
-        )
-    };
-    let to = env
-        .rcpt_to
-        .iter()
-        .map(|r| r.parse::<Address>().map_err(|_| bad(r)))
-        .collect::<Result<Vec<_>, _>>()?;
-    LettreEnvelope::new(from, to).map_err(|e| DeliverError::Permanent {
-        code: 554,
-        detail: format!("the envelope cannot be forwarded: {e}"),
-    })
+    async fn send_pending(&mut self) -> Result<(), DeliverError> {
+        let f = &self.forwarder;
+        self.client
+            .send_raw(&self.pending, "sending the message")
+            .await
+            .map_err(|e| f.unreachable(&e))?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Sends the end of data and waits for the office server's verdict.
+    pub async fn commit(mut self) -> Result<Delivered, DeliverError> {
+        let end = self.stuffer.finish();
+        self.pending.extend_from_slice(end);
+        self.send_pending().await?;
+        let f = self.forwarder.clone();
+        let reply = self
+            .client
+            .read_reply("the end of the message")
+            .await
+            .map_err(|e| f.unreachable(&e))?;
+        self.client.quit().await;
+        if !reply.is_positive() {
+            return Err(reply_error(&f, &reply));
+        }
+        Ok(Delivered {
+            location: format!("{}: {} {}", f.describe(), reply.code, reply.text()),
+            size: self.size,
+        })
+    }
+
+    /// Gives up on the message: the connection is dropped without the final dot, so the
+    /// office server discards what it received.
+    pub fn abort(self) {}
 }

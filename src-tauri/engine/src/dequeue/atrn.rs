@@ -120,6 +120,7 @@ pub async fn run(
         delivery: inbound.delivery.clone(),
         events: inbound.events.clone(),
         arrivals: inbound.arrivals.clone(),
+        tls: None,
     });
     let (_keep_open, never) = tokio::sync::watch::channel(false);
     let info = SessionInfo {

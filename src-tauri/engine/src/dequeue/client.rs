@@ -26,7 +26,7 @@ const MAX_REPLY_LINES: usize = 200;
 pub struct ClientOptions {
     pub host: String,
     pub port: u16,
-    /// Applies to the connect and to each read and write.
+    /// Bounds the connect, each whole reply (however slowly it drips in) and each write.
     pub timeout: Duration,
     /// Our name in EHLO.
     pub helo_name: String,
@@ -165,13 +165,29 @@ pub struct TlsInfo {
     pub peer_certificate: Option<Fingerprint>,
 }
 
+/// Any byte stream a client can run over (for [`SmtpClient::over_stream`]).
+pub trait Stream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Stream for T {}
+
 /// A plain or TLS connection; the ATRN turnaround takes it over with [`SmtpClient::into_parts`].
-#[derive(Debug)]
 pub enum Conn {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// A stream that is not a socket (tests, fuzzing); no STARTTLS on it.
+    Other(Box<dyn Stream>),
     /// What is left after a failed TLS handshake consumed the TCP stream.
     Gone,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Conn::Plain(s) => f.debug_tuple("Plain").field(s).finish(),
+            Conn::Tls(_) => f.write_str("Tls"),
+            Conn::Other(_) => f.write_str("Other"),
+            Conn::Gone => f.write_str("Gone"),
+        }
+    }
 }
 
 fn gone() -> std::io::Error {
@@ -187,6 +203,7 @@ impl AsyncRead for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Conn::Other(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Conn::Gone => Poll::Ready(Err(gone())),
         }
     }
@@ -201,6 +218,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Conn::Other(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Conn::Gone => Poll::Ready(Err(gone())),
         }
     }
@@ -208,6 +226,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_flush(cx),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Conn::Other(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Conn::Gone => Poll::Ready(Err(gone())),
         }
     }
@@ -215,6 +234,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Conn::Other(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Conn::Gone => Poll::Ready(Ok(())),
         }
     }
@@ -256,8 +276,26 @@ impl SmtpClient {
                 detail: connect_detail(&e),
             })?;
         let _ = tcp.set_nodelay(true);
+        SmtpClient::greet(Conn::Plain(tcp), opts, started).await
+    }
+
+    /// Runs a client over `stream` (already connected): reads the 220 greeting like
+    /// [`connect`](Self::connect).
+    pub async fn over_stream(
+        stream: impl Stream,
+        opts: &ClientOptions,
+    ) -> Result<SmtpClient, ClientError> {
+        SmtpClient::greet(Conn::Other(Box::new(stream)), opts, Instant::now()).await
+    }
+
+    async fn greet(
+        conn: Conn,
+        opts: &ClientOptions,
+        started: Instant,
+    ) -> Result<SmtpClient, ClientError> {
+        let server = opts.server();
         let mut client = SmtpClient {
-            conn: Conn::Plain(tcp),
+            conn,
             buf: Vec::with_capacity(1024),
             opts: opts.clone(),
             greeting: Reply {
@@ -272,7 +310,7 @@ impl SmtpClient {
         client.connect_time = started.elapsed();
         if greeting.code != 220 {
             let reply = greeting.clone();
-            let _ = client.send_line("QUIT").await;
+            let _ = client.send_line("QUIT", "QUIT").await;
             return Err(ClientError::Greeting { server, reply });
         }
         client.greeting = greeting;
@@ -333,7 +371,8 @@ impl SmtpClient {
                 detail: "TLS is already active".into(),
             });
         };
-        let config = crate::tls::client_config(&self.opts.trust)?;
+        let seen = crate::tls::SeenCertificate::default();
+        let config = crate::tls::client_config(&self.opts.trust, &seen)?;
         let name = rustls_pki_types::ServerName::try_from(self.opts.host.clone()).map_err(|e| {
             ClientError::Tls {
                 server: server.clone(),
@@ -350,7 +389,7 @@ impl SmtpClient {
             })?
             .map_err(|e| ClientError::Tls {
                 server: server.clone(),
-                detail: tls_detail(&e),
+                detail: tls_detail(&e, seen.get()),
             })?;
         let (_, session) = tls.get_ref();
         self.tls = Some(TlsInfo {
@@ -438,7 +477,17 @@ impl SmtpClient {
                 if reply.code != 334 {
                     return Err(refused(reply));
                 }
-                let last = scram.client_final(&reply.text()).map_err(&sasl_failed)?;
+                // PBKDF2 with the server's iteration count (up to a million rounds) is CPU
+                // work: it runs on the blocking pool, not on a worker of the async runtime.
+                let server_first = reply.text();
+                let (back, last) = tokio::task::spawn_blocking(move || {
+                    let last = scram.client_final(&server_first);
+                    (scram, last)
+                })
+                .await
+                .map_err(|e| sasl_failed(sasl::SaslError::BadScram(e.to_string())))?;
+                scram = back;
+                let last = last.map_err(&sasl_failed)?;
                 let reply = self.command_secret(&last, &step).await?;
                 if reply.code != 334 {
                     // A 235 without the server's proof would let an impostor accept any login.
@@ -462,15 +511,37 @@ impl SmtpClient {
 
     /// Sends one command line and reads the reply.
     pub async fn command(&mut self, line: &str) -> Result<Reply, ClientError> {
-        self.send_line(line).await?;
         let step = line.split_whitespace().next().unwrap_or(line).to_string();
+        self.send_line(line, &step).await?;
         self.read_reply(&step).await
     }
 
-    /// Like [`command`](Self::command), but `step` stands for the line in errors and logs.
+    /// Like [`command`](Self::command), but `step` stands for the line in errors and logs: the
+    /// line itself (a password, a SASL response) never appears there.
     async fn command_secret(&mut self, line: &str, step: &str) -> Result<Reply, ClientError> {
-        self.send_line(line).await?;
+        self.send_line(line, step).await?;
         self.read_reply(step).await
+    }
+
+    /// Writes `bytes` as they are (message data), within the timeout.
+    pub async fn send_raw(&mut self, bytes: &[u8], step: &str) -> Result<(), ClientError> {
+        let server = self.opts.server();
+        let write = async {
+            self.conn.write_all(bytes).await?;
+            self.conn.flush().await
+        };
+        tokio::time::timeout(self.opts.timeout, write)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                server: server.clone(),
+                step: step.to_string(),
+                after: self.opts.timeout,
+            })?
+            .map_err(|e| ClientError::Io {
+                server,
+                step: step.to_string(),
+                detail: e.to_string(),
+            })
     }
 
     /// QUIT, politely; errors do not matter any more.
@@ -499,7 +570,7 @@ impl SmtpClient {
         match &self.conn {
             Conn::Plain(s) => s.peer_addr().ok(),
             Conn::Tls(s) => s.get_ref().0.peer_addr().ok(),
-            Conn::Gone => None,
+            Conn::Other(_) | Conn::Gone => None,
         }
     }
 
@@ -513,36 +584,21 @@ impl SmtpClient {
         (self.conn, self.buf)
     }
 
-    async fn send_line(&mut self, line: &str) -> Result<(), ClientError> {
-        let step = line.split_whitespace().next().unwrap_or("").to_string();
+    /// Sends one line; `step` names it in errors (never the line: it may be a secret).
+    async fn send_line(&mut self, line: &str, step: &str) -> Result<(), ClientError> {
         let mut bytes = Vec::with_capacity(line.len() + 2);
         bytes.extend_from_slice(line.as_bytes());
         bytes.extend_from_slice(b"\r\n");
-        let server = self.opts.server();
-        let write = async {
-            self.conn.write_all(&bytes).await?;
-            self.conn.flush().await
-        };
-        tokio::time::timeout(self.opts.timeout, write)
-            .await
-            .map_err(|_| ClientError::Timeout {
-                server: server.clone(),
-                step: format!("sending {step}"),
-                after: self.opts.timeout,
-            })?
-            .map_err(|e| ClientError::Io {
-                server,
-                step: format!("sending {step}"),
-                detail: e.to_string(),
-            })
+        self.send_raw(&bytes, &format!("sending {step}")).await
     }
 
-    /// Reads one (possibly multi-line) reply.
+    /// Reads one (possibly multi-line) reply; the whole reply must arrive within the timeout.
     pub async fn read_reply(&mut self, step: &str) -> Result<Reply, ClientError> {
+        let deadline = tokio::time::Instant::now() + self.opts.timeout;
         let mut lines = Vec::new();
         let mut code = None;
         loop {
-            let line = self.read_line(step).await?;
+            let line = self.read_line(step, deadline).await?;
             let protocol = |detail: String| ClientError::Protocol {
                 server: self.opts.server(),
                 step: step.to_string(),
@@ -589,7 +645,11 @@ impl SmtpClient {
         }
     }
 
-    async fn read_line(&mut self, step: &str) -> Result<String, ClientError> {
+    async fn read_line(
+        &mut self,
+        step: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<String, ClientError> {
         loop {
             if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
                 let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
@@ -607,7 +667,7 @@ impl SmtpClient {
                 });
             }
             let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(self.opts.timeout, self.conn.read(&mut chunk))
+            let n = tokio::time::timeout_at(deadline, self.conn.read(&mut chunk))
                 .await
                 .map_err(|_| ClientError::Timeout {
                     server: self.opts.server(),
@@ -649,17 +709,18 @@ fn connect_detail(e: &std::io::Error) -> String {
     }
 }
 
-fn tls_detail(e: &std::io::Error) -> String {
+fn tls_detail(e: &std::io::Error, seen: Option<Fingerprint>) -> String {
     let inner = e
         .get_ref()
         .map(|i| i.to_string())
         .unwrap_or_else(|| e.to_string());
-    if inner.contains("UnknownIssuer") || inner.contains("invalid peer certificate") {
-        format!(
-            "the server's certificate is not trusted ({inner}); if your ISP uses its own CA or a \
-             self-signed certificate, set tls_ca or tls_fingerprint"
-        )
-    } else {
-        inner
-    }
+    let Some(fingerprint) = seen.filter(|_| inner.contains("certificate")) else {
+        return inner;
+    };
+    format!(
+        "the server's certificate is not trusted ({inner}). Its SHA-256 fingerprint is \
+         {fingerprint}: if you have checked with your ISP that this is their certificate, pin it \
+         with the line tls_fingerprint = \"{fingerprint}\" in this [[queue_servers]] entry, or put \
+         their CA (or this very certificate) in tls_ca"
+    )
 }

@@ -120,10 +120,15 @@ pub fn etrn_meaning(reply: &Reply, domain: &str) -> Meaning {
             "the queuing server is shutting down or overloaded and closed the session",
             Some("nothing to do: Postern tries again later".into()),
         ),
+        // Exim's `458 Already processing`: a run for this domain is going (another ETRN, ours
+        // or a neighbour's, started it). The mail is on its way, so this is a success.
         458 if text.contains("already") => Meaning::new(
-            Retry,
-            format!("the queuing server is already delivering the mail for {domain}"),
-            Some("nothing to do: the delivery that is running brings the mail".into()),
+            Released,
+            format!(
+                "the queuing server is already delivering the mail for {domain}: the delivery \
+                 that is running brings it"
+            ),
+            None,
         ),
         458 => Meaning::new(
             Retry,
@@ -382,12 +387,12 @@ mod tests {
     }
 
     #[test]
-    fn exim_458_already_processing_is_retry() {
+    fn exim_458_already_processing_is_a_release_under_way() {
         let m = etrn_meaning(
             &reply(458, "Already processing #office.test"),
             "office.test",
         );
-        assert_eq!(m.disposition, Disposition::Retry);
+        assert_eq!(m.disposition, Disposition::Released);
         assert!(m.meaning.contains("already delivering"));
     }
 

@@ -1,9 +1,13 @@
 //! The inbound SMTP server: the listener on `[inbound].listen` and the one session
 //! implementation ([`session`]) that both the listener and the ATRN/TURN turnaround use.
 
+mod channel;
+pub mod data;
 pub mod session;
+pub mod tls;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,8 +31,32 @@ pub struct ServerSettings {
     pub max_errors: u32,
     pub idle_timeout: Duration,
     pub max_connections: usize,
-    /// Ends a session that goes on longer than this, whatever it does (ATRN turnarounds).
+    /// Sessions from one client address at a time (the rest get 421), so a few idle
+    /// connections cannot take every slot from the queuing server.
+    pub max_connections_per_client: usize,
+    /// NOOP/RSET/VRFY/EXPN/HELP allowed since the last accepted message.
+    pub max_junk_commands: u32,
+    /// Ends a session that goes on longer than this, whatever it does.
     pub session_timeout: Option<Duration>,
+}
+
+impl Default for ServerSettings {
+    /// The defaults of `[inbound]` for a host named `localhost` taking no domain (tests and
+    /// front ends fill in the rest).
+    fn default() -> ServerSettings {
+        ServerSettings {
+            hostname: "localhost".into(),
+            domains: Vec::new(),
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 100,
+            max_errors: 20,
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 50,
+            max_connections_per_client: crate::config::defaults::MAX_CONNECTIONS_PER_CLIENT,
+            max_junk_commands: crate::config::defaults::MAX_JUNK_COMMANDS,
+            session_timeout: Some(crate::config::defaults::MAX_SESSION_TIME),
+        }
+    }
 }
 
 impl ServerSettings {
@@ -45,7 +73,9 @@ impl ServerSettings {
             max_errors: 20,
             idle_timeout: config.inbound.idle_timeout,
             max_connections: config.inbound.max_connections,
-            session_timeout: None,
+            max_connections_per_client: config.inbound.max_connections_per_client,
+            max_junk_commands: config.inbound.max_junk_commands,
+            session_timeout: Some(config.inbound.max_session_time),
         }
     }
 }
@@ -58,6 +88,8 @@ pub struct SessionContext {
     pub events: EventSender,
     /// The supervisor's arrival channel (`None`: nobody counts, e.g. a one-shot test delivery).
     pub arrivals: Option<ArrivalSender>,
+    /// STARTTLS, when offered (the listener; not the ATRN turnaround, already in TLS).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl SessionContext {
@@ -78,7 +110,15 @@ impl SessionContext {
             )?,
             events,
             arrivals: None,
+            tls: None,
         })
+    }
+
+    /// The same, offering STARTTLS with the `[inbound]` certificate (made when missing).
+    pub fn with_tls(mut self, config: &Config) -> Result<SessionContext, tls::InboundTlsError> {
+        let server = tls::server_config(config)?;
+        self.tls = Some(server);
+        Ok(self)
     }
 
     /// The same context, reporting arrivals to `arrivals`.
@@ -99,6 +139,43 @@ impl SessionContext {
             _ => return,
         };
         let _ = arrivals.send(arrival);
+    }
+}
+
+/// Sessions per client address, for `max_connections_per_client`.
+#[derive(Debug, Default, Clone)]
+struct PerClient(Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>);
+
+/// One client's place, given back on drop.
+struct ClientSlot {
+    table: PerClient,
+    ip: IpAddr,
+}
+
+impl PerClient {
+    fn try_take(&self, ip: IpAddr, limit: usize) -> Option<ClientSlot> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.table.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -357,6 +434,7 @@ impl Sessions {
     /// [`Draining::finish`].
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Draining {
         let mut sessions = JoinSet::new();
+        let per_client = PerClient::default();
         loop {
             tokio::select! {
                 changed = shutdown.changed() => {
@@ -367,16 +445,24 @@ impl Sessions {
                 Some((stream, peer)) = self.accepted.recv() => {
                     let Generation { ctx, limit } = self.generation.borrow().clone();
                     let shutdown = shutdown.clone();
-                    let permit = limit.try_acquire_owned();
+                    let slot = per_client.try_take(peer.ip(), ctx.settings.max_connections_per_client);
+                    let permit = slot.is_some().then(|| limit.try_acquire_owned());
                     sessions.spawn(async move {
                         let _ = stream.set_nodelay(true);
                         let info = SessionInfo { peer: Some(peer), tls: false, via: "inbound" };
                         match permit {
-                            Ok(_permit) => {
+                            Some(Ok(_permit)) => {
                                 session::run(stream, Vec::new(), info, &ctx, shutdown).await;
                             }
-                            Err(_) => session::refuse_busy(stream, &ctx.settings.hostname).await,
+                            Some(Err(_)) => {
+                                session::refuse_busy(stream, &ctx.settings.hostname).await;
+                            }
+                            None => {
+                                tracing::info!(%peer, "refused: too many connections from this address");
+                                session::refuse_client_busy(stream, &ctx.settings.hostname).await;
+                            }
                         }
+                        drop(slot);
                     });
                 }
                 Some(_) = sessions.join_next(), if !sessions.is_empty() => {}

@@ -6,27 +6,34 @@
 //! commands (RFC 2920) get their replies in one batch.
 //!
 //! Contract: a 250 after DATA is written only after [`crate::deliver::Writer::commit`] returned, i.e. after the
-//! message is fsynced in the Maildir or accepted by the office server.
+//! message is fsynced in the Maildir or accepted by the office server. The message's bytes go
+//! through [`DataReader`]: the end of data is `<CR><LF>.<CR><LF>` only, and no bare CR or LF
+//! reaches the delivery target.
+//!
+//! Every wait has a deadline: each command line must arrive whole within `idle_timeout`, each
+//! read inside DATA too, and the whole session ends at `session_timeout`.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use smtp_proto::request::receiver::DataReceiver;
 use smtp_proto::{Error as ProtoError, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::SessionContext;
-use crate::deliver::{DeliverError, Envelope};
+use super::channel::Channel;
+use super::data::DataReader;
+use crate::deliver::{DeliverError, Envelope, Transaction};
 use crate::events::{Arrival, Event};
 
 /// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets; we allow some slack for long
 /// parameters and refuse anything longer.
 pub const MAX_COMMAND_LINE: usize = 2048;
 const READ_CHUNK: usize = 64 * 1024;
-/// RFC 5321 §4.5.3.2: the server waits 10 minutes for the client's next data block.
-const DATA_BLOCK_TIMEOUT: Duration = Duration::from_secs(600);
+/// Helo names and addresses longer than this are cut in the Received: header.
+const MAX_TRACE_FIELD: usize = 255;
 
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
@@ -45,8 +52,11 @@ pub enum SessionEnd {
     IdleTimeout,
     SessionTimeout,
     TooManyErrors,
+    TooManyJunkCommands,
     Shutdown,
     IoError,
+    /// The TLS handshake after STARTTLS failed.
+    TlsFailed,
 }
 
 impl SessionEnd {
@@ -57,6 +67,8 @@ impl SessionEnd {
             SessionEnd::IdleTimeout => "idle timeout",
             SessionEnd::SessionTimeout => "session time limit",
             SessionEnd::TooManyErrors => "too many errors",
+            SessionEnd::TooManyJunkCommands => "too many NOOP/RSET/VRFY/EXPN/HELP commands",
+            SessionEnd::TlsFailed => "TLS handshake failed",
             SessionEnd::Shutdown => "shutdown",
             SessionEnd::IoError => "connection error",
         }
@@ -73,6 +85,14 @@ pub struct SessionSummary {
 /// Answers a connection over the limit with 421 and closes it.
 pub async fn refuse_busy<S: AsyncWrite + Unpin>(mut stream: S, hostname: &str) {
     let line = format!("421 4.3.2 {hostname} Too many connections, try again later\r\n");
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
+}
+
+/// Answers a connection over the per-client limit with 421 and closes it.
+pub async fn refuse_client_busy<S: AsyncWrite + Unpin>(mut stream: S, hostname: &str) {
+    let line =
+        format!("421 4.7.0 {hostname} Too many connections from your address, try again later\r\n");
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
 }
@@ -96,7 +116,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     });
     let deadline = ctx.settings.session_timeout.map(|t| Instant::now() + t);
     let mut session = Session {
-        stream,
+        stream: Channel::Plain(stream),
         input: initial,
         pos: 0,
         out: Vec::with_capacity(1024),
@@ -109,7 +129,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         esmtp: false,
         mail_from: None,
         rcpts: Vec::new(),
+        transaction: None,
         errors: 0,
+        junk: 0,
         accepted: 0,
         refused: 0,
     };
@@ -131,7 +153,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 struct Session<'a, S> {
-    stream: S,
+    stream: Channel<S>,
     /// Bytes read; `input[pos..]` is not yet consumed.
     input: Vec<u8>,
     pos: usize,
@@ -146,7 +168,12 @@ struct Session<'a, S> {
     esmtp: bool,
     mail_from: Option<String>,
     rcpts: Vec<String>,
+    /// Open on the delivery target from the first recipient on (the office server is asked
+    /// about each recipient at RCPT time).
+    transaction: Option<Transaction>,
     errors: u32,
+    /// NOOP/RSET/VRFY/EXPN/HELP since the last message accepted.
+    junk: u32,
     accepted: u32,
     refused: u32,
 }
@@ -158,6 +185,8 @@ enum ReadStop {
     SessionTime,
     Shutdown,
     Io,
+    Tls,
+    Junk,
 }
 
 impl From<ReadStop> for SessionEnd {
@@ -168,6 +197,8 @@ impl From<ReadStop> for SessionEnd {
             ReadStop::SessionTime => SessionEnd::SessionTimeout,
             ReadStop::Shutdown => SessionEnd::Shutdown,
             ReadStop::Io => SessionEnd::IoError,
+            ReadStop::Tls => SessionEnd::TlsFailed,
+            ReadStop::Junk => SessionEnd::TooManyJunkCommands,
         }
     }
 }
@@ -224,6 +255,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 }
                 Err(stop) => {
                     let _ = self.flush().await;
+                    self.reset().await;
                     return stop.into();
                 }
             }
@@ -250,15 +282,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 return Ok(Flow::Error);
             }
         };
+        if matches!(
+            request,
+            Request::Noop { .. }
+                | Request::Rset
+                | Request::Vrfy { .. }
+                | Request::Expn { .. }
+                | Request::Help { .. }
+        ) {
+            // Postfix's smtpd_junk_command_limit: a client that only keeps the line open
+            // holds a connection slot that the queuing server may need.
+            self.junk += 1;
+            if self.junk > self.ctx.settings.max_junk_commands {
+                self.reply(
+                    421,
+                    "4.7.0 Too many NOOP/RSET/VRFY/EXPN/HELP commands, closing the connection",
+                );
+                return Err(ReadStop::Junk);
+            }
+        }
         let flow = match request {
-            Request::Ehlo { host } => self.hello(host, true),
-            Request::Helo { host } => self.hello(host, false),
+            Request::Ehlo { host } => self.hello(host, true).await,
+            Request::Helo { host } => self.hello(host, false).await,
             Request::Lhlo { .. } => self.error(500, "5.5.1 LHLO is for LMTP, this is SMTP"),
             Request::Mail { from } => self.mail(line, from.address, from.size),
-            Request::Rcpt { to } => self.rcpt(line, to.address),
+            Request::Rcpt { to } => self.rcpt(line, to.address).await,
             Request::Data => return self.data().await,
+            Request::StartTls => return self.start_tls().await,
             Request::Rset => {
-                self.reset();
+                self.reset().await;
                 self.reply(250, "2.0.0 OK");
                 Flow::Continue
             }
@@ -285,7 +337,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 Flow::Continue
             }
             Request::Expn { .. }
-            | Request::StartTls
             | Request::Auth { .. }
             | Request::Etrn { .. }
             | Request::Atrn { .. }
@@ -306,22 +357,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         Flow::Error
     }
 
-    fn hello(&mut self, host: Cow<'_, str>, extended: bool) -> Flow {
-        self.reset();
+    async fn hello(&mut self, host: Cow<'_, str>, extended: bool) -> Flow {
+        self.reset().await;
         self.helo = Some(host.to_string());
         self.esmtp = extended;
         let name = &self.ctx.settings.hostname;
         if extended {
-            let lines = [
-                format!("{name} greets {host}"),
+            let mut lines = vec![
+                format!("{name} greets {}", trace_field(&host)),
                 "PIPELINING".to_string(),
                 "8BITMIME".to_string(),
                 format!("SIZE {}", self.ctx.settings.max_message_size),
                 "ENHANCEDSTATUSCODES".to_string(),
             ];
+            if self.can_start_tls() {
+                lines.push("STARTTLS".to_string());
+            }
             self.reply_lines(250, &lines);
         } else {
-            self.reply(250, &format!("{name} greets {host}"));
+            self.reply(250, &format!("{name} greets {}", trace_field(&host)));
         }
         Flow::Continue
     }
@@ -353,13 +407,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         Flow::Continue
     }
 
-    fn rcpt(&mut self, line: &[u8], address: Cow<'_, str>) -> Flow {
-        if self.mail_from.is_none() {
+    async fn rcpt(&mut self, line: &[u8], address: Cow<'_, str>) -> Flow {
+        let Some(mail_from) = self.mail_from.clone() else {
             return self.error(503, "5.5.1 Need MAIL before RCPT");
-        }
+        };
         if has_source_route(line) {
             return self.error(550, "5.7.1 Source routes are not accepted; relaying denied");
         }
+        if address.chars().any(|c| c.is_control()) {
+            return self.error(501, "5.1.3 Control characters in the recipient address");
+        }
+        // RFC 5321 §4.5.1: "postmaster" without a domain must be accepted; it is the
+        // postmaster of the office's first domain. (smtp-proto hands it over as an empty
+        // address, like the invalid `<>`, so the line tells them apart.)
+        let address: Cow<'_, str> = match self.ctx.settings.domains.first() {
+            Some(first) if address.is_empty() && is_bare_postmaster(line) => {
+                format!("postmaster@{first}").into()
+            }
+            _ => address,
+        };
         let (local, domain) = match address.rsplit_once('@') {
             Some((l, d)) => (l, d.trim_end_matches('.').to_ascii_lowercase()),
             None => return self.error(550, "5.1.3 A recipient needs a domain; relaying denied"),
@@ -382,18 +448,77 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             self.reply(452, "4.5.3 Too many recipients");
             return Flow::Continue;
         }
-        self.rcpts.push(address.into_owned());
-        self.reply(250, "2.1.5 OK");
-        Flow::Continue
+        let transaction = self
+            .transaction
+            .get_or_insert_with(|| self.ctx.delivery.transaction(&mail_from));
+        match transaction.rcpt(&address).await {
+            Ok(()) => {
+                self.rcpts.push(address.into_owned());
+                self.reply(250, "2.1.5 OK");
+                Flow::Continue
+            }
+            // The office server's own answer for this recipient, as it gave it.
+            Err(refused) => {
+                self.reply_lines(refused.code, &refused.lines);
+                if refused.code >= 500 {
+                    Flow::Error
+                } else {
+                    Flow::Continue
+                }
+            }
+        }
+    }
+
+    fn can_start_tls(&self) -> bool {
+        self.ctx.tls.is_some() && !self.info.tls
+    }
+
+    /// RFC 3207. Whatever the client sent after the command, before the handshake, is thrown
+    /// away unanswered: it was not protected by TLS (the CVE-2011-0411 injection).
+    async fn start_tls(&mut self) -> Result<Flow, ReadStop> {
+        let Some(server) = self.ctx.tls.clone().filter(|_| self.can_start_tls()) else {
+            return Ok(if self.info.tls {
+                self.error(503, "5.5.1 TLS is already active")
+            } else {
+                self.error(502, "5.5.1 STARTTLS is not offered here")
+            });
+        };
+        let injected = self.input.len() - self.pos;
+        if injected > 0 {
+            tracing::warn!(peer = %self.peer_label, bytes = injected, "discarded plaintext sent after STARTTLS");
+        }
+        self.input.clear();
+        self.pos = 0;
+        self.reply(220, "2.0.0 Ready to start TLS");
+        self.flush().await?;
+        let Channel::Plain(plain) = std::mem::replace(&mut self.stream, Channel::Gone) else {
+            return Err(ReadStop::Io);
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(server);
+        let handshake =
+            tokio::time::timeout(self.ctx.settings.idle_timeout, acceptor.accept(plain));
+        match handshake.await {
+            Ok(Ok(tls)) => self.stream = Channel::Tls(Box::new(tls)),
+            Ok(Err(e)) => {
+                tracing::info!(peer = %self.peer_label, "TLS handshake failed: {e}");
+                return Err(ReadStop::Tls);
+            }
+            Err(_) => return Err(ReadStop::Tls),
+        }
+        self.info.tls = true;
+        self.helo = None;
+        self.esmtp = false;
+        self.reset().await;
+        Ok(Flow::Continue)
     }
 
     async fn data(&mut self) -> Result<Flow, ReadStop> {
         if self.mail_from.is_none() {
             return Ok(self.error(503, "5.5.1 Need MAIL before DATA"));
         }
-        if self.rcpts.is_empty() {
+        let (false, Some(transaction)) = (self.rcpts.is_empty(), self.transaction.take()) else {
             return Ok(self.error(554, "5.5.1 No valid recipients"));
-        }
+        };
         let envelope = Envelope {
             mail_from: self.mail_from.clone().unwrap_or_default(),
             rcpt_to: self.rcpts.clone(),
@@ -401,7 +526,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         };
         let id = new_id();
         let mut failure: Option<DeliverError> = None;
-        let mut writer = match self.ctx.delivery.begin(&envelope).await {
+        let mut writer = match transaction.data().await {
             Ok(mut w) => match w.write(self.received_header(&id).as_bytes()).await {
                 Ok(()) => Some(w),
                 Err(e) => {
@@ -424,14 +549,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
 
         let max = self.ctx.settings.max_message_size;
-        let mut receiver = DataReceiver::new();
-        let mut chunk = Vec::with_capacity(READ_CHUNK);
+        let mut reader = DataReader::new();
+        let mut chunk = Vec::with_capacity(READ_CHUNK + READ_CHUNK / 4);
         let mut size: u64 = 0;
         let mut too_big = false;
         loop {
-            let mut bytes = self.input[self.pos..].iter();
-            let done = receiver.ingest(&mut bytes, &mut chunk);
-            self.pos = self.input.len() - bytes.as_slice().len();
+            let used = reader.feed(&self.input[self.pos..], &mut chunk);
+            self.pos += used;
             size += chunk.len() as u64;
             if size > max && !too_big {
                 too_big = true;
@@ -448,18 +572,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 }
             }
             chunk.clear();
-            if done {
+            if reader.is_done() {
                 break;
             }
-            if let Err(stop) = self.fill(DATA_BLOCK_TIMEOUT, false).await {
+            let deadline = Instant::now() + self.ctx.settings.idle_timeout;
+            if let Err(stop) = self.fill(deadline, false).await {
                 // The client is gone before the final dot: nothing was acknowledged, so the
                 // partial message is thrown away and the sender still holds it.
                 if let Some(w) = writer {
                     w.abort().await;
                 }
-                self.reset();
+                self.reset().await;
                 return Err(stop);
             }
+        }
+        if reader.bare_line_ends() > 0 {
+            tracing::info!(
+                peer = %self.peer_label, %id, count = reader.bare_line_ends(),
+                "bare CR or LF line ends made CRLF"
+            );
         }
 
         let result = if too_big {
@@ -477,6 +608,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         match result {
             Ok(delivered) => {
                 self.accepted += 1;
+                self.junk = 0;
                 tracing::info!(
                     peer = %self.peer_label, %id, size = delivered.size, rcpts = envelope.rcpt_to.len(),
                     "message stored: {}", delivered.location
@@ -506,12 +638,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 self.reply(code, &text);
             }
         }
-        self.reset();
+        self.reset().await;
         Ok(Flow::Continue)
     }
 
     fn received_header(&self, id: &str) -> String {
-        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let helo = trace_field(self.helo.as_deref().unwrap_or("unknown"));
         let addr = self
             .info
             .peer
@@ -529,7 +661,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             _ => "",
         };
         let rcpt = match self.rcpts.as_slice() {
-            [one] => format!("\r\n\tfor <{one}>"),
+            [one] => format!("\r\n\tfor <{}>", trace_field(one)),
             _ => String::new(),
         };
         format!(
@@ -539,9 +671,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         )
     }
 
-    fn reset(&mut self) {
+    async fn reset(&mut self) {
         self.mail_from = None;
         self.rcpts.clear();
+        if let Some(transaction) = self.transaction.take() {
+            transaction.close().await;
+        }
     }
 
     fn reply(&mut self, code: u16, text: &str) {
@@ -579,6 +714,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     /// (pipelining) and are written before the session blocks on a read.
     async fn next_line(&mut self) -> Result<Line, ReadStop> {
         let mut discarding = false;
+        let mut deadline = None;
         loop {
             let pending = &self.input[self.pos..];
             if let Some(i) = pending.iter().position(|&b| b == b'\n') {
@@ -595,32 +731,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 self.pos = self.input.len();
             }
             self.flush().await?;
-            self.fill(self.ctx.settings.idle_timeout, true).await?;
+            // The line must arrive whole in time, however slowly it drips in. The clock starts
+            // once the replies are written (a slow reader is the flush's own timeout).
+            let deadline =
+                *deadline.get_or_insert_with(|| Instant::now() + self.ctx.settings.idle_timeout);
+            self.fill(deadline, true).await?;
         }
     }
 
     /// Reads more input. `interruptible`: a shutdown request ends the wait (between commands
     /// only; a message in transfer is never cut off by us).
-    async fn fill(&mut self, timeout: Duration, interruptible: bool) -> Result<(), ReadStop> {
+    async fn fill(&mut self, until: Instant, interruptible: bool) -> Result<(), ReadStop> {
         if self.pos > 0 {
             self.input.drain(..self.pos);
             self.pos = 0;
         }
-        let timeout = match self.deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(ReadStop::SessionTime);
-                }
-                timeout.min(left)
-            }
-            None => timeout,
+        let until = match self.deadline {
+            Some(d) if d <= Instant::now() => return Err(ReadStop::SessionTime),
+            Some(d) => until.min(d),
+            None => until,
         };
         // Reads into spare capacity: zero-filling a 64 KiB buffer before every read was 69 % of
         // the CPU time of an inbound message (callgrind, BENCHMARKS.md).
         self.input.reserve(READ_CHUNK);
         let mut shutdown = self.shutdown.clone();
-        let read = tokio::time::timeout(timeout, self.stream.read_buf(&mut self.input));
+        let read = tokio::time::timeout_at(until, self.stream.read_buf(&mut self.input));
         let result = tokio::select! {
             r = read => r,
             _ = wait_for_shutdown(&mut shutdown), if interruptible => {
@@ -659,6 +794,12 @@ async fn wait_for_shutdown(rx: &mut watch::Receiver<bool>) {
     }
 }
 
+/// `RCPT TO:<Postmaster>`, in any case.
+fn is_bare_postmaster(line: &[u8]) -> bool {
+    line.windows(12)
+        .any(|w| w.eq_ignore_ascii_case(b"<postmaster>"))
+}
+
 /// `<@relay1,@relay2:user@domain>` (RFC 5321 §4.1.2 source route).
 fn has_source_route(line: &[u8]) -> bool {
     line.iter()
@@ -682,6 +823,15 @@ fn parse_error_reply(e: &ProtoError) -> (u16, String) {
             (500, "5.5.2 Syntax error".into())
         }
     }
+}
+
+/// A client-supplied name or address as it may stand in a trace header: printable, one line,
+/// not too long (RFC 5322 §3.6.7).
+fn trace_field(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_TRACE_FIELD)
+        .collect()
 }
 
 /// A short unique message id for logs and the Received: header.

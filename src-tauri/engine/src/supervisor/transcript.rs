@@ -40,6 +40,11 @@ pub fn config(hosts: &[&str]) -> Config {
             max_message_size: 1 << 20,
             max_connections: 4,
             idle_timeout: Duration::from_secs(60),
+            max_connections_per_client: 4,
+            max_junk_commands: 100,
+            max_session_time: Duration::from_secs(3600),
+            tls_cert: None,
+            tls_key: None,
         },
         outbound: None,
         link: Link {
@@ -49,6 +54,7 @@ pub fn config(hosts: &[&str]) -> Config {
         },
         dns: Dns::default(),
         desktop: Default::default(),
+        state_dir: PathBuf::from("/nonexistent/state"),
     }
 }
 
