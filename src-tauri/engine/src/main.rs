@@ -9,10 +9,13 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use postern_engine::api::{self, Deps};
 use postern_engine::config::{self, Config, Protocol};
+use postern_engine::control::Request;
 use postern_engine::dequeue::{self, DequeueContext};
 use postern_engine::events;
 use postern_engine::secrets::{self, MemoryStore, OsKeyring, SecretStore};
 use postern_engine::smtp_server::SessionContext;
+
+mod remote;
 
 #[derive(Parser)]
 #[command(
@@ -32,10 +35,10 @@ struct Cli {
 }
 
 #[derive(clap::Args, Clone)]
-struct ConfigArg {
+pub(crate) struct ConfigArg {
     /// The config file (default: $POSTERN_CONFIG, then the OS config folder).
     #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -49,11 +52,45 @@ enum Commands {
         #[arg(long)]
         events: bool,
     },
-    /// Dequeue once now from every queue server and print each domain's reply.
+    /// Dequeue once now from every queue server and print each domain's reply. When an engine
+    /// runs with this config, it carries the fetch out (one dequeue at a time per server).
     Fetch {
         #[command(flatten)]
         config: ConfigArg,
         /// Print the outcomes as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Connect to the queuing servers from this process even when an engine runs.
+        #[arg(long)]
+        standalone: bool,
+    },
+    /// The running engine's state: link, pause, each server's last result and next attempt.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause the running engine's automatic dequeues (fetch still works).
+    Pause {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Resume the running engine's automatic dequeues.
+    Resume {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Make the running engine read its config file again (like SIGHUP).
+    Reload {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Follow the running engine's events until interrupted.
+    Events {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// One JSON object a line.
         #[arg(long)]
         json: bool,
     },
@@ -120,7 +157,22 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Commands::Run { config, events } => run(&config, events).await,
-            Commands::Fetch { config, json } => fetch(&config, json).await,
+            Commands::Fetch {
+                config,
+                json,
+                standalone,
+            } => {
+                if standalone {
+                    fetch(&config, json).await
+                } else {
+                    remote::fetch(&config, json).await
+                }
+            }
+            Commands::Status { config, json } => remote::status(&config, json).await,
+            Commands::Pause { config } => remote::simple(&config, Request::Pause).await,
+            Commands::Resume { config } => remote::simple(&config, Request::Resume).await,
+            Commands::Reload { config } => remote::simple(&config, Request::Reload).await,
+            Commands::Events { config, json } => remote::events(&config, json).await,
             Commands::CheckMx {
                 domain,
                 config,
@@ -145,7 +197,7 @@ fn main() -> ExitCode {
     })
 }
 
-fn fail(message: &str) -> ExitCode {
+pub(crate) fn fail(message: &str) -> ExitCode {
     eprintln!("posternd: {message}");
     ExitCode::FAILURE
 }
@@ -281,12 +333,20 @@ async fn run(arg: &ConfigArg, print_events: bool) -> ExitCode {
         Ok(h) => h,
         Err(e) => return fail(&e.to_string()),
     };
+    let control = match remote::serve(arg, &handle).await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = handle.commands.send(api::Command::Shutdown).await;
+            handle.join().await;
+            return fail(&e);
+        }
+    };
     #[cfg(unix)]
     if let Some(mut hangups) = hangups {
         let (arg, reloader, events) = (arg.clone(), handle.reloader(), handle.events.clone());
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
-                reload_from_file(&arg, &reloader, &events).await;
+                let _ = reload_from_file(&arg, &reloader, &events).await;
             }
         });
     }
@@ -297,6 +357,7 @@ async fn run(arg: &ConfigArg, print_events: bool) -> ExitCode {
         let _ = commands.send(api::Command::Shutdown).await;
     });
     handle.join().await;
+    drop(control);
     if let Some(p) = printer {
         p.abort();
     }
@@ -307,8 +368,12 @@ async fn run(arg: &ConfigArg, print_events: bool) -> ExitCode {
 /// reloads the engine. A file that does not load changes nothing; the error (line:column and
 /// fix) goes to the log and out as a Warning event.
 #[cfg(unix)]
-async fn reload_from_file(arg: &ConfigArg, reloader: &api::Reloader, events: &events::EventSender) {
-    tracing::info!("SIGHUP: reading the configuration again");
+pub(crate) async fn reload_from_file(
+    arg: &ConfigArg,
+    reloader: &api::Reloader,
+    events: &events::EventSender,
+) -> Result<String, String> {
+    tracing::info!("reading the configuration again");
     let (config, secrets) = match load_with_secrets(arg).await {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -317,15 +382,20 @@ async fn reload_from_file(arg: &ConfigArg, reloader: &api::Reloader, events: &ev
             let _ = events.send(events::Event::Warning {
                 message,
                 fix: Some(
-                    "correct the file and send SIGHUP again; until then the old configuration stays in force"
+                    "correct the file and reload again (posternd reload, or SIGHUP); until then \
+                     the old configuration stays in force"
                         .into(),
                 ),
             });
-            return;
+            return Err(format!("the configuration was not reloaded: {e}"));
         }
     };
-    // The engine logs the outcome and reports it as an event.
-    let _ = reloader.reload_with(config, Deps { secrets }).await;
+    // The engine also logs the outcome and reports it as an event.
+    match reloader.reload_with(config, Deps { secrets }).await {
+        Ok(r) if r.changes.is_empty() => Ok("reloaded: nothing changed".into()),
+        Ok(r) => Ok(format!("reloaded: {}", r.changes.join("; "))),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Installs the SIGTERM/SIGINT handlers now, before the engine listens (a stop sent as soon as
@@ -358,7 +428,7 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-async fn fetch(arg: &ConfigArg, json: bool) -> ExitCode {
+pub(crate) async fn fetch(arg: &ConfigArg, json: bool) -> ExitCode {
     let (config, secrets) = match load_with_secrets(arg).await {
         Ok(loaded) => loaded,
         Err(e) => return fail(&e),
@@ -381,13 +451,18 @@ async fn fetch(arg: &ConfigArg, json: bool) -> ExitCode {
         .into_iter()
         .flatten()
         .collect();
+    report_outcomes(&outcomes, json)
+}
+
+/// Prints the outcomes of a fetch; exit 0 when there is nothing more to get.
+pub(crate) fn report_outcomes(outcomes: &[dequeue::reply::Outcome], json: bool) -> ExitCode {
     if json {
-        match serde_json::to_string_pretty(&outcomes) {
+        match serde_json::to_string_pretty(outcomes) {
             Ok(s) => println!("{s}"),
             Err(e) => return fail(&e.to_string()),
         }
     } else {
-        for o in &outcomes {
+        for o in outcomes {
             println!("{}", o.summary());
         }
     }

@@ -441,3 +441,11 @@ fn ends_reply(bytes: &[u8]) -> bool {
             .last()
             .is_some_and(|l| l.as_bytes().get(3) == Some(&b' '))
 }
+
+#[tokio::test]
+async fn no_reply_echoes_a_bare_cr_of_the_client() {
+    let mut s = Harness::start().await;
+    s.cmd("EHLO q", "250").await;
+    let reply = s.cmd("EX\rPN x", "502").await;
+    assert_eq!(reply.matches('\r').count(), 1, "{reply:?}");
+}

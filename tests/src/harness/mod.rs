@@ -27,6 +27,7 @@ pub mod postfix;
 pub mod process;
 pub mod scripted;
 pub mod sink;
+pub mod smallfs;
 pub mod smtp_client;
 pub mod tls;
 
@@ -38,10 +39,11 @@ pub use netns::NetNs;
 pub use ports::{free_addr, free_port, wait_for_port};
 pub use posternd::{Posternd, PosterndBuilder, posternd, posternd_bin, posternd_with};
 pub use postfix::{PostfixQueue, PostfixQueueBuilder};
-pub use scripted::ScriptedServer;
+pub use scripted::{DripServer, ScriptedServer};
 pub use sink::{SilentServer, SinkMessage, SmtpSink};
+pub use smallfs::SmallFs;
 pub use smtp_client::{Reply, Transcript, send, send_all};
-pub use tls::TestPki;
+pub use tls::{OpensslSelfSigned, TestPki};
 
 use std::time::Duration;
 

@@ -50,6 +50,8 @@ pub struct PostfixQueueBuilder {
     main_cf: Vec<(String, String)>,
     smtpd_options: Vec<(String, String)>,
     hostname: String,
+    routes: Vec<(String, SocketAddr)>,
+    hold: bool,
 }
 
 impl Default for PostfixQueueBuilder {
@@ -66,6 +68,8 @@ impl Default for PostfixQueueBuilder {
             main_cf: Vec::new(),
             smtpd_options: Vec::new(),
             hostname: "isp-queue.test".into(),
+            routes: Vec::new(),
+            hold: true,
         }
     }
 }
@@ -142,6 +146,25 @@ impl PostfixQueueBuilder {
     /// Any other main.cf parameter (later values win).
     pub fn main_cf(mut self, name: &str, value: &str) -> Self {
         self.main_cf.push((name.into(), value.into()));
+        self
+    }
+
+    /// Mail for `domain` (which need not be a relay domain: clients in `mynetworks` may relay
+    /// anywhere) goes to `addr` by SMTP, e.g. an outside domain to an `smtp-sink`.
+    pub fn route(mut self, domain: &str, addr: SocketAddr) -> Self {
+        self.routes.push((domain.into(), addr));
+        self
+    }
+
+    /// Delivers at once instead of holding mail until ETRN (`defer_transports =` empty).
+    pub fn deliver_at_once(mut self) -> Self {
+        self.hold = false;
+        self
+    }
+
+    /// The name in its banner and its Received: headers (default `isp-queue.test`).
+    pub fn hostname(mut self, name: &str) -> Self {
+        self.hostname = name.into();
         self
     }
 
@@ -229,6 +252,19 @@ impl PostfixQueue {
         PostfixQueueBuilder::default()
     }
 
+    /// The office mail server behind Postern (`deliver = "smtp://…"`, see shared/peers.md): it
+    /// trusts 127.0.0.0/8 (`mynetworks`, so Postern may relay through it), takes mail for
+    /// `office.test` and passes it at once to `mailboxes` (an `smtp-sink` standing for the
+    /// users' mailboxes). Postfix 3.7's default `smtpd_forbid_bare_newline = no` is kept: a bare
+    /// LF ends a line, as on the servers Postern must protect. Add outside domains with
+    /// [`PostfixQueueBuilder::route`].
+    pub fn office(mailboxes: SocketAddr) -> PostfixQueueBuilder {
+        PostfixQueueBuilder::default()
+            .deliver_to(mailboxes)
+            .deliver_at_once()
+            .hostname("office-mx.test")
+    }
+
     /// A normal instance for `office.test` on 127.0.0.1, delivering to `deliver_to` on ETRN.
     pub fn start(deliver_to: SocketAddr) -> Result<Self> {
         Self::builder().deliver_to(deliver_to).start()
@@ -276,13 +312,9 @@ impl PostfixQueue {
         let transports: Vec<String> = opts
             .relay_domains
             .iter()
-            .map(|d| {
-                format!(
-                    "{d}=smtp:[{}]:{}",
-                    self.deliver_to.ip(),
-                    self.deliver_to.port()
-                )
-            })
+            .map(|d| (d, self.deliver_to))
+            .chain(opts.routes.iter().map(|(d, a)| (d, *a)))
+            .map(|(d, addr)| format!("{d}=smtp:[{}]:{}", addr.ip(), addr.port()))
             .collect();
         let mut main = vec![
             ("compatibility_level", "3.6".to_string()),
@@ -319,7 +351,10 @@ impl PostfixQueue {
                 "permit_mynetworks, reject".into(),
             ),
             // Hold everything until ETRN (which overrides it); postsuper -h would not be released.
-            ("defer_transports", "smtp".into()),
+            (
+                "defer_transports",
+                if opts.hold { "smtp" } else { "" }.into(),
+            ),
             ("smtpd_banner", "$myhostname ESMTP Postfix".into()),
             ("biff", "no".into()),
             // Large enough for tests of Postern's own size limit (default 50 MiB).
@@ -450,6 +485,35 @@ impl PostfixQueue {
         poll_until(format!("{needle:?} in the Postfix log"), timeout, || {
             self.log_text().contains(needle).then_some(())
         })
+    }
+
+    /// SMTP sessions its smtpd has seen begin (`connect from`) and end (`disconnect from`).
+    pub fn session_counts(&self) -> (usize, usize) {
+        let log = self.log_text();
+        let connects = log
+            .lines()
+            .filter(|l| l.contains(": connect from "))
+            .count();
+        let disconnects = log
+            .lines()
+            .filter(|l| l.contains(": disconnect from "))
+            .count();
+        (connects, disconnects)
+    }
+
+    /// Waits until at least one session was seen and every session that began has ended, and its
+    /// queue is empty: whatever its clients gave it has been delivered (or bounced) by then.
+    pub fn wait_until_idle(&self, timeout: Duration) -> Result<()> {
+        poll_until(
+            "every Postfix session ended and its queue empty",
+            timeout,
+            || {
+                let (connects, disconnects) = self.session_counts();
+                (connects > 0 && connects == disconnects && self.queue_len().ok()? == 0)
+                    .then_some(())
+            },
+        )
+        .map_err(|e| self.with_log(e))
     }
 
     /// How many ETRN commands smtpd has seen, counted from its `disconnect from ...` lines

@@ -175,3 +175,96 @@ impl Drop for ScriptedServer {
         }
     }
 }
+
+/// A loopback server that sends its greeting one byte every `pause` (a "slow drip"), then
+/// answers EHLO with a one-line 250 and closes on anything else. Each connection is served until
+/// the client goes away or the server is dropped.
+pub struct DripServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    sent: Arc<std::sync::atomic::AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DripServer {
+    /// Starts on a free 127.0.0.1 port; `greeting` without CRLF (it is added).
+    pub fn start(greeting: &str, pause: Duration) -> Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).context(|| "bind drip server".into())?;
+        let addr = listener
+            .local_addr()
+            .context(|| "drip server address".into())?;
+        listener
+            .set_nonblocking(true)
+            .context(|| "non-blocking listener".into())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let wire = format!("{greeting}\r\n").into_bytes();
+        let thread = {
+            let (stop, sent) = (stop.clone(), sent.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let (stop, sent, wire) = (stop.clone(), sent.clone(), wire.clone());
+                            std::thread::spawn(move || {
+                                let _ = drip(stream, &wire, pause, &stop, &sent);
+                            });
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        };
+        Ok(Self {
+            addr,
+            stop,
+            sent,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Greeting bytes written so far, over all connections.
+    pub fn bytes_sent(&self) -> usize {
+        self.sent.load(Ordering::Relaxed)
+    }
+}
+
+fn drip(
+    mut stream: TcpStream,
+    wire: &[u8],
+    pause: Duration,
+    stop: &AtomicBool,
+    sent: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<()> {
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    for byte in wire {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        // The pause is the behaviour under test (a server that trickles), not synchronisation.
+        std::thread::sleep(pause);
+        stream.write_all(std::slice::from_ref(byte))?;
+        sent.fetch_add(1, Ordering::Relaxed);
+    }
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    if line.to_ascii_uppercase().starts_with("EHLO") {
+        stream.write_all(b"250 drip.test\r\n")?;
+    }
+    Ok(())
+}
+
+impl Drop for DripServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

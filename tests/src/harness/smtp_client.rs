@@ -70,6 +70,25 @@ impl Transcript {
     pub fn connect_timeout(addr: SocketAddr, timeout: Duration) -> Result<Self> {
         let tcp =
             TcpStream::connect_timeout(&addr, timeout).context(|| format!("connect to {addr}"))?;
+        Self::over(tcp, timeout)
+    }
+
+    /// Connects from the local address `source` (e.g. 127.0.0.2, port 0 = any), so that a
+    /// server sees another client address, and reads the greeting.
+    pub fn connect_from(source: SocketAddr, addr: SocketAddr, timeout: Duration) -> Result<Self> {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
+            .context(|| "create socket".into())?;
+        socket
+            .bind(&source.into())
+            .context(|| format!("bind {source}"))?;
+        socket
+            .connect_timeout(&addr.into(), timeout)
+            .context(|| format!("connect to {addr} from {source}"))?;
+        Self::over(socket.into(), timeout)
+    }
+
+    fn over(tcp: TcpStream, timeout: Duration) -> Result<Self> {
         tcp.set_read_timeout(Some(timeout))
             .context(|| "set read timeout".into())?;
         tcp.set_write_timeout(Some(timeout))
@@ -216,10 +235,19 @@ impl Transcript {
     /// Later commands go over TLS.
     pub fn starttls(&mut self, server_name: &str, ca_pem: &str) -> Result<()> {
         self.expect("STARTTLS", 220)?;
+        self.handshake(server_name, ca_pem)
+    }
+
+    /// The TLS handshake (trusting only `ca_pem` for `server_name`) right after a 220 to a
+    /// STARTTLS the caller sent itself (e.g. with bytes pipelined behind it). Fails if the server
+    /// sent anything after the 220 in plaintext. Later commands go over TLS.
+    pub fn handshake(&mut self, server_name: &str, ca_pem: &str) -> Result<()> {
         if !self.reader.buffer().is_empty() {
-            return Err(HarnessError::Other(
-                "server sent bytes after 220 to STARTTLS (response injection)".into(),
-            ));
+            return Err(HarnessError::Other(format!(
+                "server sent bytes after 220 to STARTTLS (response injection): {:?}\n--- transcript ---\n{}",
+                String::from_utf8_lossy(self.reader.buffer()),
+                self.transcript()
+            )));
         }
         let config = super::tls::client_config(ca_pem)?;
         let name =

@@ -81,3 +81,87 @@ pub fn client_config(ca_pem: &str) -> Result<rustls::ClientConfig> {
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
+
+/// A self-signed certificate made the way users make one: `openssl req -x509 -newkey …`, which
+/// marks it `CA:TRUE` (Debian's openssl.cnf, v3_ca). Files `cert.pem` and `key.pem` in `dir`.
+#[derive(Clone, Debug)]
+pub struct OpensslSelfSigned {
+    pub cert_path: std::path::PathBuf,
+    pub key_path: std::path::PathBuf,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl OpensslSelfSigned {
+    /// `openssl req -x509` for the IP address `ip` (CN and subjectAltName), EC P-256, 30 days.
+    pub fn create(dir: &Path, ip: &str) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let cert_path = dir.join("cert.pem");
+        let key_path = dir.join("key.pem");
+        let mut cmd = std::process::Command::new("openssl");
+        cmd.args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            &format!("/CN={ip}"),
+            "-addext",
+            &format!("subjectAltName=IP:{ip}"),
+            "-keyout",
+        ])
+        .arg(&key_path)
+        .arg("-out")
+        .arg(&cert_path);
+        super::process::run(&mut cmd, std::time::Duration::from_secs(30))?;
+        // Readable by daemons that drop privileges (Postfix's smtpd reads it as root anyway).
+        for path in [&cert_path, &key_path] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+                .context(|| format!("chmod {}", path.display()))?;
+        }
+        let text = openssl_text(&cert_path)?;
+        if !text.contains("CA:TRUE") {
+            return Err(HarnessError::Other(format!(
+                "openssl req -x509 did not mark the certificate CA:TRUE here:\n{text}"
+            )));
+        }
+        Ok(Self {
+            cert_pem: std::fs::read_to_string(&cert_path)
+                .context(|| format!("read {}", cert_path.display()))?,
+            key_pem: std::fs::read_to_string(&key_path)
+                .context(|| format!("read {}", key_path.display()))?,
+            cert_path,
+            key_path,
+        })
+    }
+
+    /// The SHA-256 fingerprint as openssl prints it, e.g. `AB:CD:…` (uppercase, colons).
+    pub fn sha256_fingerprint(&self) -> Result<String> {
+        openssl_sha256_fingerprint(&self.cert_path)
+    }
+}
+
+fn openssl_text(cert: &Path) -> Result<String> {
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args(["x509", "-noout", "-text", "-in"]).arg(cert);
+    let out = super::process::run(&mut cmd, std::time::Duration::from_secs(30))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `openssl x509 -fingerprint -sha256` of a PEM file: `AB:CD:…` (uppercase, colons).
+pub fn openssl_sha256_fingerprint(cert: &Path) -> Result<String> {
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert);
+    let out = super::process::run(&mut cmd, std::time::Duration::from_secs(30))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .split_once('=')
+        .map(|(_, fp)| fp.trim().to_ascii_uppercase())
+        .ok_or_else(|| HarnessError::Other(format!("unexpected openssl output: {text}")))
+}

@@ -594,7 +594,8 @@ fn inbound(raw: Spanned<RawInbound>, servers: &[QueueServer], src: Src<'_>) -> R
     let max_connections_per_client = count(
         raw.max_connections_per_client.as_ref(),
         "max_connections_per_client",
-        defaults::MAX_CONNECTIONS_PER_CLIENT.min(max_connections),
+        // Well below the total however it is set, so one address can never take every slot.
+        defaults::MAX_CONNECTIONS_PER_CLIENT.min((max_connections / 2).max(1)),
         src,
     )?;
     let max_junk_commands = count(

@@ -679,16 +679,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
         }
     }
 
+    /// Every reply goes out as one clean line: texts may echo the client's words (a command
+    /// name, a parameter) or the office server's, and no CR or LF of theirs is passed on.
     fn reply(&mut self, code: u16, text: &str) {
-        self.out
-            .extend_from_slice(format!("{code} {text}\r\n").as_bytes());
+        self.reply_lines(code, &[text.to_string()]);
     }
 
     fn reply_lines(&mut self, code: u16, lines: &[String]) {
         for (i, line) in lines.iter().enumerate() {
             let sep = if i + 1 == lines.len() { ' ' } else { '-' };
             self.out
-                .extend_from_slice(format!("{code}{sep}{line}\r\n").as_bytes());
+                .extend_from_slice(format!("{code}{sep}").as_bytes());
+            let clean = line.chars().filter(|c| !c.is_control());
+            self.out.extend(clean.collect::<String>().as_bytes());
+            self.out.extend_from_slice(b"\r\n");
         }
     }
 

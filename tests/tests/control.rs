@@ -1,0 +1,180 @@
+//! Issue 14, the control API: `posternd status|pause|resume|reload|events|fetch` reach the
+//! running engine over its local endpoint, `fetch` is carried out by the engine (single flight),
+//! nothing answers when no engine runs, and another user cannot connect.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use postern_tests::harness::{
+    Posternd, PostfixQueue, TestMessage, free_addr, posternd_bin, wait_for_maildir,
+};
+use postern_tests::skip_unless_root;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn config(listen: SocketAddr, queue: SocketAddr, dir: &std::path::Path) -> String {
+    format!(
+        r#"domains = ["office.test"]
+state_dir = "{state}"
+
+[[queue_servers]]
+host = "{host}"
+port = {port}
+protocol = "etrn"
+tls = "off"
+timeout = "5s"
+
+[inbound]
+listen = ["{listen}"]
+deliver = "maildir:{maildir}"
+hostname = "office-gw.test"
+
+[link]
+refetch_every = "0"
+"#,
+        state = dir.join("state").display(),
+        maildir = dir.join("Maildir").display(),
+        host = queue.ip(),
+        port = queue.port(),
+    )
+}
+
+/// `posternd ARGS --config <the running engine's file>`.
+fn cli(engine: &Posternd, args: &[&str]) -> Output {
+    Command::new(posternd_bin())
+        .args(args)
+        .arg("--config")
+        .arg(engine.config_path())
+        .env_remove("POSTERN_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn the_command_line_steers_the_running_engine_and_another_user_cannot_connect() {
+    // Arrange: an engine whose queue server does not answer (nothing listens there).
+    let listen = free_addr();
+    let nowhere = free_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Posternd::run(&config(listen, nowhere, dir.path()), listen).unwrap();
+    engine
+        .wait_for_event_field("type", "fetch_finished", WAIT)
+        .unwrap();
+
+    // Act and assert: status, as text and JSON.
+    let status = cli(&engine, &["status"]);
+    assert!(status.status.success(), "{}", text(&status));
+    assert!(
+        text(&status).contains("automatic fetching: on"),
+        "{}",
+        text(&status)
+    );
+    assert!(
+        text(&status).contains(&nowhere.to_string()),
+        "{}",
+        text(&status)
+    );
+
+    let paused = cli(&engine, &["pause"]);
+    assert!(paused.status.success(), "{}", text(&paused));
+    engine.wait_for_event_field("type", "paused", WAIT).unwrap();
+    let json = cli(&engine, &["status", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["paused"], true, "{value}");
+
+    // events: the stream carries what the engine does next.
+    let mut follower = Command::new(posternd_bin())
+        .args(["events", "--json", "--config"])
+        .arg(engine.config_path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let resumed = cli(&engine, &["resume"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let stdout = follower.stdout.take().unwrap();
+    let first = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .next()
+        .unwrap()
+        .unwrap();
+    follower.kill().unwrap();
+    let _ = follower.wait();
+    let event: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(event["type"], "resumed", "{first}");
+
+    // Another user cannot even connect to the socket (folder 0700, socket 0600).
+    if nix::unistd::getuid().is_root() {
+        let socket = postern_engine::control::endpoint_path(engine.config_path());
+        let probe = format!(
+            "import socket; s = socket.socket(socket.AF_UNIX); s.connect({:?})",
+            socket.display().to_string()
+        );
+        let out = Command::new("su")
+            .args(["-s", "/bin/sh", "nobody", "-c"])
+            .arg(format!("/usr/bin/python3 -c '{probe}'"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "nobody connected: {}", text(&out));
+        assert!(text(&out).contains("Permission denied"), "{}", text(&out));
+    }
+
+    // When the engine is gone, each command says so in one line.
+    let config_path = engine.config_path().to_path_buf();
+    engine.stop().unwrap();
+    let out = Command::new(posternd_bin())
+        .args(["status", "--config"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no Postern engine runs"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn fetch_is_carried_out_by_the_running_engine() {
+    skip_unless_root!();
+    // Arrange: a Postfix queuing server holding mail, an engine that has not asked yet.
+    let listen = free_addr();
+    let isp = PostfixQueue::start(listen).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Posternd::run(&config(listen, isp.addr(), dir.path()), listen).unwrap();
+    engine
+        .wait_for_event_field("type", "fetch_finished", WAIT)
+        .unwrap();
+    let before = engine.events().len();
+    isp.queue_messages(&[TestMessage::sized(1, 2_000, &["user@office.test"])])
+        .unwrap();
+
+    // Act
+    let out = cli(&engine, &["fetch"]);
+
+    // Assert: the outcome line as before, and the engine did the dequeue (its events show it).
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("office.test: 250"), "{}", text(&out));
+    let started_by_engine = engine.events()[before..]
+        .iter()
+        .any(|e| e["type"] == "fetch_started");
+    assert!(started_by_engine, "{:?}", &engine.events()[before..]);
+    wait_for_maildir(&dir.path().join("Maildir"), 1, WAIT).unwrap();
+
+    // --standalone connects by itself: the engine sees no new dequeue.
+    let before = engine.events().len();
+    let own = cli(&engine, &["fetch", "--standalone"]);
+    assert!(own.status.success(), "{}", text(&own));
+    assert!(
+        !engine.events()[before..]
+            .iter()
+            .any(|e| e["type"] == "fetch_started")
+    );
+}
