@@ -42,6 +42,8 @@
 //!
 //! - [`api`]: the one entry point, [`api::start`] → [`api::EngineHandle`] (commands in, status
 //!   and events out).
+//! - [`control`]: the same commands, status and events over a local endpoint (socket or named
+//!   pipe), so `posternd status|pause|resume|reload|events|fetch` reach the running engine.
 //! - [`view`] and [`notify`]: what the tray, the windows and the notifications show, as pure
 //!   functions of the status and the events.
 //! - [`setup`]: the wizard's checks (what a queuing server supports, whether a delivery target
