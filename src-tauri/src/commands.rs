@@ -1,24 +1,17 @@
 //! The UI's commands. Each forwards to the engine or the shell in a few lines; errors reach the
 //! UI as one sentence that says what is wrong and what to do.
 
-use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
-
 use postern_engine::api::Command;
-use postern_engine::config::{self, Config, DeliverTarget};
+use postern_engine::config::Config;
 use postern_engine::config_store;
-use postern_engine::dequeue::client::{ClientOptions, SmtpClient};
 use postern_engine::events::Event;
 use postern_engine::mx;
-use postern_engine::tls::TrustPolicy;
+use postern_engine::setup::{self, ReachabilityQuestion, ReachabilityReport, ServerReport};
 use postern_engine::view::{StatusView, Window};
 use serde::Serialize;
 use tauri::{AppHandle, Runtime, State};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::shell::Shell;
-
-const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[tauri::command]
 pub fn get_status(shell: State<'_, Shell>) -> StatusView {
@@ -70,8 +63,9 @@ pub fn load_config(shell: State<'_, Shell>) -> ConfigState {
     }
 }
 
-/// Validates, saves atomically, and applies the new configuration (Apply): a reload of the
-/// running engine, or a start when none runs (after the wizard).
+/// Validates and applies the new configuration (Apply): a reload of the running engine, or a
+/// start when none runs (after the wizard). Only a configuration the engine took is written,
+/// atomically, so one it refuses never replaces the working file.
 #[tauri::command]
 pub async fn save_config<R: Runtime>(
     app: AppHandle<R>,
@@ -81,10 +75,17 @@ pub async fn save_config<R: Runtime>(
     if config.inbound.hostname.trim().is_empty() {
         config.inbound.hostname = gethostname();
     }
-    let saved = config_store::save(&config, &shell.config_path).map_err(|e| e.to_string())?;
-    if let Some(status) = shell.apply(saved).await.map_err(|e| e.to_string())? {
+    let checked = config_store::check(&config, &shell.config_path).map_err(|e| e.to_string())?;
+    if let Some(status) = shell
+        .apply(checked.config.clone())
+        .await
+        .map_err(|e| e.to_string())?
+    {
         crate::bridge::watch_status(app, status);
     }
+    checked.write(&shell.config_path).map_err(|e| {
+        format!("{e}. The new settings are in force until Postern quits, but were not saved")
+    })?;
     Ok(StatusView::from_status(&shell.status()))
 }
 
@@ -102,112 +103,14 @@ pub async fn set_secret(
         .map_err(|e| e.to_string())
 }
 
-/// What a queuing server says it supports, and the protocol to use with it.
-#[derive(Debug, Serialize)]
-pub struct ServerReport {
-    pub server: String,
-    pub greeting: String,
-    pub etrn: bool,
-    pub atrn: bool,
-    pub starttls: bool,
-    pub auth: Vec<String>,
-    /// `etrn`, `atrn`, or `None` when the server offers neither.
-    pub recommended: Option<config::Protocol>,
-    pub advice: String,
-}
-
 #[tauri::command]
 pub async fn probe_queue_server(host: String, port: u16) -> Result<ServerReport, String> {
-    let opts = ClientOptions {
-        host,
-        port,
-        timeout: PROBE_TIMEOUT,
-        helo_name: gethostname(),
-        trust: TrustPolicy {
-            ca_file: None,
-            fingerprint: None,
-        },
-        connect_addr: None,
-    };
-    let mut client = SmtpClient::connect(&opts).await.map_err(|e| {
-        format!(
-            "{e}. Check the server name and port with your ISP, and that this computer is online"
-        )
-    })?;
-    let caps = client.hello().await.map_err(|e| e.to_string())?.clone();
-    client.quit().await;
-    let (etrn, atrn) = (caps.has("ETRN"), caps.has("ATRN"));
-    let (recommended, advice) = match (atrn, etrn) {
-        (true, _) => (
-            Some(config::Protocol::Atrn),
-            "ATRN: the mail comes back over this connection, so port 25 need not reach this computer".into(),
-        ),
-        (false, true) => (
-            Some(config::Protocol::Etrn),
-            "ETRN: the server delivers to this computer's port 25, which must be reachable from the internet".into(),
-        ),
-        (false, false) => (
-            None,
-            "this server offers neither ETRN nor ATRN here: ask your ISP which server and port hold your mail".into(),
-        ),
-    };
-    Ok(ServerReport {
-        server: opts.server(),
-        greeting: caps.greeting.clone(),
-        etrn,
-        atrn,
-        starttls: caps.has("STARTTLS"),
-        auth: caps.auth_mechanisms(),
-        recommended,
-        advice,
-    })
+    setup::probe_queue_server(host, port, gethostname()).await
 }
 
-/// Checks a delivery target: a Maildir folder can be created/written, an office server answers
-/// with a 220 greeting. Returns what was found, in words.
 #[tauri::command]
 pub async fn test_delivery(target: String) -> Result<String, String> {
-    match config::parse_deliver_target(&target)? {
-        DeliverTarget::Maildir(path) => {
-            if !path.is_absolute() {
-                return Err(
-                    "the Maildir folder must be a full path, e.g. /srv/mail/Maildir".into(),
-                );
-            }
-            let new = path.join("new");
-            std::fs::create_dir_all(&new).map_err(|e| {
-                format!(
-                    "cannot create {}: {e}. Pick a folder you can write to",
-                    new.display()
-                )
-            })?;
-            Ok(format!("{} is ready for mail", path.display()))
-        }
-        DeliverTarget::Smtp { host, port } => {
-            let greeting = tokio::time::timeout(PROBE_TIMEOUT, async {
-                let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-                let mut line = String::new();
-                BufReader::new(stream).read_line(&mut line).await?;
-                Ok::<_, std::io::Error>(line.trim_end().to_string())
-            })
-            .await
-            .map_err(|_| {
-                format!("{host}:{port} did not answer within 15 s: is the office mail server on?")
-            })?
-            .map_err(|e| {
-                format!(
-                    "cannot reach {host}:{port}: {e}. Check the address and that the server runs"
-                )
-            })?;
-            if greeting.starts_with("220") {
-                Ok(format!("{host}:{port} answered: {greeting}"))
-            } else {
-                Err(format!(
-                    "{host}:{port} is not ready for mail: it said \"{greeting}\""
-                ))
-            }
-        }
-    }
+    setup::test_delivery(&target).await
 }
 
 /// The MX checker's report for `domain`, with the saved setup's queuing servers when there is one.
@@ -242,50 +145,6 @@ fn nameservers_from_env() -> Result<Vec<std::net::SocketAddr>, String> {
         .collect()
 }
 
-/// Whether mail released by ETRN can reach this computer, as far as the MX checker can tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reachability {
-    /// The office's MX address is this computer's and the listener is on it, on port 25.
-    Reachable,
-    /// Possible only with port forwarding (router, or port 25 to the listening port).
-    NeedsForwarding,
-    /// ETRN cannot deliver here as set up: ATRN is the way.
-    Unreachable,
-    /// The check could not tell (DNS failed, no office MX address, ...).
-    Unknown,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ReachabilityReport {
-    pub verdict: Reachability,
-    /// The checker's findings about the way in (`etrn.*`) and what kept it from telling.
-    pub findings: Vec<mx::Finding>,
-}
-
-/// Findings other than `etrn.*` that explain why reachability cannot be judged.
-const REACHABILITY_BLOCKERS: &[&str] = &[
-    "dns.lookup-failed",
-    "domain.nxdomain",
-    "mx.null",
-    "mx.no-address",
-    "mx.private-address",
-];
-
-/// The verdict from the `etrn.*` findings (see engine/src/mx/rules.rs, `etrn_reachability`).
-pub fn reachability(findings: &[mx::Finding]) -> Reachability {
-    let etrn = || findings.iter().filter(|f| f.id.starts_with("etrn."));
-    if etrn().any(|f| f.severity == mx::Severity::Error) {
-        Reachability::Unreachable
-    } else if etrn().any(|f| f.id == "etrn.listener-port" || f.id == "etrn.needs-forwarding") {
-        Reachability::NeedsForwarding
-    } else if etrn().any(|f| f.id == "etrn.reachable") {
-        Reachability::Reachable
-    } else {
-        Reachability::Unknown
-    }
-}
-
 /// The wizard's "Listening port" step: runs the MX checker for `domains` as if the inbound
 /// listener were on `listen_address:listen_port` and the queuing server `queue_host` used ETRN.
 /// DNS servers come from the saved config, if there is one; no SMTP probes are made.
@@ -297,59 +156,20 @@ pub async fn check_reachability(
     listen_address: String,
     listen_port: u16,
 ) -> Result<ReachabilityReport, String> {
-    let ip: IpAddr = listen_address.trim().parse().map_err(|_| {
-        format!(
-            "\"{listen_address}\" is not an IP address: write 0.0.0.0 (every network of this computer), 127.0.0.1 (this computer only) or one of this computer's addresses"
-        )
-    })?;
-    if listen_port == 0 {
-        return Err("the listening port is a number from 1 to 65535".into());
-    }
-    let domains: Vec<&str> = domains
-        .iter()
-        .map(|d| d.trim())
-        .filter(|d| !d.is_empty())
-        .collect();
-    if domains.is_empty() {
-        return Err("no mail domain to check: enter the office's domain in the first step".into());
-    }
     let mut nameservers = Config::load(&shell.config_path)
         .map(|c| c.dns.nameservers)
         .unwrap_or_default();
     if nameservers.is_empty() {
         nameservers = nameservers_from_env()?;
     }
-    let queue_servers: Vec<config::QueueServer> = queue_host
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .map(|host| config::QueueServer {
-            timeout: PROBE_TIMEOUT,
-            ..config::QueueServer::new(host, config::Protocol::Etrn)
-        })
-        .into_iter()
-        .collect();
-    let mut findings: Vec<mx::Finding> = Vec::new();
-    for domain in domains {
-        let input = mx::CheckInput {
-            queue_servers: queue_servers.clone(),
-            nameservers: nameservers.clone(),
-            inbound_listen: vec![SocketAddr::new(ip, listen_port)],
-            probe_smtp: false,
-            ..mx::CheckInput::new(domain)
-        };
-        let report = mx::check(&input).await.map_err(|e| e.to_string())?;
-        for f in report.findings {
-            let relevant =
-                f.id.starts_with("etrn.") || REACHABILITY_BLOCKERS.contains(&f.id.as_str());
-            if relevant && !findings.contains(&f) {
-                findings.push(f);
-            }
-        }
-    }
-    Ok(ReachabilityReport {
-        verdict: reachability(&findings),
-        findings,
+    setup::check_reachability(&ReachabilityQuestion {
+        domains,
+        queue_host,
+        listen_address,
+        listen_port,
+        nameservers,
     })
+    .await
 }
 
 #[tauri::command]

@@ -89,10 +89,6 @@ impl Shell {
             .unwrap_or_default()
     }
 
-    pub fn status_receiver(&self) -> Option<watch::Receiver<Status>> {
-        self.control.lock().ok().map(|c| c.status.clone())
-    }
-
     pub fn is_running(&self) -> bool {
         self.control
             .lock()
@@ -190,7 +186,7 @@ impl Shell {
     /// `[desktop] notifications` of the configuration in use; `POSTERN_NOTIFICATIONS=off`
     /// overrides it.
     pub fn notifications_enabled(&self) -> bool {
-        crate::bridge::notifications_wanted(
+        postern_engine::notify::notifications_wanted(
             self.notifications_env.as_deref(),
             self.config().as_ref(),
         )

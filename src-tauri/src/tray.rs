@@ -1,7 +1,7 @@
-//! The tray, rendered from the engine's [`TrayView`]; menu ids map to engine commands and
-//! windows through [`MenuId::action`].
+//! The tray, rendered from the engine's [`TrayView`]. Each entry carries its [`MenuAction`],
+//! whose JSON is the native item's id, so a click is decoded, not looked up.
 
-use postern_engine::view::{MenuAction, MenuId, TrayIcon, TrayView};
+use postern_engine::view::{MenuAction, MenuEntry, TrayIcon, TrayView};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -23,17 +23,20 @@ fn icon(icon: TrayIcon) -> tauri::Result<Image<'static>> {
 
 fn menu<R: Runtime>(app: &AppHandle<R>, view: &TrayView) -> tauri::Result<Menu<R>> {
     let menu = Menu::new(app)?;
-    for item in &view.items {
-        if item.id == MenuId::Separator {
-            menu.append(&PredefinedMenuItem::separator(app)?)?;
-        } else {
-            menu.append(&MenuItem::with_id(
+    for entry in &view.items {
+        match entry {
+            MenuEntry::Separator => menu.append(&PredefinedMenuItem::separator(app)?)?,
+            MenuEntry::Item {
+                label,
+                enabled,
+                action,
+            } => menu.append(&MenuItem::with_id(
                 app,
-                item.id.as_str(),
-                &item.label,
-                item.enabled,
+                action.id(),
+                label,
+                *enabled,
                 None::<&str>,
-            )?)?;
+            )?)?,
         }
     }
     Ok(menu)
@@ -64,10 +67,10 @@ pub fn update<R: Runtime>(app: &AppHandle<R>, view: &TrayView) {
 }
 
 pub fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
-    let Some(id) = MenuId::parse(id) else {
+    let Some(action) = MenuAction::from_id(id) else {
         return;
     };
-    match id.action() {
+    match action {
         MenuAction::Engine(command) => {
             let app = app.clone();
             tauri::async_runtime::spawn(async move {

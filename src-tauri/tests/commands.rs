@@ -245,6 +245,32 @@ fn saving_again_reloads_the_running_engine_instead_of_restarting_it() {
 }
 
 #[test]
+fn a_config_the_running_engine_refuses_does_not_replace_the_working_file() {
+    let h = harness();
+    let first = invoke(
+        &h,
+        "save_config",
+        json!({ "config": config_json(json!(["office.test"])) }),
+    );
+    let working = std::fs::read_to_string(&h.config_path).unwrap();
+    let mut refused = config_json(json!(["office.test", "branch.test"]));
+    // Valid as a file, but no Maildir can be made there: the reload fails.
+    refused["inbound"]["deliver"] = json!("maildir:/proc/postern-refused/Maildir");
+
+    let second = invoke(&h, "save_config", json!({ "config": refused }));
+
+    assert!(first.is_ok(), "{first:?}");
+    let message = second.unwrap_err();
+    assert!(
+        message.as_str().unwrap().contains("delivery target"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read_to_string(&h.config_path).unwrap(), working);
+    let shell = h.webview.state::<Shell>();
+    tauri::async_runtime::block_on(shell.shutdown());
+}
+
+#[test]
 fn passwords_go_to_the_secret_store() {
     let h = harness();
 

@@ -21,6 +21,7 @@ import dbus.service
 from dbus.mainloop.glib import DBusGMainLoop
 from gi.repository import GLib
 
+from postern_config import write_config
 from sni_watcher import Watcher, click, menu_entries  # the same watcher the native test runs as a process
 
 TIMEOUT = 60  # seconds for the whole test
@@ -87,19 +88,7 @@ def main():
     server = EtrnServer()
     work = tempfile.TemporaryDirectory(prefix="postern-tray-")
     config = os.path.join(work.name, "postern.toml")
-    with open(config, "w") as f:
-        f.write(f"""domains = ["office.test"]
-[[queue_servers]]
-host = "127.0.0.1"
-port = {server.port}
-protocol = "etrn"
-tls = "off"
-[inbound]
-listen = ["127.0.0.1:0"]
-deliver = "maildir:{work.name}/Maildir"
-[link]
-refetch_every = "0"
-""")
+    write_config(config, server.port, f"{work.name}/Maildir")
     env = dict(os.environ, POSTERN_CONFIG=config, POSTERN_NOTIFICATIONS="off")
     log = open(os.path.join(work.name, "app.log"), "w")
     app = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)

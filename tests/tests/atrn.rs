@@ -58,6 +58,7 @@ impl Office {
             },
             delivery: Delivery::Maildir(Maildir::open(dir.path(), "office-gw.test").unwrap()),
             events,
+            arrivals: None,
             tls: None,
         };
         Office {

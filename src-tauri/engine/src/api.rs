@@ -6,71 +6,20 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::deliver::DeliverError;
 use crate::dequeue::DequeueContext;
-use crate::dequeue::reply::Outcome;
 use crate::events::{Event, EventSender};
-use crate::link::{LinkMonitor, LinkState, MonitorSettings};
+use crate::link::{LinkMonitor, MonitorSettings};
 use crate::reload::{Reconfigurer, ReloadRequest, SwappableDequeuer};
 pub use crate::reload::{ReloadError, Reloaded};
 use crate::secrets::SecretStore;
 use crate::smtp_server::{Inbound, ListenError, SessionContext};
-use crate::supervisor::SupervisorDeps;
-
-/// What a front end can ask for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum Command {
-    FetchNow,
-    Pause,
-    Resume,
-    /// Apply this configuration without a restart. The outcome is an event:
-    /// `ConfigReloaded`, or a `Warning` when nothing changed because it could not be applied.
-    /// [`EngineHandle::reload`] returns it instead.
-    Reload(Box<Config>),
-    Shutdown,
-}
-
-/// The engine's state as front ends show it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Status {
-    pub paused: bool,
-    pub fetching: bool,
-    /// Messages received since start.
-    pub messages_received: u64,
-    /// The outcomes of the last dequeue of each server.
-    pub last_fetch: Vec<Outcome>,
-    /// When the last dequeue finished (RFC 3339).
-    pub last_fetch_at: Option<String>,
-    pub link: LinkState,
-    /// When the link state last changed (RFC 3339).
-    pub link_since: Option<String>,
-    /// One entry per queue server, in configuration order.
-    pub servers: Vec<ServerStatus>,
-}
-
-/// What the supervisor knows about one queue server.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ServerStatus {
-    /// `host:port`.
-    pub server: String,
-    pub fetching: bool,
-    /// One outcome per domain of the last dequeue (or retry) of this server.
-    pub last_outcomes: Vec<Outcome>,
-    /// When it finished (RFC 3339).
-    pub last_at: Option<String>,
-    /// Consecutive temporary failures; 0 after a success.
-    pub attempt: u32,
-    /// When the failed domains are asked again (RFC 3339).
-    pub next_retry_at: Option<String>,
-    /// An ETRN was accepted and the server has not connected back yet.
-    pub awaiting_connect_back: bool,
-}
+pub use crate::supervisor::{Command, ServerStatus, Status};
+use crate::supervisor::{Inputs, Outputs, SupervisorDeps};
 
 /// What the engine needs from its host besides the configuration.
 #[derive(Clone)]
@@ -82,7 +31,7 @@ pub struct Deps {
 pub enum StartError {
     #[error(transparent)]
     Listen(#[from] ListenError),
-    #[error("cannot prepare the delivery target: {0}. Fix [inbound] deliver in postern.toml")]
+    #[error("{} in postern.toml", crate::reload::cannot_prepare(.0))]
     Delivery(#[from] DeliverError),
     #[error(transparent)]
     InboundTls(#[from] crate::smtp_server::tls::InboundTlsError),
@@ -182,7 +131,12 @@ pub async fn start_with_link(
     events: EventSender,
     link: LinkMonitor,
 ) -> Result<EngineHandle, StartError> {
-    let ctx = Arc::new(SessionContext::from_config(&config, events.clone())?.with_tls(&config)?);
+    let (arrivals_tx, arrivals) = mpsc::unbounded_channel();
+    let ctx = Arc::new(
+        SessionContext::from_config(&config, events.clone())?
+            .with_tls(&config)?
+            .with_arrivals(Some(arrivals_tx.clone())),
+    );
     let (inbound, sessions) = Inbound::bind(&config.inbound.listen, ctx.clone()).await?;
     let local_addrs = inbound.local_addrs();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -190,18 +144,7 @@ pub async fn start_with_link(
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let (status_tx, status_rx) = watch::channel(Status::default());
 
-    tracing::info!(
-        "listening on {} and delivering to {}",
-        local_addrs
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        ctx.delivery.describe()
-    );
-    let _ = events.send(Event::Listening {
-        addresses: local_addrs.iter().map(|a| a.to_string()).collect(),
-    });
+    crate::reload::report_listening(&events, &local_addrs, &ctx, true);
     let dequeuer = Arc::new(SwappableDequeuer::new(DequeueContext {
         helo_name: config.inbound.hostname.clone(),
         secrets: deps.secrets,
@@ -211,6 +154,7 @@ pub async fn start_with_link(
         inbound: tokio::sync::Mutex::new(inbound),
         dequeuer: dequeuer.clone(),
         events: events.clone(),
+        arrivals: Some(arrivals_tx),
     });
     let mut supervisor_deps = SupervisorDeps::new(dequeuer);
     supervisor_deps.reconfigurer = Some(reconfigurer.clone());
@@ -222,12 +166,17 @@ pub async fn start_with_link(
     let supervisor = tokio::spawn(crate::supervisor::run(
         config,
         supervisor_deps,
-        link,
-        command_rx,
-        reload_rx,
-        status_tx,
-        events.clone(),
-        shutdown_tx,
+        Inputs {
+            link,
+            commands: command_rx,
+            reloads: reload_rx,
+            arrivals,
+        },
+        Outputs {
+            status: status_tx,
+            events: events.clone(),
+            shutdown: shutdown_tx,
+        },
     ));
     Ok(EngineHandle {
         commands: command_tx,

@@ -1,4 +1,4 @@
-//! `postern.toml`: the contract of design.md §3.
+//! `postern.toml`: the contract documented in docs/configuration.md.
 //!
 //! Parsing happens in two steps. [`raw`] mirrors the file with `Spanned` values and
 //! `deny_unknown_fields`, so every problem can be reported at its line and column; then

@@ -19,16 +19,36 @@ pub enum SaveError {
     },
 }
 
-/// Validates `config` exactly as a load would (the text is re-read), then writes it to `path`.
-/// Returns the configuration as it will be loaded.
-pub fn save(config: &Config, path: &Path) -> Result<Config, SaveError> {
+/// A configuration that passed [`check`], ready to be written.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// As it will be loaded from the file.
+    pub config: Config,
+    text: String,
+}
+
+impl Checked {
+    /// Writes it to `path`, atomically.
+    pub fn write(&self, path: &Path) -> Result<(), SaveError> {
+        write_atomic(path, self.text.as_bytes()).map_err(|source| SaveError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Validates `config` exactly as a load from `path` would (the text is re-read).
+pub fn check(config: &Config, path: &Path) -> Result<Checked, SaveError> {
     let text = config.to_toml();
-    let checked = Config::parse(&text, path)?;
-    write_atomic(path, text.as_bytes()).map_err(|source| SaveError::Write {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(checked)
+    let config = Config::parse(&text, path)?;
+    Ok(Checked { config, text })
+}
+
+/// [`check`], then writes it to `path`. Returns the configuration as it will be loaded.
+pub fn save(config: &Config, path: &Path) -> Result<Config, SaveError> {
+    let checked = check(config, path)?;
+    checked.write(path)?;
+    Ok(checked.config)
 }
 
 /// Write temp + fsync + rename + fsync dir. The temporary file is removed on failure.

@@ -1,10 +1,14 @@
 //! The engine's outward voice. Every front end (the tray app, `posternd run --events`, the tests)
 //! renders the same events; all of them are serde, one JSON object each.
+//!
+//! Also the one inward signal: [`Arrival`], what the inbound sessions tell the supervisor. The
+//! broadcast may drop events for a slow reader; the arrival channel does not, because the
+//! connect-back watchdog and the burst count depend on every one.
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::Protocol;
-use crate::dequeue::reply::Outcome;
+use crate::outcome::Outcome;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -110,3 +114,22 @@ pub type EventSender = tokio::sync::broadcast::Sender<Event>;
 pub fn channel() -> (EventSender, tokio::sync::broadcast::Receiver<Event>) {
     tokio::sync::broadcast::channel(1024)
 }
+
+/// What an inbound session reports to the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// A connection to the inbound listener began.
+    SessionStarted,
+    /// A message is durable (or accepted by the office server).
+    MessageReceived,
+    /// A message was refused after DATA: the sender did connect back.
+    MessageRefused,
+    SessionEnded,
+    /// A message arrived over an ATRN/TURN turnaround: it counts, but proves nothing about an
+    /// ETRN server connecting back.
+    TurnaroundMessage,
+}
+
+/// Lossless and unbounded: a session never waits for the supervisor.
+pub type ArrivalSender = tokio::sync::mpsc::UnboundedSender<Arrival>;
+pub type ArrivalReceiver = tokio::sync::mpsc::UnboundedReceiver<Arrival>;

@@ -1,43 +1,79 @@
 //! # Postern's engine
 //!
 //! Postern gets an office's mail out of its ISP's queuing server (a backup MX) when the office's
-//! link comes up, and relays the office's own mail. Everything a front end shows — the tray app
-//! `postern` or the headless `posternd` — comes from this library.
+//! link comes up. Everything a front end shows — the tray app `postern` or the headless
+//! `posternd` — comes from this library. The layers, the picture of the data flow and the rules
+//! (who may import whom, where I/O happens, the durability contract) are in
+//! `docs/architecture.md`; here is every module, in layer order, lowest first.
 //!
-//! How the pieces fit:
+//! **The vocabulary** (imports nothing above it):
 //!
-//! - [`config`] reads `postern.toml` into a validated [`config::Config`].
+//! - [`config`] reads `postern.toml` into a validated [`config::Config`]; [`config_store`]
+//!   checks one from a front end and writes it atomically.
+//! - [`outcome`]: the result of asking one server for one domain, an [`outcome::Outcome`]
+//!   with a [`outcome::Disposition`] that says whether to retry. A leaf.
 //! - [`secrets`] hands out passwords from the OS keyring; nothing else stores them.
-//! - [`dequeue`] is the client side: it connects to a queuing server, negotiates EHLO, STARTTLS
-//!   and AUTH ([`dequeue::client`]), then asks for the office's mail with ETRN (the server
-//!   connects back to our inbound listener). Every reply becomes an [`dequeue::reply::Outcome`]
-//!   with a plain-language meaning and fix.
-//! - [`smtp_server`] is the one inbound SMTP session, fed from any byte stream: the listener on
-//!   `[inbound].listen` uses it, and so does the ATRN turnaround on the dequeue connection.
+//! - [`events`] is the engine's outward voice, one serde [`events::Event`] for everything a
+//!   front end renders, and its one inward signal, the lossless [`events::Arrival`] channel
+//!   from the inbound sessions to the supervisor.
+//!
+//! **The protocols and the world** (every socket, file and OS event):
+//!
+//! - [`tls`]: the rustls set-up, with a CA file or a certificate fingerprint.
+//! - [`link`] watches the OS for network changes and probes whether the internet link is up.
 //! - [`deliver`] is where an accepted message goes: a Maildir (written, fsynced, renamed,
 //!   directory fsynced — and only then do we answer 250) or the office mail server (250 only once
 //!   it has accepted the message).
-//! - [`events`] is the engine's outward voice: every front end renders the same events.
+//! - [`smtp_server`] is the one inbound SMTP session, fed from any byte stream: the listener on
+//!   `[inbound].listen` uses it, and so does the ATRN turnaround on the dequeue connection.
+//! - [`dequeue`] is the client side: it connects to a queuing server, negotiates EHLO, STARTTLS
+//!   and AUTH ([`dequeue::client`], [`dequeue::session`]), then asks for the office's mail with
+//!   ETRN (the server connects back) or ATRN/TURN (the connection turns around). Every reply is
+//!   read by [`dequeue::reply`] into a plain-language meaning and fix.
+//! - [`mx`] checks the office's whole backup-MX set-up and says in plain words what is wrong.
+//!
+//! **The decisions:**
+//!
+//! - [`supervisor`] decides when to dequeue: a pure state machine (single flight, flap
+//!   hold-off, backoff, the connect-back watchdog) and the loop that feeds it.
+//! - [`reload`] applies a new configuration to a running engine, all or nothing.
+//!
+//! **The front ends' side:**
+//!
+//! - [`api`]: the one entry point, [`api::start`] → [`api::EngineHandle`] (commands in, status
+//!   and events out).
+//! - [`control`]: the same commands, status and events over a local endpoint (socket or named
+//!   pipe), so `posternd status|pause|resume|reload|events|fetch` reach the running engine.
+//! - [`view`] and [`notify`]: what the tray, the windows and the notifications show, as pure
+//!   functions of the status and the events.
+//! - [`setup`]: the wizard's checks (what a queuing server supports, whether a delivery target
+//!   works, whether ETRN can reach this computer).
 //!
 //! The contract that matters most is written where it is enforced ([`deliver::maildir`]): a
 //! message is acknowledged only after it is durable. A queuing server that gets no 250 keeps the
 //! message and tries again later, so a crash or a full disk can delay mail but never lose it.
 
-pub mod config;
-pub mod config_store;
-pub mod mx;
-pub mod secrets;
-
 /// The application identifier; also the name of the config folder.
 pub const BUNDLE_ID: &str = "org.postern.Postern";
-pub mod api;
-pub mod control;
+
+pub mod config;
+pub mod config_store;
+pub mod events;
+pub mod outcome;
+pub mod secrets;
+
 pub mod deliver;
 pub mod dequeue;
-pub mod events;
 pub mod link;
-pub mod reload;
+pub mod mx;
 pub mod smtp_server;
-pub mod supervisor;
 pub mod tls;
+
+pub mod reload;
+pub mod supervisor;
+
+pub mod api;
+pub mod control;
+pub mod notify;
+pub mod setup;
 pub mod view;

@@ -377,9 +377,10 @@ pub(crate) async fn reload_from_file(
     let (config, secrets) = match load_with_secrets(arg).await {
         Ok(loaded) => loaded,
         Err(e) => {
-            tracing::error!("the configuration was not reloaded: {e}");
+            let message = postern_engine::reload::not_reloaded(&e);
+            tracing::error!("{message}");
             let _ = events.send(events::Event::Warning {
-                message: format!("the configuration was not reloaded: {e}"),
+                message,
                 fix: Some(
                     "correct the file and reload again (posternd reload, or SIGHUP); until then \
                      the old configuration stays in force"
@@ -491,11 +492,7 @@ fn turnaround_context(config: &Config) -> Result<Option<Arc<SessionContext>>, St
     let (events, _) = events::channel();
     SessionContext::from_config(config, events)
         .map(|c| Some(Arc::new(c)))
-        .map_err(|e| {
-            format!(
-                "cannot prepare the delivery target: {e}. Fix [inbound] deliver in postern.toml"
-            )
-        })
+        .map_err(|e| api::StartError::Delivery(e).to_string())
 }
 
 fn config_check(arg: &ConfigArg, json: bool) -> ExitCode {

@@ -1,4 +1,4 @@
-//! Applying a new configuration to a running engine (design.md §2, `Reload(Config)`).
+//! Applying a new configuration to a running engine (`Command::Reload`, see docs/architecture.md).
 //!
 //! A reload is all or nothing. The supervisor checks the new configuration, then asks the
 //! [`Reconfigurer`] to prepare the parts that can fail — the delivery target, and the sockets
@@ -16,12 +16,11 @@ use tokio::sync::{Mutex, oneshot};
 
 use crate::config::{Config, ConfigError, QueueServer};
 use crate::deliver::DeliverError;
-use crate::dequeue::reply::Outcome;
-use crate::dequeue::{self, DequeueContext};
-use crate::events::{Event, EventSender};
+use crate::dequeue::{self, DequeueContext, Dequeuer};
+use crate::events::{ArrivalSender, Event, EventSender};
+use crate::outcome::Outcome;
 use crate::secrets::SecretStore;
 use crate::smtp_server::{Inbound, RebindError, SessionContext};
-use crate::supervisor::Dequeuer;
 
 /// Why a reload did not happen. In every case nothing changed: the old configuration stays in
 /// force.
@@ -32,13 +31,19 @@ pub enum ReloadError {
     #[error("{0}. Nothing changed: the old configuration stays in force")]
     Listen(#[from] RebindError),
     #[error(
-        "cannot prepare the delivery target: {0}. Fix [inbound] deliver; nothing changed: the old configuration stays in force"
+        "{}; nothing changed: the old configuration stays in force",
+        cannot_prepare(.0)
     )]
     Delivery(#[from] DeliverError),
     #[error("{0}; nothing changed: the old configuration stays in force")]
     InboundTls(#[from] crate::smtp_server::tls::InboundTlsError),
     #[error("the engine has stopped, so there is nothing to reload: start it again")]
     EngineGone,
+}
+
+/// The start of every message about a delivery target that cannot be used.
+pub fn cannot_prepare(error: &DeliverError) -> String {
+    format!("cannot prepare the delivery target: {error}. Fix [inbound] deliver")
 }
 
 /// A reload that happened.
@@ -50,12 +55,36 @@ pub struct Reloaded {
     pub listening: Vec<SocketAddr>,
 }
 
-/// A reload on its way to the supervisor; `reply` is `None` for [`crate::api::Command::Reload`],
+/// A reload on its way to the supervisor; `reply` is `None` for [`crate::supervisor::Command::Reload`],
 /// whose result is only reported as an event.
 pub struct ReloadRequest {
     pub(crate) config: Box<Config>,
     pub(crate) secrets: Option<Arc<dyn SecretStore>>,
     pub(crate) reply: Option<oneshot::Sender<Result<Reloaded, ReloadError>>>,
+}
+
+/// Logs where the inbound listener is and where its mail goes (at start and after every
+/// reload); `announce`: also sends the `Listening` event (at start, and when the addresses moved).
+pub(crate) fn report_listening(
+    events: &EventSender,
+    addresses: &[SocketAddr],
+    ctx: &SessionContext,
+    announce: bool,
+) {
+    let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+    tracing::info!(
+        "listening on {} and delivering to {}",
+        addresses.join(", "),
+        ctx.delivery.describe()
+    );
+    if announce {
+        let _ = events.send(Event::Listening { addresses });
+    }
+}
+
+/// The warning (log line and event) when a new configuration did not take.
+pub fn not_reloaded(error: &dyn std::fmt::Display) -> String {
+    format!("the configuration was not reloaded: {error}")
 }
 
 /// Checks `config` exactly as a load of the file would (it may have been built in code).
@@ -152,9 +181,6 @@ pub fn changes(old: &Config, new: &Config) -> Vec<String> {
             humantime::format_duration(new.link.connect_back_timeout)
         ));
     }
-    if old.dns != new.dns {
-        out.push("DNS servers changed".into());
-    }
     if old.outbound != new.outbound {
         out.push("[outbound] changed".into());
     }
@@ -202,6 +228,7 @@ pub struct Reconfigurer {
     pub(crate) inbound: Mutex<Inbound>,
     pub(crate) dequeuer: Arc<SwappableDequeuer>,
     pub(crate) events: EventSender,
+    pub(crate) arrivals: Option<ArrivalSender>,
 }
 
 impl Reconfigurer {
@@ -215,8 +242,11 @@ impl Reconfigurer {
         let mut inbound = self.inbound.lock().await;
         // Sockets first: closing them again undoes them, a created Maildir folder stays.
         let rebind = inbound.prepare(&config.inbound.listen).await?;
-        let ctx =
-            Arc::new(SessionContext::from_config(config, self.events.clone())?.with_tls(config)?);
+        let ctx = Arc::new(
+            SessionContext::from_config(config, self.events.clone())?
+                .with_tls(config)?
+                .with_arrivals(self.arrivals.clone()),
+        );
         let moved = inbound.configured() != config.inbound.listen;
         inbound.switch(rebind, ctx.clone()).await;
         let old = self.dequeuer.get();
@@ -226,20 +256,7 @@ impl Reconfigurer {
             inbound: Some(ctx.clone()),
         });
         let listening = inbound.local_addrs();
-        if moved {
-            let _ = self.events.send(Event::Listening {
-                addresses: listening.iter().map(|a| a.to_string()).collect(),
-            });
-        }
-        tracing::info!(
-            "listening on {} and delivering to {}",
-            listening
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            ctx.delivery.describe()
-        );
+        report_listening(&self.events, &listening, &ctx, moved);
         Ok(listening)
     }
 

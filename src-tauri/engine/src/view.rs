@@ -7,9 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Command, Status};
-use crate::dequeue::reply::Disposition;
 use crate::link::LinkState;
+use crate::outcome::Disposition;
+use crate::supervisor::{Command, Status};
 
 /// The tray icon (files `icons/tray/<name>.png`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,32 +23,6 @@ pub enum TrayIcon {
     Attention,
 }
 
-impl TrayIcon {
-    pub fn file_name(self) -> &'static str {
-        match self {
-            TrayIcon::Offline => "offline.png",
-            TrayIcon::Online => "online.png",
-            TrayIcon::Busy => "busy.png",
-            TrayIcon::Attention => "attention.png",
-        }
-    }
-}
-
-/// A menu entry's identity; also the native menu item id (`snake_case`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MenuId {
-    Status,
-    FetchNow,
-    Pause,
-    Resume,
-    CheckMx,
-    Settings,
-    Activity,
-    Separator,
-    Quit,
-}
-
 /// The windows the shell opens from the menu.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -59,8 +33,10 @@ pub enum Window {
     Mx,
 }
 
-/// What choosing a menu entry does.
-#[derive(Debug, Clone, PartialEq)]
+/// What choosing a menu entry does. Each entry carries its own; the shell uses its JSON as the
+/// native item's id, so a click needs no table to know what to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "do", content = "what", rename_all = "snake_case")]
 pub enum MenuAction {
     Engine(Command),
     Open(Window),
@@ -68,76 +44,68 @@ pub enum MenuAction {
     Nothing,
 }
 
-impl MenuId {
-    pub const ALL: [MenuId; 9] = [
-        MenuId::Status,
-        MenuId::FetchNow,
-        MenuId::Pause,
-        MenuId::Resume,
-        MenuId::CheckMx,
-        MenuId::Settings,
-        MenuId::Activity,
-        MenuId::Separator,
-        MenuId::Quit,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MenuId::Status => "status",
-            MenuId::FetchNow => "fetch_now",
-            MenuId::Pause => "pause",
-            MenuId::Resume => "resume",
-            MenuId::CheckMx => "check_mx",
-            MenuId::Settings => "settings",
-            MenuId::Activity => "activity",
-            MenuId::Separator => "separator",
-            MenuId::Quit => "quit",
-        }
+impl MenuAction {
+    /// The native menu item's id.
+    pub fn id(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
     }
 
-    pub fn parse(id: &str) -> Option<MenuId> {
-        MenuId::ALL.into_iter().find(|m| m.as_str() == id)
-    }
-
-    pub fn action(self) -> MenuAction {
-        match self {
-            MenuId::FetchNow => MenuAction::Engine(Command::FetchNow),
-            MenuId::Pause => MenuAction::Engine(Command::Pause),
-            MenuId::Resume => MenuAction::Engine(Command::Resume),
-            MenuId::CheckMx => MenuAction::Open(Window::Mx),
-            MenuId::Settings => MenuAction::Open(Window::Settings),
-            MenuId::Activity => MenuAction::Open(Window::Activity),
-            MenuId::Quit => MenuAction::Quit,
-            MenuId::Status | MenuId::Separator => MenuAction::Nothing,
-        }
+    /// The action of a clicked item (`None`: not one of ours).
+    pub fn from_id(id: &str) -> Option<MenuAction> {
+        serde_json::from_str(id).ok()
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MenuItem {
-    pub id: MenuId,
-    pub label: String,
-    pub enabled: bool,
+/// One entry of the tray menu.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MenuEntry {
+    Item {
+        label: String,
+        enabled: bool,
+        action: MenuAction,
+    },
+    Separator,
 }
 
-impl MenuItem {
-    fn new(id: MenuId, label: &str, enabled: bool) -> MenuItem {
-        MenuItem {
-            id,
+impl MenuEntry {
+    fn item(label: &str, enabled: bool, action: MenuAction) -> MenuEntry {
+        MenuEntry::Item {
             label: label.to_string(),
             enabled,
+            action,
         }
+    }
+
+    /// The menu of a configured or unconfigured engine; `engine`: whether the engine's own
+    /// entries (fetch, pause) can be chosen.
+    fn menu(status_line: &str, can_fetch: bool, paused: bool, engine: bool) -> Vec<MenuEntry> {
+        use MenuAction::{Engine, Open};
+        vec![
+            MenuEntry::item(status_line, false, MenuAction::Nothing),
+            MenuEntry::item("Fetch mail now", can_fetch, Engine(Command::FetchNow)),
+            if paused {
+                MenuEntry::item("Resume automatic fetching", engine, Engine(Command::Resume))
+            } else {
+                MenuEntry::item("Pause automatic fetching", engine, Engine(Command::Pause))
+            },
+            MenuEntry::item("Check MX records…", true, Open(Window::Mx)),
+            MenuEntry::item("Settings…", true, Open(Window::Settings)),
+            MenuEntry::item("Activity…", true, Open(Window::Activity)),
+            MenuEntry::Separator,
+            MenuEntry::item("Quit", true, MenuAction::Quit),
+        ]
     }
 }
 
 /// The tray: icon, tooltip (where the OS shows one) and the whole menu.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrayView {
     pub icon: TrayIcon,
     pub tooltip: String,
     /// "Online · last fetch 10:42 · 12 messages"; also the menu's first (disabled) entry.
     pub status_line: String,
-    pub items: Vec<MenuItem>,
+    pub items: Vec<MenuEntry>,
 }
 
 /// One failed dequeue, for the status header and the tooltip.
@@ -263,25 +231,11 @@ impl TrayView {
         if let Some(at) = next_retry(status) {
             tooltip.push_str(&format!("\nNext try at {at}"));
         }
-        let pause = if status.paused {
-            MenuItem::new(MenuId::Resume, "Resume automatic fetching", true)
-        } else {
-            MenuItem::new(MenuId::Pause, "Pause automatic fetching", true)
-        };
         TrayView {
             icon,
             tooltip,
             status_line: line.clone(),
-            items: vec![
-                MenuItem::new(MenuId::Status, &line, false),
-                MenuItem::new(MenuId::FetchNow, "Fetch mail now", !status.fetching),
-                pause,
-                MenuItem::new(MenuId::CheckMx, "Check MX records…", true),
-                MenuItem::new(MenuId::Settings, "Settings…", true),
-                MenuItem::new(MenuId::Activity, "Activity…", true),
-                MenuItem::new(MenuId::Separator, "", false),
-                MenuItem::new(MenuId::Quit, "Quit", true),
-            ],
+            items: MenuEntry::menu(&line, !status.fetching, status.paused, true),
         }
     }
 }
@@ -294,16 +248,7 @@ impl TrayView {
             icon: TrayIcon::Offline,
             tooltip: format!("Postern: {line}"),
             status_line: line.to_string(),
-            items: vec![
-                MenuItem::new(MenuId::Status, line, false),
-                MenuItem::new(MenuId::FetchNow, "Fetch mail now", false),
-                MenuItem::new(MenuId::Pause, "Pause automatic fetching", false),
-                MenuItem::new(MenuId::CheckMx, "Check MX records…", true),
-                MenuItem::new(MenuId::Settings, "Settings…", true),
-                MenuItem::new(MenuId::Activity, "Activity…", true),
-                MenuItem::new(MenuId::Separator, "", false),
-                MenuItem::new(MenuId::Quit, "Quit", true),
-            ],
+            items: MenuEntry::menu(line, false, false, false),
         }
     }
 }
@@ -311,8 +256,8 @@ impl TrayView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ServerStatus;
-    use crate::dequeue::reply::Outcome;
+    use crate::outcome::Outcome;
+    use crate::supervisor::ServerStatus;
 
     fn outcome(code: Option<u16>, disposition: Disposition, meaning: &str) -> Outcome {
         Outcome {
@@ -339,25 +284,8 @@ mod tests {
         }
     }
 
-    fn item(id: MenuId, label: &str, enabled: bool) -> MenuItem {
-        MenuItem::new(id, label, enabled)
-    }
-
-    fn menu(status_line: &str, fetch_enabled: bool, paused: bool) -> Vec<MenuItem> {
-        vec![
-            item(MenuId::Status, status_line, false),
-            item(MenuId::FetchNow, "Fetch mail now", fetch_enabled),
-            if paused {
-                item(MenuId::Resume, "Resume automatic fetching", true)
-            } else {
-                item(MenuId::Pause, "Pause automatic fetching", true)
-            },
-            item(MenuId::CheckMx, "Check MX records…", true),
-            item(MenuId::Settings, "Settings…", true),
-            item(MenuId::Activity, "Activity…", true),
-            item(MenuId::Separator, "", false),
-            item(MenuId::Quit, "Quit", true),
-        ]
+    fn menu(status_line: &str, fetch_enabled: bool, paused: bool) -> Vec<MenuEntry> {
+        MenuEntry::menu(status_line, fetch_enabled, paused, true)
     }
 
     #[test]
@@ -588,8 +516,7 @@ mod tests {
         let view = TrayView::not_configured();
 
         let line = "Not set up yet";
-        let mut expected = menu(line, false, false);
-        expected[2].enabled = false;
+        let expected = MenuEntry::menu(line, false, false, false);
         assert_eq!(
             view,
             TrayView {
@@ -602,18 +529,40 @@ mod tests {
     }
 
     #[test]
-    fn menu_ids_round_trip_and_map_to_actions() {
-        for id in MenuId::ALL {
-            assert_eq!(MenuId::parse(id.as_str()), Some(id));
+    fn every_entry_carries_its_action_and_its_id_gives_it_back() {
+        let view = TrayView::from_status(&Status::default());
+
+        let actions: Vec<MenuAction> = view
+            .items
+            .iter()
+            .filter_map(|e| match e {
+                MenuEntry::Item { action, .. } => Some(action.clone()),
+                MenuEntry::Separator => None,
+            })
+            .collect();
+
+        assert_eq!(
+            actions,
+            vec![
+                MenuAction::Nothing,
+                MenuAction::Engine(Command::FetchNow),
+                MenuAction::Engine(Command::Pause),
+                MenuAction::Open(Window::Mx),
+                MenuAction::Open(Window::Settings),
+                MenuAction::Open(Window::Activity),
+                MenuAction::Quit,
+            ]
+        );
+        for action in &actions {
+            assert_eq!(MenuAction::from_id(&action.id()).as_ref(), Some(action));
         }
         assert_eq!(
-            MenuId::FetchNow.action(),
-            MenuAction::Engine(Command::FetchNow)
+            view.items
+                .iter()
+                .filter(|e| **e == MenuEntry::Separator)
+                .count(),
+            1
         );
-        assert_eq!(MenuId::Pause.action(), MenuAction::Engine(Command::Pause));
-        assert_eq!(MenuId::Resume.action(), MenuAction::Engine(Command::Resume));
-        assert_eq!(MenuId::CheckMx.action(), MenuAction::Open(Window::Mx));
-        assert_eq!(MenuId::Quit.action(), MenuAction::Quit);
-        assert_eq!(MenuId::parse("nonsense"), None);
+        assert_eq!(MenuAction::from_id("nonsense"), None);
     }
 }

@@ -55,6 +55,7 @@ impl Harness {
             settings,
             delivery: Delivery::Maildir(maildir),
             events,
+            arrivals: None,
             tls,
         });
         let (client, server) = tokio::io::duplex(1 << 20);

@@ -30,6 +30,7 @@ SETTINGS_TITLE = "^Postern settings$"
 
 # The watcher the tray and native tests use (it also notes when the item registered).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../src-tauri/tests"))
+from postern_config import write_config  # noqa: E402
 from sni_watcher import Watcher, click  # noqa: E402
 
 
@@ -137,19 +138,7 @@ def main():
     watcher = Watcher(bus)
     work = tempfile.TemporaryDirectory(prefix="postern-bench-app-")
     config = os.path.join(work.name, "postern.toml")
-    with open(config, "w") as f:
-        f.write(f"""domains = ["office.test"]
-[[queue_servers]]
-host = "127.0.0.1"
-port = 9
-protocol = "etrn"
-tls = "off"
-[inbound]
-listen = ["127.0.0.1:0"]
-deliver = "maildir:{work.name}/Maildir"
-[link]
-refetch_every = "0"
-""")
+    write_config(config, 9, f"{work.name}/Maildir")
     env = dict(os.environ, POSTERN_CONFIG=config, POSTERN_NOTIFICATIONS="off")
     log_path = os.path.join(work.name, "app.log")
     log = open(log_path, "w")

@@ -1,4 +1,4 @@
-//! `postern.toml` text for tests, using only the keys of the config contract (design.md §3).
+//! `postern.toml` text for tests, using only the keys of the config contract (docs/configuration.md).
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -22,7 +22,7 @@ const UNREACHABLE = {
   ],
 };
 
-function backend(calls: Call[], atrn = false) {
+function backend(calls: Call[], atrn = false, autostartFails = false) {
   clearMocks();
   mockIPC((cmd, args) => {
     calls.push([cmd, args as Record<string, unknown>]);
@@ -39,7 +39,11 @@ function backend(calls: Call[], atrn = false) {
             { preference: 20, host: 'backup.isp.example.', addresses: ['203.0.113.9'] },
           ],
           recommended_protocol: 'etrn',
-          findings: [{ id: 'queue.etrn-refused', severity: 'warning', subject: 'backup.isp.example', evidence: 'The backup MX does not accept ETRN from you yet.', fix: 'Ask your ISP.' }],
+          findings: [
+            { id: 'queue.etrn-refused', severity: 'warning', subject: 'backup.isp.example', evidence: 'The backup MX does not accept ETRN from you yet.', fix: 'Ask your ISP.' },
+            { id: 'pref.unknown-mx', severity: 'warning', subject: 'backup.isp.example', evidence: 'backup.isp.example (preference 20) is neither the office\'s server nor a configured queuing server.' },
+            { id: 'pref.unknown-mx', severity: 'warning', subject: 'stray.example', evidence: 'stray.example (preference 30) is neither the office\'s server nor a configured queuing server.' },
+          ],
         };
       case 'probe_queue_server':
         return {
@@ -56,6 +60,9 @@ function backend(calls: Call[], atrn = false) {
         return '/srv/mail/Maildir is ready for mail';
       case 'plugin:autostart|is_enabled':
         return false;
+      case 'plugin:autostart|enable':
+        if (autostartFails) throw new Error('no autostart folder');
+        return null;
       case 'save_config':
         return { icon: 'online', status_line: 'Online · no fetch yet · 0 messages', paused: false, fetching: false, messages_received: 0, last_fetch: null, problems: [] };
       default:
@@ -106,6 +113,9 @@ describe('setup wizard', () => {
     await tick();
     expect(await screen.findByText('backup.isp.example.')).toBeTruthy();
     expect(screen.getByText(/The backup MX does not accept ETRN/)).toBeTruthy();
+    // The backup MX about to be proposed is no "unknown MX"; another one is.
+    expect(screen.queryByText(/backup\.isp\.example \(preference 20\) is neither/)).toBeNull();
+    expect(screen.getByText(/stray\.example \(preference 30\) is neither/)).toBeTruthy();
     await next();
 
     expect((screen.getByLabelText('Server name') as HTMLInputElement).value).toBe('backup.isp.example');
@@ -136,6 +146,21 @@ describe('setup wizard', () => {
     expect(saved.domains).toEqual(['office.example']);
     expect(saved.queue_servers[0]).toMatchObject({ host: 'backup.isp.example', port: 25, protocol: 'etrn' });
     expect(saved.inbound).toMatchObject({ listen: ['0.0.0.0:2525'], deliver: 'maildir:/srv/mail/Maildir' });
+  });
+
+  it('keeps saying that start at login failed after a Fetch now', async () => {
+    const calls: Call[] = [];
+    backend(calls, false, true);
+    await toListeningStep();
+    await next();
+
+    await fireEvent.click(screen.getByRole('button', { name: 'Save and start' }));
+    await screen.findByText(/start at login could not be changed/);
+    await fireEvent.click(screen.getByRole('button', { name: 'Fetch now' }));
+    await tick();
+
+    expect(commandNames(calls).slice(-2)).toEqual(['plugin:autostart|enable', 'fetch_now']);
+    expect(screen.getByRole('alert').textContent).toMatch(/start at login could not be changed: no autostart folder/);
   });
 
   it('stores the password in the keyring before saving, never in the config', async () => {

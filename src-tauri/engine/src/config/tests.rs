@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::*;
 
-/// design.md §3, verbatim except that it must validate: tls_ca stays commented (the file would
-/// have to exist) and the fingerprint placeholder is too.
+/// The contract's example (docs/configuration.md), except that it must validate: tls_ca stays
+/// commented (the file would have to exist) and the fingerprint placeholder is too.
 const CONTRACT_EXAMPLE: &str = r##"
 domains = ["office.example"]            # the office's mail domains
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::reply::{Disposition, Outcome, atrn_meaning};
-use super::{DequeueContext, failure_outcome, negotiate, server_label};
+use super::session::{DequeueContext, failure_outcome, negotiate, server_label};
 use crate::config::QueueServer;
 use crate::smtp_server::SessionContext;
 use crate::smtp_server::session::{self, SessionEnd, SessionInfo};
@@ -119,6 +119,7 @@ pub async fn run(
         settings,
         delivery: inbound.delivery.clone(),
         events: inbound.events.clone(),
+        arrivals: inbound.arrivals.clone(),
         tls: None,
     });
     let (_keep_open, never) = tokio::sync::watch::channel(false);

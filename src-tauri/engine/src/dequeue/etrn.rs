@@ -3,7 +3,7 @@
 
 use super::client::SmtpClient;
 use super::reply::{Outcome, etrn_meaning};
-use super::{DequeueContext, failure_outcome, negotiate, server_label};
+use super::session::{DequeueContext, failure_outcome, negotiate, server_label};
 use crate::config::QueueServer;
 
 /// `ETRN <node>` for every domain, in order; a 251 or a 4xx for one domain does not stop the

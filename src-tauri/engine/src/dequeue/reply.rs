@@ -2,12 +2,15 @@
 //!
 //! Every answer to ETRN (RFC 1985) or to the steps before it becomes an [`Outcome`]: the code
 //! and the server's own text, a plain-language meaning, a suggested fix and a [`Disposition`]
-//! that tells the supervisor whether to retry. The quirks of real servers (design.md §4) are
-//! recognised from their texts: Postfix answers `250 Queuing started` whether or not mail waits
-//! and `459 <d>: service unavailable` for a domain outside fast_flush_domains; Exim wants
-//! `ETRN #domain` and says so with `501 argument must begin with #`.
+//! that tells the supervisor whether to retry. The quirks of real servers (docs/architecture.md,
+//! "Protocol facts") are recognised from their texts: Postfix answers `250 Queuing started`
+//! whether or not mail waits and `459 <d>: service unavailable` for a domain outside
+//! fast_flush_domains; Exim wants `ETRN #domain` and says so with `501 argument must begin
+//! with #`.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::outcome::{Disposition, Outcome};
 
 /// One SMTP reply: the code and the text of each line (without the code).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,73 +53,6 @@ fn is_enhanced_status(s: &str) -> bool {
         && parts[1..]
             .iter()
             .all(|p| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| c.is_ascii_digit()))
-}
-
-/// What the supervisor should do about an outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Disposition {
-    /// The server is releasing mail (or has none): done.
-    Released,
-    /// Nothing waits for this domain.
-    NothingWaiting,
-    /// A temporary problem: try again later with backoff.
-    Retry,
-    /// A configuration problem on either side: retrying will not help; show the fix.
-    Permanent,
-}
-
-/// The result of asking one server for one domain's mail (or of failing before the ask).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outcome {
-    /// `host:port` of the queuing server.
-    pub server: String,
-    pub domain: String,
-    /// The command that got this reply (`ETRN office.test`), or the failed step (`connect`).
-    pub step: String,
-    /// The reply code; `None` when no reply came (connection refused, timeout, TLS failure).
-    pub code: Option<u16>,
-    /// The server's own words (or the local error).
-    pub text: String,
-    pub disposition: Disposition,
-    /// What happened, in plain language.
-    pub meaning: String,
-    /// What to do about it, when anything is to be done.
-    pub fix: Option<String>,
-    /// The `253 <n>` count of waiting messages, when the server reported it.
-    pub pending: Option<u64>,
-    /// ATRN/TURN: messages received over the turned-around connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub received: Option<u32>,
-}
-
-impl Outcome {
-    pub fn is_success(&self) -> bool {
-        matches!(
-            self.disposition,
-            Disposition::Released | Disposition::NothingWaiting
-        )
-    }
-
-    /// One human line: `mail.isp.example:25 office.test: 250 Queuing started — meaning. Fix: …`
-    pub fn summary(&self) -> String {
-        let code = self.code.map(|c| format!("{c} ")).unwrap_or_default();
-        let mut line = format!(
-            "{} {}: {}{} — {}",
-            self.server, self.domain, code, self.text, self.meaning
-        );
-        if let Some(n) = self.pending {
-            line.push_str(&format!(" ({n} messages waiting)"));
-        }
-        if let Some(n) = self.received {
-            line.push_str(&format!(" ({n} messages received)"));
-        }
-        if let Some(fix) = &self.fix {
-            line.push_str(". Fix: ");
-            line.push_str(fix);
-        }
-        line
-    }
 }
 
 /// The parts of an outcome that depend only on the reply.

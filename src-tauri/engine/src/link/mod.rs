@@ -65,7 +65,7 @@ pub struct Hint {
 pub struct HintError(pub String);
 
 impl HintError {
-    #[allow(dead_code)] // used by the Linux source only
+    #[cfg(target_os = "linux")]
     fn io(e: std::io::Error) -> HintError {
         HintError(e.to_string())
     }

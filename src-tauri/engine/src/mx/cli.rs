@@ -5,7 +5,8 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 
-use super::{CheckError, CheckInput, Report, check};
+use super::check::check;
+use super::findings::{CheckError, CheckInput, Report};
 use crate::config::{self, Config};
 
 /// The arguments of `posternd check-mx`, after parsing.

@@ -10,7 +10,7 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 
-use super::CheckError;
+use super::findings::CheckError;
 
 /// The outcome of one lookup.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,4 +209,30 @@ fn name_text(n: &Name) -> String {
         return ".".to_string();
     }
     n.to_ascii().trim_end_matches('.').to_string()
+}
+
+/// An MX target (or the domain itself for an implicit MX) with what DNS said about it.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub preference: u16,
+    /// Lower-case, without the trailing dot.
+    pub host: String,
+    pub ip_literal: Option<IpAddr>,
+    pub cname: Answer<String>,
+    pub v4: Answer<IpAddr>,
+    pub v6: Answer<IpAddr>,
+}
+
+impl Target {
+    pub(crate) fn addresses(&self) -> Vec<IpAddr> {
+        if let Some(ip) = self.ip_literal {
+            return vec![ip];
+        }
+        self.v4
+            .found()
+            .iter()
+            .chain(self.v6.found())
+            .copied()
+            .collect()
+    }
 }

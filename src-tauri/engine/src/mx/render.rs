@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Report, Severity};
+use super::findings::{Report, Severity};
 
 const RESET: &str = "\x1b[0m";
 const BOLD: &str = "\x1b[1m";

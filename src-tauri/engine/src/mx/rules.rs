@@ -2,9 +2,10 @@
 
 use std::net::IpAddr;
 
+use super::dns::Target;
 use super::dns::{Answer, Dns};
+use super::findings::{CheckInput, Finding, Report, Severity, normalize_host};
 use super::net::{is_global, is_public_domain};
-use super::{CheckInput, Finding, Report, Severity, Target, normalize_host};
 use crate::config::{Protocol, QueueServer};
 
 /// `s` with its first letter upper-cased, to start a sentence.

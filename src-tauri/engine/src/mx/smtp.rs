@@ -5,8 +5,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::dns::Dns;
+use super::dns::Target;
+use super::findings::{CheckInput, Finding, Report, Severity, normalize_host};
 use super::rules::DequeueSupport;
-use super::{CheckInput, Finding, Report, Severity, Target, normalize_host};
 use crate::config::{Protocol, QueueServer, TlsMode};
 use crate::dequeue::client::{Capabilities, ClientError, ClientOptions, SmtpClient};
 use crate::dequeue::reply::{Disposition, etrn_meaning};

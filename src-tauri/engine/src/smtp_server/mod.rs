@@ -17,7 +17,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::Config;
 use crate::deliver::Delivery;
-use crate::events::EventSender;
+use crate::events::{Arrival, ArrivalSender, EventSender};
 pub use session::{SessionEnd, SessionInfo, SessionSummary};
 
 /// Limits and names of the inbound sessions.
@@ -86,6 +86,8 @@ pub struct SessionContext {
     pub settings: ServerSettings,
     pub delivery: Delivery,
     pub events: EventSender,
+    /// The supervisor's arrival channel (`None`: nobody counts, e.g. a one-shot test delivery).
+    pub arrivals: Option<ArrivalSender>,
     /// STARTTLS, when offered (the listener; not the ATRN turnaround, already in TLS).
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -107,6 +109,7 @@ impl SessionContext {
                 forward_timeout,
             )?,
             events,
+            arrivals: None,
             tls: None,
         })
     }
@@ -116,6 +119,26 @@ impl SessionContext {
         let server = tls::server_config(config)?;
         self.tls = Some(server);
         Ok(self)
+    }
+
+    /// The same context, reporting arrivals to `arrivals`.
+    pub fn with_arrivals(self, arrivals: Option<ArrivalSender>) -> SessionContext {
+        SessionContext { arrivals, ..self }
+    }
+
+    /// Tells the supervisor what a session did. Only the listener's sessions can be an ETRN
+    /// server connecting back; a message over an ATRN/TURN turnaround (`via` "atrn"/"turn")
+    /// only counts.
+    pub(crate) fn report(&self, via: &str, arrival: Arrival) {
+        let Some(arrivals) = &self.arrivals else {
+            return;
+        };
+        let arrival = match (via, arrival) {
+            ("inbound", arrival) => arrival,
+            (_, Arrival::MessageReceived) => Arrival::TurnaroundMessage,
+            _ => return,
+        };
+        let _ = arrivals.send(arrival);
     }
 }
 

@@ -26,7 +26,7 @@ use super::SessionContext;
 use super::channel::Channel;
 use super::data::DataReader;
 use crate::deliver::{DeliverError, Envelope, Transaction};
-use crate::events::Event;
+use crate::events::{Arrival, Event};
 
 /// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets; we allow some slack for long
 /// parameters and refuse anything longer.
@@ -109,6 +109,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         .peer
         .map(|p| p.to_string())
         .unwrap_or_else(|| "unknown".into());
+    ctx.report(info.via, Arrival::SessionStarted);
     let _ = ctx.events.send(Event::InboundSessionStarted {
         peer: peer.clone(),
         via: info.via.into(),
@@ -141,6 +142,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         end,
     };
     tracing::info!(peer = %peer, via = session.info.via, messages = summary.accepted, "session ended: {}", end.describe());
+    ctx.report(session.info.via, Arrival::SessionEnded);
     let _ = ctx.events.send(Event::InboundSessionEnded {
         peer,
         via: session.info.via.into(),
@@ -611,6 +613,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     peer = %self.peer_label, %id, size = delivered.size, rcpts = envelope.rcpt_to.len(),
                     "message stored: {}", delivered.location
                 );
+                self.ctx.report(self.info.via, Arrival::MessageReceived);
                 let _ = self.ctx.events.send(Event::MessageReceived {
                     id: id.clone(),
                     from: envelope.mail_from.clone(),
@@ -625,6 +628,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             Err((code, text)) => {
                 self.refused += 1;
                 tracing::warn!(peer = %self.peer_label, %id, "message refused: {code} {text}");
+                self.ctx.report(self.info.via, Arrival::MessageRefused);
                 let _ = self.ctx.events.send(Event::MessageRefused {
                     peer: self.peer_label.clone(),
                     via: self.info.via.into(),
