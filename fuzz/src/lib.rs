@@ -235,6 +235,7 @@ pub fn context(settings: ServerSettings) -> SessionContext {
         settings,
         delivery: store.delivery.clone(),
         events: store.events.clone(),
+        arrivals: None,
         tls: None,
     }
 }
