@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use postern_engine::api::{self, Command, Deps, EngineHandle, ReloadError, Status};
+use postern_engine::control::{
+    self,
+    server::{ControlServer, EngineLink, ReloadFn},
+};
 use postern_engine::config::Config;
 use postern_engine::events::{Event, EventSender};
 use postern_engine::secrets::SecretStore;
@@ -39,6 +43,8 @@ pub struct Shell {
     pub secrets: Arc<dyn SecretStore>,
     control: Mutex<Control>,
     engine: tokio::sync::Mutex<Option<EngineHandle>>,
+    /// The control endpoint of the running engine (`posternd status` and friends).
+    control_endpoint: Mutex<Option<ControlServer>>,
     activity: Mutex<VecDeque<Event>>,
     /// The configuration the engine was last (re)started with: set at start and on every save.
     config: Mutex<Option<Config>>,
@@ -59,6 +65,7 @@ impl Shell {
                 status,
             }),
             engine: tokio::sync::Mutex::new(None),
+            control_endpoint: Mutex::new(None),
             activity: Mutex::new(VecDeque::new()),
             config: Mutex::new(None),
             notifications_env: std::env::var("POSTERN_NOTIFICATIONS").ok(),
@@ -116,6 +123,7 @@ impl Shell {
         self.remember(&config);
         let mut engine = self.engine.lock().await;
         if let Some(old) = engine.take() {
+            self.close_endpoint();
             old.shutdown().await;
         }
         self.start_into(&mut engine, config).await
@@ -168,12 +176,61 @@ impl Shell {
                 status: status.clone(),
             };
         }
+        self.open_endpoint(&handle).await;
         *engine = Some(handle);
         Ok(status)
     }
 
+    /// Serves the control API for `handle`; without it the app still works, so a failure is
+    /// a warning (e.g. `posternd run` already runs with this config).
+    async fn open_endpoint(&self, handle: &EngineHandle) {
+        // The endpoint of an engine that is gone would still answer.
+        self.close_endpoint();
+        let path = control::endpoint_path(&self.config_path);
+        let (config_path, reloader) = (self.config_path.clone(), handle.reloader());
+        let reload: ReloadFn = Arc::new(move || {
+            let (config_path, reloader) = (config_path.clone(), reloader.clone());
+            Box::pin(async move {
+                let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                let done = reloader.reload(config).await.map_err(|e| e.to_string())?;
+                Ok(if done.changes.is_empty() {
+                    "reloaded: nothing changed".to_string()
+                } else {
+                    format!("reloaded: {}", done.changes.join("; "))
+                })
+            })
+        });
+        let link = EngineLink {
+            commands: handle.commands.clone(),
+            status: handle.status.clone(),
+            events: handle.events.clone(),
+            reload,
+        };
+        match control::server::serve(path, link).await {
+            Ok(server) => {
+                if let Ok(mut slot) = self.control_endpoint.lock() {
+                    *slot = Some(server);
+                }
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                let _ = self.events.send(Event::Warning {
+                    message: format!("the command line cannot reach this Postern: {e}"),
+                    fix: None,
+                });
+            }
+        }
+    }
+
+    fn close_endpoint(&self) {
+        if let Ok(mut slot) = self.control_endpoint.lock() {
+            slot.take();
+        }
+    }
+
     pub async fn shutdown(&self) {
         if let Some(old) = self.engine.lock().await.take() {
+            self.close_endpoint();
             old.shutdown().await;
         }
     }
