@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use postern_engine::api::{self, Command, Deps, EngineHandle, ReloadError, Status};
+use postern_engine::config::Config;
 use postern_engine::control::{
     self,
     server::{ControlServer, EngineLink, ReloadFn},
 };
-use postern_engine::config::Config;
 use postern_engine::events::{Event, EventSender};
 use postern_engine::secrets::SecretStore;
 use tokio::sync::{mpsc, watch};
