@@ -10,6 +10,7 @@ Exit 0 = pass. Needs no network beyond 127.0.0.1.
 """
 import os
 import socket
+import json
 import subprocess
 import sys
 import tempfile
@@ -128,6 +129,16 @@ def main():
         wait_until(ctx, lambda: len(server.etrns) >= 2, "the ETRN after 'Fetch mail now'")
         assert server.etrns == ["ETRN office.test", "ETRN office.test"], server.etrns
         print("clicked 'Fetch mail now': the queuing server got", server.etrns[-1])
+
+        # The command line reaches the app's engine over the control endpoint.
+        posternd = os.path.join(os.path.dirname(binary), "posternd")
+        status = subprocess.run(
+            [posternd, "status", "--json", "--config", config],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["servers"][0]["server"].endswith(f":{server.port}"), status.stdout
+        print("posternd status reached the app's engine")
 
         click(bus, name, path, "Quit")
         app.wait(timeout=20)
