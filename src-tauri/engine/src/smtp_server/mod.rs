@@ -3,7 +3,9 @@
 
 mod channel;
 pub mod data;
+mod outcome;
 pub mod session;
+mod syntax;
 pub mod tls;
 
 use std::collections::HashMap;

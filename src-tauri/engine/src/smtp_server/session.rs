@@ -14,10 +14,9 @@
 //! read inside DATA too, and the whole session ends at `session_timeout`.
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use smtp_proto::{Error as ProtoError, Request};
+use smtp_proto::Request;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -25,6 +24,10 @@ use tokio::time::Instant;
 use super::SessionContext;
 use super::channel::Channel;
 use super::data::DataReader;
+pub use super::outcome::{
+    SessionEnd, SessionInfo, SessionSummary, refuse_busy, refuse_client_busy,
+};
+use super::syntax::{has_source_route, is_bare_postmaster, new_id, parse_error_reply, trace_field};
 use crate::deliver::{DeliverError, Envelope, Transaction};
 use crate::events::{Arrival, Event};
 
@@ -32,70 +35,6 @@ use crate::events::{Arrival, Event};
 /// parameters and refuse anything longer.
 pub const MAX_COMMAND_LINE: usize = 2048;
 const READ_CHUNK: usize = 64 * 1024;
-/// Helo names and addresses longer than this are cut in the Received: header.
-const MAX_TRACE_FIELD: usize = 255;
-
-#[derive(Debug, Clone)]
-pub struct SessionInfo {
-    pub peer: Option<SocketAddr>,
-    /// The stream is already encrypted (ATRN over STARTTLS).
-    pub tls: bool,
-    /// "inbound", "atrn" or "turn": where the session came from, for events.
-    pub via: &'static str,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionEnd {
-    Quit,
-    /// The peer closed the connection without QUIT.
-    Closed,
-    IdleTimeout,
-    SessionTimeout,
-    TooManyErrors,
-    TooManyJunkCommands,
-    Shutdown,
-    IoError,
-    /// The TLS handshake after STARTTLS failed.
-    TlsFailed,
-}
-
-impl SessionEnd {
-    pub fn describe(self) -> &'static str {
-        match self {
-            SessionEnd::Quit => "quit",
-            SessionEnd::Closed => "closed by the peer",
-            SessionEnd::IdleTimeout => "idle timeout",
-            SessionEnd::SessionTimeout => "session time limit",
-            SessionEnd::TooManyErrors => "too many errors",
-            SessionEnd::TooManyJunkCommands => "too many NOOP/RSET/VRFY/EXPN/HELP commands",
-            SessionEnd::TlsFailed => "TLS handshake failed",
-            SessionEnd::Shutdown => "shutdown",
-            SessionEnd::IoError => "connection error",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionSummary {
-    pub accepted: u32,
-    pub refused: u32,
-    pub end: SessionEnd,
-}
-
-/// Answers a connection over the limit with 421 and closes it.
-pub async fn refuse_busy<S: AsyncWrite + Unpin>(mut stream: S, hostname: &str) {
-    let line = format!("421 4.3.2 {hostname} Too many connections, try again later\r\n");
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
-}
-
-/// Answers a connection over the per-client limit with 421 and closes it.
-pub async fn refuse_client_busy<S: AsyncWrite + Unpin>(mut stream: S, hostname: &str) {
-    let line =
-        format!("421 4.7.0 {hostname} Too many connections from your address, try again later\r\n");
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
-}
 
 /// Runs a whole session on `stream`; `initial` holds bytes already read from it.
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
@@ -796,57 +735,4 @@ async fn wait_for_shutdown(rx: &mut watch::Receiver<bool>) {
             std::future::pending::<()>().await;
         }
     }
-}
-
-/// `RCPT TO:<Postmaster>`, in any case.
-fn is_bare_postmaster(line: &[u8]) -> bool {
-    line.windows(12)
-        .any(|w| w.eq_ignore_ascii_case(b"<postmaster>"))
-}
-
-/// `<@relay1,@relay2:user@domain>` (RFC 5321 §4.1.2 source route).
-fn has_source_route(line: &[u8]) -> bool {
-    line.iter()
-        .position(|&b| b == b'<')
-        .and_then(|i| line.get(i + 1))
-        == Some(&b'@')
-}
-
-fn parse_error_reply(e: &ProtoError) -> (u16, String) {
-    match e {
-        ProtoError::UnknownCommand => (500, "5.5.1 Command not recognized".into()),
-        ProtoError::SyntaxError { syntax } => (501, format!("5.5.4 Syntax: {syntax}")),
-        ProtoError::InvalidSenderAddress => (501, "5.1.7 Bad sender address syntax".into()),
-        ProtoError::InvalidRecipientAddress => (501, "5.1.3 Bad recipient address syntax".into()),
-        ProtoError::InvalidParameter { param } => (501, format!("5.5.4 Invalid parameter {param}")),
-        ProtoError::UnsupportedParameter { param } => {
-            (555, format!("5.5.4 Unsupported parameter {param}"))
-        }
-        ProtoError::ResponseTooLong => (500, "5.5.2 Line too long".into()),
-        ProtoError::NeedsMoreData { .. } | ProtoError::InvalidResponse { .. } => {
-            (500, "5.5.2 Syntax error".into())
-        }
-    }
-}
-
-/// A client-supplied name or address as it may stand in a trace header: printable, one line,
-/// not too long (RFC 5322 §3.6.7).
-fn trace_field(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_TRACE_FIELD)
-        .collect()
-}
-
-/// A short unique message id for logs and the Received: header.
-fn new_id() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!(
-        "{:x}{:05x}{:04x}",
-        now.as_secs(),
-        now.subsec_micros(),
-        fastrand::u16(..)
-    )
 }
