@@ -56,6 +56,7 @@ impl Forwarder {
             mail_from: mail_from.to_string(),
             client: None,
             accepted: 0,
+            failed: None,
         }
     }
 
@@ -87,14 +88,26 @@ pub struct Proxy {
     mail_from: String,
     client: Option<SmtpClient>,
     accepted: usize,
+    /// Why the office server cannot take this transaction (unreachable, connection lost, MAIL
+    /// refused): the answer for every later recipient, without trying again for each.
+    failed: Option<RcptRefused>,
 }
 
 impl Proxy {
     /// Asks the office server about `rcpt`. `Ok` when it said 250/251; otherwise its reply,
     /// or a 451 when it cannot be reached (the client tries again later).
     pub async fn rcpt(&mut self, rcpt: &str) -> Result<(), RcptRefused> {
+        if let Some(failed) = &self.failed {
+            return Err(failed.clone());
+        }
         if self.client.is_none() {
-            self.client = Some(self.open().await?);
+            match self.open().await {
+                Ok(client) => self.client = Some(client),
+                Err(refused) => {
+                    self.failed = Some(refused.clone());
+                    return Err(refused);
+                }
+            }
         }
         let Some(client) = self.client.as_mut() else {
             return Err(temporary("the office mail server connection is gone"));
@@ -107,7 +120,9 @@ impl Proxy {
             Ok(reply) => Err(refused(reply)),
             Err(e) => {
                 self.client = None;
-                Err(temporary(&self.forwarder.unreachable(&e).to_string()))
+                let refused = temporary(&self.forwarder.unreachable(&e).to_string());
+                self.failed = Some(refused.clone());
+                Err(refused)
             }
         }
     }
@@ -247,4 +262,37 @@ impl SmtpWriter {
     /// Gives up on the message: the connection is dropped without the final dot, so the
     /// office server discards what it received.
     pub fn abort(self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_office_server_is_tried_once_per_transaction() {
+        // An office server that hangs up at once, counting the connections.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepts = tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok(Ok((conn, _))) =
+                tokio::time::timeout(Duration::from_secs(2), listener.accept()).await
+            {
+                drop(conn);
+                n += 1;
+            }
+            n
+        });
+        let forwarder = Forwarder::new("127.0.0.1", port, "gw.test", Duration::from_secs(5));
+        let mut proxy = forwarder.transaction("a@example.net");
+
+        let first = proxy.rcpt("u1@office.test").await.unwrap_err();
+        let second = proxy.rcpt("u2@office.test").await.unwrap_err();
+
+        assert_eq!((first.code, second.code), (451, 451));
+        assert_eq!(first, second);
+        drop(proxy);
+        assert_eq!(accepts.await.unwrap(), 1);
+    }
 }
