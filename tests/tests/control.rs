@@ -97,8 +97,16 @@ fn the_command_line_steers_the_running_engine_and_another_user_cannot_connect() 
         .args(["events", "--json", "--config"])
         .arg(engine.config_path())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Resume only once the subscription is live, or its event may come before it.
+    let stderr = follower.stderr.take().unwrap();
+    let said = std::io::BufRead::lines(std::io::BufReader::new(stderr))
+        .next()
+        .unwrap()
+        .unwrap();
+    assert!(said.contains("Following"), "{said}");
     let resumed = cli(&engine, &["resume"]);
     assert!(resumed.status.success(), "{}", text(&resumed));
     let stdout = follower.stdout.take().unwrap();

@@ -159,6 +159,10 @@ pub(crate) async fn events(arg: &ConfigArg, json: bool) -> ExitCode {
                 }
             }
             Ok(Some(Response::Lagged { missed })) => format!("({missed} events missed)"),
+            Ok(Some(Response::Following)) => {
+                eprintln!("Following the running engine's events; Ctrl-C stops.");
+                continue;
+            }
             Ok(Some(other)) => format!("{other:?}"),
             Ok(None) => return ExitCode::SUCCESS,
             Err(e) => return fail(&e.to_string()),

@@ -67,6 +67,8 @@ pub enum Response {
     Error {
         message: String,
     },
+    /// The event subscription is live: every event from here on follows.
+    Following,
     /// Events were dropped because the client read too slowly.
     Lagged {
         missed: u64,

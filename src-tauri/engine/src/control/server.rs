@@ -244,6 +244,8 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    // Said only once subscribed, so a client can act knowing it will see what follows.
+    write_line(&mut send, &Response::Following).await?;
     let mut scratch = [0u8; 64];
     loop {
         let reply = tokio::select! {
