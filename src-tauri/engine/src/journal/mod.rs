@@ -10,6 +10,7 @@
 
 mod entry_text;
 pub mod query;
+pub mod stats;
 mod store;
 mod writer;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use entry_text::entries_for;
 pub use query::{Entry, Page, Query};
+pub use stats::Stats;
 pub use writer::{JournalHandle, start};
 
 /// The journal's file in the state folder.
