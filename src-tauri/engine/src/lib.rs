@@ -27,7 +27,7 @@
 //! - [`smtp_server`] is the one inbound SMTP session, fed from any byte stream: the listener on
 //!   `[inbound].listen` uses it, and so does the ATRN turnaround on the dequeue connection.
 //! - [`dequeue`] is the client side: it connects to a queuing server, negotiates EHLO, STARTTLS
-//!   and AUTH ([`dequeue::client`], [`dequeue::session`]), then asks for the office's mail with
+//!   and AUTH ([`smtp::client`], [`dequeue::session`]), then asks for the office's mail with
 //!   ETRN (the server connects back) or ATRN/TURN (the connection turns around). Every reply is
 //!   read by [`dequeue::reply`] into a plain-language meaning and fix.
 //! - [`mx`] checks the office's whole backup-MX set-up and says in plain words what is wrong.
@@ -66,6 +66,7 @@ pub mod deliver;
 pub mod dequeue;
 pub mod link;
 pub mod mx;
+pub mod smtp;
 pub mod smtp_server;
 pub mod tls;
 

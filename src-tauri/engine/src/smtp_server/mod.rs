@@ -2,7 +2,6 @@
 //! implementation ([`session`]) that both the listener and the ATRN/TURN turnaround use.
 
 mod channel;
-pub mod data;
 mod outcome;
 pub mod session;
 mod syntax;
