@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::{DeliverError, Delivered};
+use super::outcome::{DeliverError, Delivered};
 use crate::smtp::client::{ClientError, ClientOptions, SmtpClient};
 use crate::smtp::data::DotStuffer;
 use crate::smtp::reply::Reply;

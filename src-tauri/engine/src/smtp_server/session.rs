@@ -21,8 +21,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::SessionContext;
 use super::channel::Channel;
+use super::context::SessionContext;
 pub use super::outcome::{
     SessionEnd, SessionInfo, SessionSummary, refuse_busy, refuse_client_busy,
 };
