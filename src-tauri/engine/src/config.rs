@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod keys;
+mod load;
 mod raw;
 mod report;
 mod validate;
@@ -259,7 +260,7 @@ impl std::fmt::Display for DeliverTarget {
         match self {
             DeliverTarget::Maildir(p) => write!(f, "maildir:{}", p.display()),
             DeliverTarget::Smtp { host, port } => {
-                write!(f, "smtp://{}", validate::join_host_port(host, *port))
+                write!(f, "smtp://{}", join_host_port(host, *port))
             }
         }
     }
@@ -321,6 +322,15 @@ pub fn split_host_port(s: &str, default_port: u16) -> Result<(String, u16), Stri
         },
     };
     Ok((host, port))
+}
+
+/// `host:port` with IPv6 hosts in brackets.
+pub(crate) fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -440,24 +450,6 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads and validates `path`.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Config::parse(&text, path)
-    }
-
-    /// Validates `text`; `path` is only used in messages.
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let src = report::Src { text, path };
-        // Syntax first, so that a serde error below is always about keys and values.
-        toml::de::DeTable::parse(text).map_err(|e| src.syntax(&e))?;
-        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| src.serde(&e))?;
-        validate::convert(raw, src)
-    }
-
     /// Plain-language remarks `posternd config check` prints after the TOML: parts of the
     /// configuration that are accepted but not acted on yet, and risky choices.
     pub fn notes(&self) -> Vec<String> {
