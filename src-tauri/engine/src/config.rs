@@ -21,6 +21,7 @@ mod validate;
 mod tests;
 
 /// The validated configuration.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     /// Lower-case ASCII domain names (IDNs as A-labels).
@@ -28,11 +29,13 @@ pub struct Config {
     pub queue_servers: Vec<QueueServer>,
     pub inbound: Inbound,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub outbound: Option<Outbound>,
     pub link: Link,
     pub dns: Dns,
     /// Read by the tray app only; absent in older files and front ends.
     #[serde(default)]
+    #[cfg_attr(test, ts(optional = nullable))]
     pub desktop: Desktop,
     /// Where Postern keeps its own files (the inbound certificate, later the spool and the
     /// journal). Extension; default [`default_state_dir`].
@@ -55,6 +58,7 @@ pub fn default_state_dir() -> PathBuf {
         .join(crate::BUNDLE_ID)
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueServer {
     pub host: String,
@@ -65,19 +69,24 @@ pub struct QueueServer {
     pub tls: TlsMode,
     /// ETRN argument override, used verbatim (e.g. `#office` for Exim).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub node: Option<String>,
     /// The password is in the OS keyring under `username@host`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub tls_ca: Option<PathBuf>,
     /// SHA-256 of the server's DER certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(as = "Option<String>", optional))]
     pub tls_fingerprint: Option<Fingerprint>,
     pub allow_plaintext_auth: bool,
     pub allow_insecure_turn: bool,
     /// Every connect, read and write towards this server (extension; default 30 s).
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(test, ts(as = "String"))]
     pub timeout: Duration,
 }
 
@@ -114,6 +123,7 @@ impl QueueServer {
     }
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
@@ -137,6 +147,7 @@ impl Protocol {
     }
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
@@ -191,9 +202,11 @@ impl std::str::FromStr for Fingerprint {
     }
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Inbound {
     pub listen: Vec<SocketAddr>,
+    #[cfg_attr(test, ts(as = "String"))]
     pub deliver: DeliverTarget,
     /// Name in our 220 banner, EHLO and Received: headers (extension; default: this host's name).
     pub hostname: String,
@@ -204,19 +217,23 @@ pub struct Inbound {
     /// Extension; default 5 min (RFC 5321 4.5.3.2 server timeout). Bounds each command line
     /// as a whole and each wait inside DATA.
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(test, ts(as = "String"))]
     pub idle_timeout: Duration,
     /// Extension; default 20 sessions at a time from one client address.
     #[serde(default = "defaults::max_connections_per_client")]
+    #[cfg_attr(test, ts(optional = nullable))]
     pub max_connections_per_client: usize,
     /// Extension; default 100 NOOP, RSET, VRFY, EXPN or HELP per session (counted from the last
     /// message accepted); then the session is closed.
     #[serde(default = "defaults::max_junk_commands")]
+    #[cfg_attr(test, ts(optional = nullable))]
     pub max_junk_commands: u32,
     /// Extension; default 1 h: a session is closed at the next command after this long.
     #[serde(
         default = "defaults::max_session_time",
         with = "humantime_serde_compat"
     )]
+    #[cfg_attr(test, ts(as = "String", optional = nullable))]
     pub max_session_time: Duration,
     /// The certificate (PEM chain) and key for STARTTLS; without them a self-signed pair is
     /// made in the state folder at first start.
@@ -333,14 +350,17 @@ pub(crate) fn join_host_port(host: &str, port: u16) -> String {
     }
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outbound {
     pub listen: Vec<SocketAddr>,
+    #[cfg_attr(test, ts(as = "Vec<String>"))]
     pub allow: Vec<ipnet::IpNet>,
     /// `smtp://host:port` (STARTTLS per `smarthost_tls`) or `smtps://host:port` (implicit TLS).
     pub smarthost: String,
     pub smarthost_tls: TlsMode,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub smarthost_username: Option<String>,
 }
 
@@ -368,25 +388,30 @@ impl Outbound {
     }
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Link {
     /// `auto` (the first queue server) or `host:port`.
     pub probe: String,
     /// Zero = dequeue only on link-up.
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(test, ts(as = "String"))]
     pub refetch_every: Duration,
     /// Extension: how long to wait for the queuing server to connect back after an accepted
     /// ETRN (default 2 min).
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(test, ts(as = "String"))]
     pub connect_back_timeout: Duration,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Dns {
     pub nameservers: Vec<SocketAddr>,
 }
 
 /// Settings of the tray app `postern`; `posternd` ignores them.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Desktop {

@@ -78,3 +78,6 @@ pub mod control;
 pub mod notify;
 pub mod setup;
 pub mod view;
+
+#[cfg(test)]
+mod bindings;
