@@ -63,10 +63,9 @@ pub(crate) async fn secret_store(config: &Config) -> Result<Arc<dyn SecretStore>
     }
 }
 
-/// SIGHUP: reads the config file again (the same file, with the keyring when needed) and
-/// reloads the engine. A file that does not load changes nothing; the error (line:column and
-/// fix) goes to the log and out as a Warning event.
-#[cfg(unix)]
+/// SIGHUP and `posternd reload`: reads the config file again (the same file, with the keyring
+/// when needed) and reloads the engine. A file that does not load changes nothing; the error
+/// (line:column and fix) goes to the log and out as a Warning event.
 pub(crate) async fn reload_from_file(
     arg: &ConfigArg,
     reloader: &api::Reloader,
