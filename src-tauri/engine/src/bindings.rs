@@ -33,6 +33,7 @@ fn generate() -> String {
         decl::<config::Link>(&cfg),
         decl::<config::Dns>(&cfg),
         decl::<config::Desktop>(&cfg),
+        decl::<config::Journal>(&cfg),
         decl::<view::StatusView>(&cfg),
         decl::<view::Problem>(&cfg),
         decl::<view::TrayIcon>(&cfg),

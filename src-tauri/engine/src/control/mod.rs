@@ -36,6 +36,10 @@ pub enum Request {
     Fetch,
     /// Every engine event from now on, one [`Response::Event`] each, until either side closes.
     Events,
+    /// A page of the mail-flow journal.
+    Log {
+        query: crate::journal::Query,
+    },
 }
 
 /// The client's one line.
@@ -66,6 +70,9 @@ pub enum Response {
     /// The request was refused or failed; `message` says why and what to do.
     Error {
         message: String,
+    },
+    Log {
+        page: crate::journal::Page,
     },
     /// The event subscription is live: every event from here on follows.
     Following,

@@ -14,7 +14,11 @@ desktop?: Desktop,
  * Where Postern keeps its own files (the inbound certificate, later the spool and the
  * journal). Extension; default [`default_state_dir`].
  */
-state_dir?: string, };
+state_dir?: string, 
+/**
+ * The mail-flow journal in the state folder.
+ */
+journal?: Journal, };
 
 export type QueueServer = { host: string, 
 /**
@@ -111,6 +115,8 @@ export type Desktop = {
  * Desktop notifications (mail released, refusals, nothing arrived, link lost).
  */
 notifications: boolean, };
+
+export type Journal = { retention: string, };
 
 export type StatusView = { icon: TrayIcon, status_line: string, paused: boolean, fetching: boolean, messages_received: number, 
 /**

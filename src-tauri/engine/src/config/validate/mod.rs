@@ -4,6 +4,7 @@
 //! `[dns]` ([`link`]); the checks they share are in [`values`].
 
 mod inbound;
+mod journal;
 mod link;
 mod names;
 mod outbound;
@@ -21,6 +22,7 @@ use crate::config::raw::{RawConfig, RawDesktop};
 use crate::config::report::{Problem, Src};
 use crate::config::{Config, Desktop};
 use inbound::{inbound, state_dir};
+use journal::journal;
 use link::{dns, link};
 use names::domains;
 use outbound::outbound;
@@ -43,6 +45,7 @@ pub(super) fn convert(raw: RawConfig, src: Src<'_>) -> R<Config> {
     let dns = dns(raw.dns, src)?;
     let desktop = desktop(raw.desktop);
     let state_dir = state_dir(raw.state_dir, src)?;
+    let journal = journal(raw.journal, src)?;
     Ok(Config {
         domains,
         queue_servers,
@@ -52,6 +55,7 @@ pub(super) fn convert(raw: RawConfig, src: Src<'_>) -> R<Config> {
         dns,
         desktop,
         state_dir,
+        journal,
     })
 }
 

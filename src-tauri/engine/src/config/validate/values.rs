@@ -84,14 +84,14 @@ pub(super) fn duration(
     let Some(raw) = raw else {
         return Ok(default);
     };
-    let default_text = humantime::format_duration(default).to_string();
+    let default_text = humantime_serde_compat::text(default);
     let d = humantime_serde_compat::parse(raw.get_ref()).map_err(|_| {
         src.at(
             raw.span(),
             Problem::new(
                 format!("`{key}` \"{}\" is not a duration", raw.get_ref()),
                 format!(
-                    "write a number followed by a unit: s, m or h, e.g. {key} = \"{default_text}\""
+                    "write a number followed by a unit: s, m, h or d, e.g. {key} = \"{default_text}\""
                 ),
             ),
         )
