@@ -7,7 +7,8 @@ use std::path::Path;
 use chrono::{DateTime, Duration as Span, Local, NaiveTime, TimeZone, Timelike};
 use serde::{Deserialize, Serialize};
 
-use super::{JournalError, store};
+use super::store;
+use super::types::JournalError;
 
 /// The event types counted as received and as sent.
 const RECEIVED: &str = "message_received";
