@@ -413,11 +413,13 @@ pub struct Dns {
     pub nameservers: Vec<SocketAddr>,
 }
 
-/// `[journal]`: how long the mail-flow journal keeps its entries.
+/// `[journal]`: whether the mail-flow journal is kept, and for how long.
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Journal {
+    /// Off: nothing is recorded (the addresses of senders and recipients stay out of it).
+    pub enabled: bool,
     #[serde(with = "humantime_serde_compat")]
     #[cfg_attr(test, ts(as = "String"))]
     pub retention: Duration,
@@ -426,6 +428,7 @@ pub struct Journal {
 impl Default for Journal {
     fn default() -> Journal {
         Journal {
+            enabled: true,
             retention: Duration::from_secs(90 * 24 * 3600),
         }
     }

@@ -96,5 +96,6 @@ pub(super) struct RawDesktop {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawJournal {
+    pub enabled: Option<S<bool>>,
     pub retention: Option<S<String>>,
 }

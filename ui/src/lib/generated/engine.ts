@@ -116,7 +116,11 @@ export type Desktop = {
  */
 notifications: boolean, };
 
-export type Journal = { retention: string, };
+export type Journal = { 
+/**
+ * Off: nothing is recorded (the addresses of senders and recipients stay out of it).
+ */
+enabled: boolean, retention: string, };
 
 export type StatusView = { icon: TrayIcon, status_line: string, paused: boolean, fetching: boolean, messages_received: number, 
 /**

@@ -1,4 +1,4 @@
-//! `[journal]`: how long the mail-flow journal keeps its entries.
+//! `[journal]`: whether the mail-flow journal is kept, and for how long.
 
 use toml::Spanned;
 
@@ -18,5 +18,8 @@ pub(super) fn journal(raw: Option<Spanned<RawJournal>>, src: Src<'_>) -> R<Journ
         Bounds::positive(),
         src,
     )?;
-    Ok(Journal { retention })
+    let enabled = raw
+        .enabled
+        .map_or(Journal::default().enabled, Spanned::into_inner);
+    Ok(Journal { enabled, retention })
 }
