@@ -31,7 +31,8 @@ help:
 build: $(UI_DEPS)
 	cd ui && npm run build
 	$(CARGO) build --release
-	$(CARGO) build --release -p postern --features custom-protocol
+	$(CARGO) build --release -p postern
+	$(CARGO) build --release -p postern-window --features custom-protocol
 
 run:
 	@bash scripts/install-test-deps.sh --desktop
@@ -53,9 +54,9 @@ test-deps:
 
 # Keyring tests need a Secret Service: a private session bus with an unlocked gnome-keyring.
 # POSTERND_BIN: the tests use the binary just built instead of building it again themselves.
-# The app is built with the UI inside (custom-protocol) for the native test; the cargo test
-# line uses the same features, so the postern binary it rebuilds keeps the UI.
-APP_FEATURES := --features postern/custom-protocol
+# The window app is built with the UI inside (custom-protocol) for the native test; the cargo
+# test line uses the same features, so the postern-window binary it rebuilds keeps the UI.
+APP_FEATURES := --features postern-window/custom-protocol
 test: test-deps $(UI_DEPS)
 	cd ui && npx vitest run && npm run e2e && npm run build
 	$(CARGO) build --workspace --bins $(APP_FEATURES)
@@ -78,7 +79,8 @@ lint:
 bench: test-deps $(UI_DEPS)
 	cd ui && npm run build
 	$(CARGO) build --release -p postern-engine --bin posternd -p postern-tests --bin postern-bench
-	$(CARGO) build --release -p postern --features custom-protocol
+	$(CARGO) build --release -p postern
+	$(CARGO) build --release -p postern-window --features custom-protocol
 	@link_test=$$($(CARGO) test --release -p postern-tests --test link_watch --no-run 2>&1 \
 	  | sed -n 's/.*Executable .*(\(.*\))$$/\1/p' | tail -1); \
 	POSTERND_BIN="$(abspath $(CARGO_TARGET_DIR))/release/posternd" \
