@@ -83,7 +83,7 @@ pub fn open_window(shell: &Shell, page: Window) -> Result<Response, String> {
         Window::Settings if !shell.config_path.exists() => Window::Wizard,
         other => other,
     };
-    crate::windows::open(page, &shell.config_path)?;
+    crate::windows::open(page, &shell.config_path, &shell.endpoint)?;
     Ok(Response::Done {
         message: format!("opened {}", crate::windows::page(page)),
     })

@@ -22,14 +22,8 @@ use tao::event_loop::{ControlFlow, EventLoopBuilder};
 use tokio::runtime::Handle;
 use tray_icon::menu::MenuEvent;
 
-mod autostart;
-mod bridge;
-mod host;
-mod shell;
-mod tray;
-mod windows;
-
-use shell::Shell;
+use postern_tray::shell::Shell;
+use postern_tray::{UserEvent, bridge, host, tray};
 
 #[derive(Parser, Debug)]
 #[command(name = "postern", version, about = "Postern, the tray app")]
@@ -40,14 +34,6 @@ struct Cli {
     /// Started at login: open no window unless setup is needed.
     #[arg(long)]
     autostart: bool,
-}
-
-/// What the engine's side and the menu ask of the event loop's thread.
-#[derive(Debug)]
-pub enum UserEvent {
-    View(TrayView),
-    Menu(String),
-    Quit,
 }
 
 fn open_secrets() -> (Arc<dyn SecretStore>, Option<String>) {
@@ -213,7 +199,7 @@ fn main() -> ExitCode {
     let host = Arc::new(host::TrayHost {
         shell: shell.clone(),
     });
-    let endpoint = match runtime.block_on(server::serve_host(endpoint, host)) {
+    let endpoint = match runtime.block_on(server::serve_host(shell.endpoint.clone(), host)) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("postern: {e}");

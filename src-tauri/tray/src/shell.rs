@@ -29,6 +29,9 @@ pub enum ShellError {
 
 pub struct Shell {
     pub config_path: PathBuf,
+    /// The control endpoint, named once at start (before the wizard writes the file, whose
+    /// path names it); the window process is told it.
+    pub endpoint: PathBuf,
     pub events: EventSender,
     pub secrets: Arc<dyn SecretStore>,
     /// The running engine's commands (replaced when an engine starts; a reload keeps them).
@@ -47,6 +50,7 @@ impl Shell {
     pub fn new(config_path: PathBuf, secrets: Arc<dyn SecretStore>) -> Shell {
         let (events, _) = postern_engine::events::channel();
         Shell {
+            endpoint: postern_engine::control::endpoint_path(&config_path),
             config_path,
             events,
             secrets,
@@ -57,6 +61,22 @@ impl Shell {
             config: Mutex::new(None),
             notifications_env: std::env::var("POSTERN_NOTIFICATIONS").ok(),
         }
+    }
+
+    /// A shell driven by the given channels instead of a real engine (tests); needs a tokio
+    /// runtime.
+    pub fn with_channels(
+        config_path: PathBuf,
+        secrets: Arc<dyn SecretStore>,
+        commands: mpsc::Sender<Command>,
+        status: watch::Receiver<Status>,
+    ) -> Shell {
+        let shell = Shell::new(config_path, secrets);
+        if let Ok(mut c) = shell.commands.lock() {
+            *c = Some(commands);
+        }
+        shell.follow(status);
+        shell
     }
 
     pub fn status(&self) -> Status {

@@ -28,14 +28,17 @@ fn window_binary() -> PathBuf {
     }
 }
 
-/// Starts `postern-window --page PAGE --config FILE` and reaps it when it exits.
-pub fn open(window: Window, config: &Path) -> Result<(), String> {
+/// Starts `postern-window --page PAGE --config FILE --endpoint PATH` and reaps it when it
+/// exits.
+pub fn open(window: Window, config: &Path, endpoint: &Path) -> Result<(), String> {
     let binary = window_binary();
     let mut child = tokio::process::Command::new(&binary)
         .arg("--page")
         .arg(page(window))
         .arg("--config")
         .arg(config)
+        .arg("--endpoint")
+        .arg(endpoint)
         .spawn()
         .map_err(|e| {
             format!(
