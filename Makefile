@@ -20,8 +20,10 @@ help:
 	@echo "               (\$$POSTERN_CONFIG or $(CONFIG); without one it opens the setup wizard)"
 	@echo "  make test    install test dependencies (Postfix, dnsmasq, ...; needs root or sudo),"
 	@echo "               build, and run every test against real peers"
-	@echo "  make build   release build: the UI, the tray app postern and posternd"
-	@echo "  make package the .deb: the tray app, posternd and its systemd unit (via npm's @tauri-apps/cli)"
+	@echo "  make build   release build: the UI, the tray app postern, its windows postern-window"
+	@echo "               and posternd"
+	@echo "  make package the .deb: the tray app and its windows, posternd and its systemd unit"
+	@echo "               (via npm's @tauri-apps/cli)"
 	@echo "  make lint    rustfmt check and clippy with warnings as errors"
 	@echo "  make bench   measure Postern beside Postfix and smtp-sink, and the desktop app"
 	@echo "               (root, ~8 min); writes BENCHMARKS.md"
@@ -39,13 +41,16 @@ run:
 	@$(MAKE) --no-print-directory build
 	$(CARGO_TARGET_DIR)/release/postern $(if $(POSTERN_CONFIG),--config "$(POSTERN_CONFIG)")
 
-# tauri build runs `npm run build` in ui/ itself (beforeBuildCommand) and cargo through $(CARGO).
-# The .deb also ships posternd and its systemd unit (packaging/; tauri.conf.json bundle.linux.deb
-# takes posternd from target/package/, whatever CARGO_TARGET_DIR is).
+# tauri build runs `npm run build` in ui/ itself (beforeBuildCommand) and cargo through $(CARGO)
+# for the window process postern-window. The .deb also ships the tray process postern (what its
+# desktop entry, packaging/postern.desktop, and the autostart entry start), posternd and its
+# systemd unit (packaging/; tauri.conf.json bundle.linux.deb takes postern and posternd from
+# target/package/, whatever CARGO_TARGET_DIR is).
 package: $(UI_DEPS)
 	@bash scripts/install-test-deps.sh --desktop
-	$(CARGO) build --release -p postern-engine --bin posternd
+	$(CARGO) build --release -p postern-engine --bin posternd -p postern
 	install -D -m 0755 $(CARGO_TARGET_DIR)/release/posternd target/package/posternd
+	install -D -m 0755 $(CARGO_TARGET_DIR)/release/postern target/package/postern
 	cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb --runner "$(CARGO)"
 	@ls -1 $(CARGO_TARGET_DIR)/release/bundle/deb/*.deb
 
