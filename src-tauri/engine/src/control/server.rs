@@ -138,7 +138,22 @@ fn listen(path: &Path) -> std::io::Result<Listener> {
         use interprocess::os::unix::local_socket::ListenerOptionsExt;
         options.mode(0o600)
     };
+    #[cfg(windows)]
+    let options = {
+        use interprocess::os::windows::local_socket::ListenerOptionsExt;
+        options.security_descriptor(owner_only()?)
+    };
     options.create_tokio()
+}
+
+/// The pipe's ACL on Windows: full access for its owner, the user who runs the engine, and
+/// nobody else ("P": no inherited entries). Not built or tested here (Linux only, see README).
+#[cfg(windows)]
+fn owner_only()
+-> std::io::Result<interprocess::os::windows::security_descriptor::SecurityDescriptor> {
+    let sddl = widestring::U16CString::from_str("D:P(A;;GA;;;OW)")
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    interprocess::os::windows::security_descriptor::SecurityDescriptor::deserialize(&sddl)
 }
 
 async fn accept_loop(listener: Listener, engine: Arc<dyn Host>) {
