@@ -364,10 +364,9 @@ async fn run(arg: &ConfigArg, print_events: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// SIGHUP: reads the config file again (the same file, with the keyring when needed) and
-/// reloads the engine. A file that does not load changes nothing; the error (line:column and
-/// fix) goes to the log and out as a Warning event.
-#[cfg(unix)]
+/// SIGHUP and `posternd reload`: reads the config file again (the same file, with the keyring
+/// when needed) and reloads the engine. A file that does not load changes nothing; the error
+/// (line:column and fix) goes to the log and out as a Warning event.
 pub(crate) async fn reload_from_file(
     arg: &ConfigArg,
     reloader: &api::Reloader,

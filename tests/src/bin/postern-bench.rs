@@ -60,7 +60,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: postern-bench [--out FILE] [--reps N] [--only 1,2,...] [--idle SECONDS] [--link-test PATH] [--app PATH]\n  --only takes row numbers; 6 and 7 also cover the desktop app (6a-c, 7b)"
+                    "usage: postern-bench [--out FILE] [--reps N] [--only 1,2,...] [--idle SECONDS] [--link-test PATH] [--app PATH]\n  --only takes row numbers (1-8); 6 and 7 also cover the desktop app (6a-c, 7b)"
                         .into(),
                 );
             }
@@ -156,6 +156,16 @@ fn main() -> ExitCode {
         table.push(
             rows::status_latency(50.max(args.reps))
                 .unwrap_or_else(|e| failed("7c", "posternd status round trip", e)),
+        );
+    }
+    if wanted("8") {
+        eprintln!(
+            "postern-bench: 8 posternd status round trip x{}",
+            args.reps * 10
+        );
+        table.push(
+            bench::control::status_latency(args.reps)
+                .unwrap_or_else(|e| failed("8", "`posternd status` against the running engine", e)),
         );
     }
     let runtime = started.elapsed().as_secs_f64();
