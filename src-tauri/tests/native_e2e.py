@@ -304,6 +304,15 @@ def switch_to_new_window(wd, known, what):
     return handle
 
 
+def exe(pid):
+    """The program a process runs, or None once it is gone (short-lived helpers, such as a
+    second postern-window handing its page to the first, come and go while we look)."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+
+
 def running(pid):
     """The process exists and is not a zombie."""
     try:
@@ -428,8 +437,8 @@ def main():
             wd.wait_text("body", needle)
             wd.screenshot(shot, title)
 
-        app_pid = next(pid for pid in wd.app_pids() if os.path.realpath(f"/proc/{pid}/exe") == app)
-        window_pids = lambda: [pid for pid in descendants(app_pid) if os.path.realpath(f"/proc/{pid}/exe") == window_app]
+        app_pid = next(pid for pid in wd.app_pids() if exe(pid) == app)
+        window_pids = lambda: [pid for pid in descendants(app_pid) if exe(pid) == window_app]
         [window_pid] = window_pids()  # one window process for all four windows
         released = [n["body"] for n in tray.notifications if "released by" in n["body"]]
         assert len(released) == 1, f"the rate limit let through {released}"
@@ -445,8 +454,11 @@ def main():
             wd.s("POST", "/execute/sync", {"script": "window.dispatchEvent(new KeyboardEvent('keydown', {key: 'w', ctrlKey: true})); return null", "args": []})
         wait_until(lambda: not running(window_pid), "the window process to exit after its last window closed", timeout=20)
         assert running(app_pid), "the tray exited with the windows"
-        webkit = [pid for pid in descendants(app_pid) if "WebKit" in os.path.realpath(f"/proc/{pid}/exe")]
-        assert webkit == [], f"WebKit processes left under the tray: {webkit}"
+        webkit = lambda: [pid for pid in descendants(app_pid) if "WebKit" in (exe(pid) or "")]
+        try:
+            wait_until(lambda: not webkit(), "WebKit's processes to end with the window process", timeout=20)
+        except AssertionError:
+            raise AssertionError("WebKit processes left under the tray: " + repr([(p, exe(p), open(f"/proc/{p}/stat").read().split(")")[1].split()[:2]) for p in webkit()])) from None
         status = subprocess.run([os.path.join(os.path.dirname(app), "posternd"), "status", "--json"],
                                 env=env, capture_output=True, text=True, timeout=30)
         assert status.returncode == 0, status.stderr

@@ -777,58 +777,6 @@ pub fn startup(reps: usize) -> Result<Row> {
     Ok(row)
 }
 
-/// `posternd status --json` against a running `posternd run`, as a user types it.
-fn status_once(config: &Path) -> Result<Duration> {
-    let start = Instant::now();
-    let out = Command::new(posternd_bin())
-        .args(["status", "--json", "--config"])
-        .arg(config)
-        .env_remove("POSTERN_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| other(format!("start posternd status: {e}")))?;
-    let took = start.elapsed();
-    if !out.status.success() {
-        return Err(other(format!(
-            "posternd status failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(took)
-}
-
-/// Row 7c: `posternd status` round trip over the control endpoint (the process's start, the
-/// connection, the status and its JSON), `reps` times against one `posternd run`.
-pub fn status_latency(reps: usize) -> Result<Row> {
-    let work = tempdir("postern-bench-status-")?;
-    let listen = free_addr();
-    let config = postern_config(free_addr(), listen, &work.path().join("Maildir"), "");
-    let engine = start_postern(&config, listen)?;
-    // The endpoint opens just after the listener: the first answer is not a sample.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while let Err(e) = status_once(engine.config_path()) {
-        if Instant::now() > deadline {
-            return Err(e);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let mut samples = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        samples.push(status_once(engine.config_path())?.as_secs_f64() * 1000.0);
-    }
-    drop(engine);
-    let mut row = Row::new(
-        "7c",
-        "`posternd status` round trip to a running engine",
-        "ms",
-        "",
-        Goal::ValueAtMost(5.0),
-    )
-    .with_samples(&samples, &[]);
-    row.note("spawn of `posternd status --json` to its exit, over the control endpoint");
-    Ok(row)
-}
-
 #[cfg(test)]
 mod tests {
     use super::link_times;

@@ -152,11 +152,6 @@ fn main() -> ExitCode {
         table
             .push(rows::startup(10.max(args.reps)).unwrap_or_else(|e| failed("7a", "Start-up", e)));
         table.extend(app_start);
-        eprintln!("postern-bench: 7c posternd status x50");
-        table.push(
-            rows::status_latency(50.max(args.reps))
-                .unwrap_or_else(|e| failed("7c", "posternd status round trip", e)),
-        );
     }
     if wanted("8") {
         eprintln!(
