@@ -40,6 +40,10 @@ impl Host for TrayHost {
         })
     }
 
+    fn journal(&self) -> Option<std::path::PathBuf> {
+        self.shell.journal()
+    }
+
     fn extra(&self, request: Request) -> BoxFuture<Option<Response>> {
         let shell = self.shell.clone();
         Box::pin(async move {

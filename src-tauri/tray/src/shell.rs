@@ -39,6 +39,8 @@ pub struct Shell {
     /// The running engine's status, relayed (see [`Shell::follow`]).
     status: watch::Sender<Status>,
     engine: tokio::sync::Mutex<Option<EngineHandle>>,
+    /// The running engine's journal file (`posternd log`, the dashboard).
+    journal: Mutex<Option<PathBuf>>,
     activity: Mutex<VecDeque<Event>>,
     /// The configuration the engine was last (re)started with: set at start and on every save.
     config: Mutex<Option<Config>>,
@@ -57,6 +59,7 @@ impl Shell {
             commands: Mutex::new(None),
             status: watch::Sender::new(Status::default()),
             engine: tokio::sync::Mutex::new(None),
+            journal: Mutex::new(None),
             activity: Mutex::new(VecDeque::new()),
             config: Mutex::new(None),
             notifications_env: std::env::var("POSTERN_NOTIFICATIONS").ok(),
@@ -86,6 +89,10 @@ impl Shell {
     /// The status of whichever engine runs, for the tray's life.
     pub fn watch_status(&self) -> watch::Receiver<Status> {
         self.status.subscribe()
+    }
+
+    pub fn journal(&self) -> Option<PathBuf> {
+        self.journal.lock().ok().and_then(|j| j.clone())
     }
 
     pub fn commands(&self) -> Option<mpsc::Sender<Command>> {
@@ -155,6 +162,9 @@ impl Shell {
             .map_err(|e| ShellError::Start(e.to_string()))?;
         if let Ok(mut c) = self.commands.lock() {
             *c = Some(handle.commands.clone());
+        }
+        if let Ok(mut j) = self.journal.lock() {
+            *j = Some(handle.journal_path().to_path_buf());
         }
         self.follow(handle.status.clone());
         *engine = Some(handle);

@@ -38,6 +38,12 @@ pub enum Request {
     Fetch,
     /// Every engine event from now on, one [`Response::Event`] each, until either side closes.
     Events,
+    /// A page of the mail-flow journal.
+    Log {
+        query: crate::journal::Query,
+    },
+    /// The dashboard's counts from the journal.
+    Stats,
     /// Dequeue now without waiting for the outcomes (the windows' and the tray's button).
     FetchNow,
     /// The status now and after every change, one [`Response::Status`] each, until either
@@ -97,6 +103,12 @@ pub enum Response {
     /// The request was refused or failed; `message` says why and what to do.
     Error {
         message: String,
+    },
+    Log {
+        page: crate::journal::Page,
+    },
+    Stats {
+        stats: Box<crate::journal::Stats>,
     },
     /// The event subscription is live: every event from here on follows.
     Following,

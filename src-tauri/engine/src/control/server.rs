@@ -38,6 +38,8 @@ pub trait Host: Send + Sync + 'static {
     fn status(&self) -> watch::Receiver<Status>;
     fn events(&self) -> EventSender;
     fn reload(&self) -> BoxFuture<Result<String, String>>;
+    /// The journal file the running engine writes; `None` while no engine runs.
+    fn journal(&self) -> Option<PathBuf>;
     /// The requests beyond the engine's own ([`Request::OpenWindow`] and the rest); `None`:
     /// not served here.
     fn extra(&self, _request: Request) -> BoxFuture<Option<Response>> {
@@ -52,6 +54,8 @@ pub struct EngineLink {
     pub status: watch::Receiver<Status>,
     pub events: EventSender,
     pub reload: ReloadFn,
+    /// The journal file the engine writes.
+    pub journal: PathBuf,
 }
 
 impl Host for EngineLink {
@@ -66,6 +70,9 @@ impl Host for EngineLink {
     }
     fn reload(&self) -> BoxFuture<Result<String, String>> {
         (self.reload)()
+    }
+    fn journal(&self) -> Option<PathBuf> {
+        Some(self.journal.clone())
     }
 }
 
@@ -213,6 +220,24 @@ async fn handle(conn: Stream, engine: Arc<dyn Host>) -> std::io::Result<()> {
         }
         Request::Events => follow(recv, send, engine.events().subscribe()).await,
         Request::WatchStatus => watch_status(recv, send, engine.status()).await,
+        Request::Log { query } => {
+            let reply = read_journal(&*engine, move |path| {
+                crate::journal::query::run(path, &query).map(|page| Response::Log { page })
+            })
+            .await;
+            write_line(&mut send, &reply).await
+        }
+        Request::Stats => {
+            let reply = read_journal(&*engine, |path| {
+                crate::journal::stats::stats(path, chrono::Local::now()).map(|stats| {
+                    Response::Stats {
+                        stats: Box::new(stats),
+                    }
+                })
+            })
+            .await;
+            write_line(&mut send, &reply).await
+        }
         other => {
             let reply = engine
                 .extra(other)
@@ -223,6 +248,27 @@ async fn handle(conn: Stream, engine: Arc<dyn Host>) -> std::io::Result<()> {
                 });
             write_line(&mut send, &reply).await
         }
+    }
+}
+
+/// Runs a read of the journal off the async threads.
+async fn read_journal<F>(engine: &dyn Host, read: F) -> Response
+where
+    F: FnOnce(&Path) -> Result<Response, crate::journal::JournalError> + Send + 'static,
+{
+    let Some(path) = engine.journal() else {
+        return Response::Error {
+            message: NOT_RUNNING.into(),
+        };
+    };
+    match tokio::task::spawn_blocking(move || read(&path)).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => Response::Error {
+            message: e.to_string(),
+        },
+        Err(e) => Response::Error {
+            message: format!("the journal read failed: {e}"),
+        },
     }
 }
 
