@@ -16,38 +16,21 @@ use postern_tests::harness::messages::header_value;
 use postern_tests::harness::process::kill_pid;
 use postern_tests::harness::smtp_client::Transcript;
 use postern_tests::harness::{
-    DripServer, Posternd, PostfixQueue, SmallFs, SmtpSink, TestMessage, digest_without_received,
-    free_addr, free_port, poll_until, posternd_with, read_maildir,
+    DripServer, PosternConfig, Posternd, PostfixQueue, SmallFs, SmtpSink, TestMessage,
+    digest_without_received, free_addr, poll_until, posternd_with, read_maildir,
 };
 use postern_tests::skip_unless_root;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A config with its own state folder, a queuing server nobody answers at (so `run` only
-/// listens), and extra `[inbound]` lines.
-fn config(state: &Path, listen: SocketAddr, deliver: &str, inbound_extra: &str) -> String {
-    format!(
-        r#"domains = ["office.test"]
-state_dir = "{state}"
-
-[[queue_servers]]
-host = "127.0.0.1"
-port = {nobody}
-protocol = "etrn"
-timeout = "2s"
-
-[inbound]
-listen = ["{listen}"]
-deliver = "{deliver}"
-hostname = "office-gw.test"
-{inbound_extra}
-
-[link]
-refetch_every = "0"
-"#,
-        state = state.display(),
-        nobody = free_port(),
-    )
+/// A config with its own state folder and a queuing server nobody answers at (so `run` only
+/// listens), receiving on `listen` into the Maildir `maildir`.
+fn config(state: &Path, listen: SocketAddr, maildir: &Path) -> PosternConfig {
+    PosternConfig::etrn(free_addr(), listen, maildir)
+        .state_dir(state)
+        .hostname("office-gw.test")
+        .tls("")
+        .queue_option("timeout", "\"2s\"")
 }
 
 fn text(output: &std::process::Output) -> String {
@@ -103,12 +86,9 @@ fn no_smuggled_transaction_reaches_a_real_postfix_office_server_and_the_message_
     }
     let state = tempfile::tempdir().unwrap();
     let listen = free_addr();
-    let cfg = config(
-        state.path(),
-        listen,
-        &format!("smtp://{}", office.addr()),
-        "",
-    );
+    let cfg = config(state.path(), listen, Path::new("/nonexistent"))
+        .deliver_smtp(office.addr())
+        .render();
     let postern = Posternd::run(&cfg, listen).unwrap();
 
     let mut replies = Vec::new();
@@ -222,12 +202,7 @@ fn what_postern_stores_has_no_bare_cr_or_lf_and_a_hidden_dot_is_content() {
     let maildir = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let listen = free_addr();
-    let cfg = config(
-        state.path(),
-        listen,
-        &format!("maildir:{}", maildir.path().display()),
-        "",
-    );
+    let cfg = config(state.path(), listen, maildir.path()).render();
     let _postern = Posternd::run(&cfg, listen).unwrap();
 
     for (i, (name, before, after)) in SHAPES.iter().enumerate() {
@@ -299,26 +274,10 @@ fn a_greeting_dripping_one_byte_a_second_ends_with_a_timeout_error() {
     .unwrap();
     let state = tempfile::tempdir().unwrap();
     let maildir = tempfile::tempdir().unwrap();
-    let cfg = format!(
-        r#"domains = ["office.test"]
-state_dir = "{}"
-
-[[queue_servers]]
-host = "127.0.0.1"
-port = {}
-protocol = "etrn"
-tls = "off"
-timeout = "3s"
-
-[inbound]
-listen = ["{}"]
-deliver = "maildir:{}"
-"#,
-        state.path().display(),
-        drip.addr().port(),
-        free_addr(),
-        maildir.path().display()
-    );
+    let cfg = PosternConfig::etrn(drip.addr(), free_addr(), maildir.path())
+        .state_dir(state.path())
+        .queue_option("timeout", "\"3s\"")
+        .render();
 
     let started = Instant::now();
     // The outer deadline only keeps a broken build from hanging the suite.
@@ -345,16 +304,15 @@ deliver = "maildir:{}"
 /// 20 connections from 127.0.0.2 that send NOOP once a second, then one sender from 127.0.0.1.
 /// Returns how many junk connections were admitted (greeting 220), the other junk outcomes, and
 /// the sender's reply to the end of data; the message must then be stored, complete.
-fn junk_then_deliver(inbound_extra: &str) -> (usize, Vec<String>, u16) {
+fn junk_then_deliver(inbound_extra: &[(&str, &str)]) -> (usize, Vec<String>, u16) {
     let maildir = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let listen = free_addr();
-    let cfg = config(
-        state.path(),
-        listen,
-        &format!("maildir:{}", maildir.path().display()),
-        inbound_extra,
-    );
+    let mut cfg = config(state.path(), listen, maildir.path());
+    for (key, value) in inbound_extra {
+        cfg = cfg.inbound_option(key, value);
+    }
+    let cfg = cfg.render();
     let _postern = Posternd::run(&cfg, listen).unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -434,13 +392,13 @@ fn junk_then_deliver(inbound_extra: &str) -> (usize, Vec<String>, u16) {
 
 #[test]
 fn twenty_junk_connections_from_one_address_do_not_lock_out_another_sender() {
-    let (_, _, code) = junk_then_deliver("");
+    let (_, _, code) = junk_then_deliver(&[]);
     assert_eq!(code, 250, "the sender from 127.0.0.1 delivers (defaults)");
 }
 
 #[test]
 fn max_connections_per_client_admits_that_many_and_refuses_the_rest_with_421() {
-    let (admitted, others, code) = junk_then_deliver("max_connections_per_client = 5");
+    let (admitted, others, code) = junk_then_deliver(&[("max_connections_per_client", "5")]);
     assert_eq!(code, 250, "the sender from 127.0.0.1 delivers");
     assert_eq!(admitted, 5, "{others:?}");
     assert!(
@@ -507,12 +465,7 @@ fn kill_9_under_load_loses_and_duplicates_no_acknowledged_message() {
     let maildir = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let listen = free_addr();
-    let cfg = config(
-        state.path(),
-        listen,
-        &format!("maildir:{}", maildir.path().display()),
-        "",
-    );
+    let cfg = config(state.path(), listen, maildir.path()).render();
     let ledger = Arc::new(Ledger::default());
 
     for round in 1..=3 {
@@ -597,12 +550,7 @@ fn a_full_disk_answers_452_loses_nothing_acknowledged_and_leaves_tmp_clean() {
     let maildir = fs.path().join("Maildir");
     let state = tempfile::tempdir().unwrap();
     let listen = free_addr();
-    let cfg = config(
-        state.path(),
-        listen,
-        &format!("maildir:{}", maildir.display()),
-        "",
-    );
+    let cfg = config(state.path(), listen, &maildir).render();
     let postern = Posternd::run(&cfg, listen).unwrap();
     let filler = fs.path().join("filler");
     let filled = fs.fill(&filler, 700 * 1024).unwrap();
