@@ -8,29 +8,20 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use postern_tests::harness::{Posternd, TestMessage, free_addr, free_port, read_maildir, send};
+use postern_tests::harness::{
+    PosternConfig, Posternd, TestMessage, free_addr, free_port, read_maildir, send,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 fn config(listen: SocketAddr, maildir: &Path, queue_port: u16) -> String {
     // No queuing server answers at `queue_port`: `run` says so and goes on serving.
-    format!(
-        r#"domains = ["office.test"]
-
-[[queue_servers]]
-host = "127.0.0.1"
-port = {queue_port}
-timeout = "2s"
-
-[inbound]
-listen = ["{listen}"]
-deliver = "maildir:{}"
-
-[link]
-refetch_every = "0"
-"#,
-        maildir.display()
-    )
+    let queue = SocketAddr::from(([127, 0, 0, 1], queue_port));
+    PosternConfig::etrn(queue, listen, maildir)
+        .tls("")
+        .protocol("")
+        .queue_option("timeout", "\"2s\"")
+        .render()
 }
 
 fn hangup(daemon: &Posternd) {
