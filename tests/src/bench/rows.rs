@@ -142,30 +142,43 @@ pub fn inbound(reps: usize) -> Result<Vec<Row>> {
     let maildir = work.path().join("Maildir");
     let listen = free_addr();
     let postern = start_postern(&postern_config(free_addr(), listen, &maildir, ""), listen)?;
+    // The same Postern without its journal, for row 1c: what the journal costs on the hot path.
+    let bare_maildir = work.path().join("Maildir-no-journal");
+    let bare_listen = free_addr();
+    let bare_config = postern_config(free_addr(), bare_listen, &bare_maildir, "")
+        + "\n[journal]\nenabled = false\n";
+    let bare = start_postern(&bare_config, bare_listen)?;
     let postfix = PostfixQueue::builder()
         .main_cf("transport_maps", "inline:{ office.test=discard: }")
         .main_cf("defer_transports", "")
         .start()?;
     let sink = BareSink::start(false)?;
     let warm_up = ["-s", "10", "-m", "200", "-l", "4096"];
-    for addr in [listen, postfix.addr(), sink.addr()] {
+    for addr in [listen, bare_listen, postfix.addr(), sink.addr()] {
         smtp_source(addr, &warm_up)?;
     }
     postfix.wait_for_queue_len(0, Duration::from_secs(60))?;
     fresh_new(&maildir)?;
+    fresh_new(&bare_maildir)?;
 
     let rate = |took: Duration| LOAD_MESSAGES as f64 / took.as_secs_f64();
-    let (mut p, mut f, mut s) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut p, mut f, mut s, mut b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..reps {
-        p.push(rate(smtp_source(listen, &LOAD)?));
-        let stored = new_count(&maildir);
-        if stored != LOAD_MESSAGES {
-            return Err(other(format!(
-                "Postern acknowledged {LOAD_MESSAGES} messages but {stored} are in its Maildir\n{}",
-                postern.log_text()
-            )));
+        for (samples, addr, dir, daemon) in [
+            (&mut p, listen, &maildir, &postern),
+            (&mut b, bare_listen, &bare_maildir, &bare),
+        ] {
+            samples.push(rate(smtp_source(addr, &LOAD)?));
+            let stored = new_count(dir);
+            if stored != LOAD_MESSAGES {
+                return Err(other(format!(
+                    "Postern acknowledged {LOAD_MESSAGES} messages but {stored} are in its \
+                     Maildir\n{}",
+                    daemon.log_text()
+                )));
+            }
+            fresh_new(dir)?;
         }
-        fresh_new(&maildir)?;
         f.push(rate(smtp_source(postfix.addr(), &LOAD)?));
         // Its queue manager is still discarding: let it finish before the next run starts.
         postfix.wait_for_queue_len(0, Duration::from_secs(120))?;
@@ -192,7 +205,19 @@ pub fn inbound(reps: usize) -> Result<Vec<Row>> {
         Goal::RatioAtLeast(0.4),
     )
     .with_samples(&p, &s);
-    Ok(vec![vs_postfix, vs_sink])
+    let mut journal_cost = Row::new(
+        "1c",
+        "Inbound accept throughput, journal on vs off",
+        "msg/s",
+        "the same Postern with [journal] enabled = false",
+        Goal::RatioAtLeast(0.95),
+    )
+    .with_samples(&p, &b);
+    journal_cost.note(
+        "the same load, the two Posterns one after the other in each repetition; with the journal \
+         on every message is also an entry in journal.sqlite",
+    );
+    Ok(vec![vs_postfix, vs_sink, journal_cost])
 }
 
 /// Log-uniform sizes from 1 KiB to 100 KiB (many small, some large), the same every run.
