@@ -332,6 +332,28 @@ pub struct Outbound {
     pub smarthost_tls: TlsMode,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smarthost_username: Option<String>,
+    /// The outbound spool folder (default: `outbound` in the state folder).
+    pub spool: PathBuf,
+    /// Wall-clock time after which undelivered recipients bounce (never before 3 real attempts).
+    #[serde(with = "humantime_serde_compat")]
+    pub max_queue_lifetime: Duration,
+    /// The first retry wait after a temporary failure; doubled each time up to `retry_max`.
+    #[serde(with = "humantime_serde_compat")]
+    pub retry_min: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub retry_max: Duration,
+    /// One warning to the sender after this long undelivered; zero = off.
+    #[serde(with = "humantime_serde_compat")]
+    pub delay_warning: Duration,
+}
+
+/// Defaults of the `[outbound]` queue keys.
+pub mod outbound_defaults {
+    use std::time::Duration;
+
+    pub const MAX_QUEUE_LIFETIME: Duration = Duration::from_secs(5 * 24 * 3600);
+    pub const RETRY_MIN: Duration = Duration::from_secs(5 * 60);
+    pub const RETRY_MAX: Duration = Duration::from_secs(3600);
 }
 
 impl Outbound {
@@ -339,6 +361,14 @@ impl Outbound {
     /// `smarthost_tls`).
     pub fn smarthost_implicit_tls(&self) -> bool {
         self.smarthost.starts_with("smtps://")
+    }
+
+    /// Keyring entry name of the smarthost password: `username@host`.
+    pub fn secret_name(&self) -> Option<String> {
+        let (host, _) = self.smarthost_host_port();
+        self.smarthost_username
+            .as_ref()
+            .map(|u| format!("{u}@{host}"))
     }
 
     /// The smarthost's host (IPv6 without brackets) and port. A validated config always has the
@@ -506,10 +536,7 @@ struct Inactive {
 }
 
 /// Remove an entry when its feature lands.
-const NOT_YET_ACTIVE: &[Inactive] = &[Inactive {
-    applies: |c| c.outbound.is_some(),
-    note: "[outbound] is validated but not active yet: the outbound relay comes in a later release",
-}];
+const NOT_YET_ACTIVE: &[Inactive] = &[];
 
 /// Where the config file is: `--config`, else `$POSTERN_CONFIG`, else the OS config dir.
 pub fn config_path(flag: Option<&Path>) -> Option<PathBuf> {

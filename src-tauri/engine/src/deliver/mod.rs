@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::config::DeliverTarget;
+use crate::outbound::spool::{Spool, SpoolError, SpoolWriter};
 
 /// The SMTP envelope of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +66,8 @@ impl DeliverError {
 pub enum Delivery {
     Maildir(maildir::Maildir),
     Smtp(smtp::Forwarder),
+    /// The outbound spool (the submission listener): Date:/Message-ID: added when missing.
+    Spool(Spool),
 }
 
 impl Delivery {
@@ -89,6 +92,11 @@ impl Delivery {
         match self {
             Delivery::Maildir(m) => Transaction::Maildir(m.clone()),
             Delivery::Smtp(f) => Transaction::Smtp(Box::new(f.transaction(mail_from))),
+            Delivery::Spool(s) => Transaction::Spool {
+                spool: s.clone(),
+                mail_from: mail_from.to_string(),
+                rcpts: Vec::new(),
+            },
         }
     }
 
@@ -96,6 +104,7 @@ impl Delivery {
         match self {
             Delivery::Maildir(m) => format!("maildir:{}", m.path().display()),
             Delivery::Smtp(f) => f.describe(),
+            Delivery::Spool(s) => format!("the outbound spool {}", s.dir().display()),
         }
     }
 }
@@ -105,6 +114,11 @@ impl Delivery {
 pub enum Transaction {
     Maildir(maildir::Maildir),
     Smtp(Box<smtp::Proxy>),
+    Spool {
+        spool: Spool,
+        mail_from: String,
+        rcpts: Vec<String>,
+    },
 }
 
 impl Transaction {
@@ -114,6 +128,10 @@ impl Transaction {
         match self {
             Transaction::Maildir(_) => Ok(()),
             Transaction::Smtp(p) => p.rcpt(rcpt).await,
+            Transaction::Spool { rcpts, .. } => {
+                rcpts.push(rcpt.to_string());
+                Ok(())
+            }
         }
     }
 
@@ -122,6 +140,16 @@ impl Transaction {
         Ok(match self {
             Transaction::Maildir(m) => Writer::Maildir(m.begin().await?),
             Transaction::Smtp(p) => Writer::Smtp(Box::new(p.data().await?)),
+            Transaction::Spool {
+                spool,
+                mail_from,
+                rcpts,
+            } => Writer::Spool(Box::new(
+                spool
+                    .begin(&mail_from, &rcpts, None, true)
+                    .await
+                    .map_err(spool_error)?,
+            )),
         })
     }
 
@@ -138,6 +166,14 @@ impl Transaction {
 pub enum Writer {
     Maildir(maildir::MaildirWriter),
     Smtp(Box<smtp::SmtpWriter>),
+    Spool(Box<SpoolWriter>),
+}
+
+fn spool_error(e: SpoolError) -> DeliverError {
+    DeliverError::Io {
+        what: format!("{} in the outbound spool {}", e.what, e.dir.display()),
+        source: e.source,
+    }
 }
 
 /// Where a committed message ended up.
@@ -154,6 +190,7 @@ impl Writer {
         match self {
             Writer::Maildir(w) => w.write(chunk).await,
             Writer::Smtp(w) => w.write(chunk).await,
+            Writer::Spool(w) => w.write(chunk).await.map_err(spool_error),
         }
     }
 
@@ -162,6 +199,13 @@ impl Writer {
         match self {
             Writer::Maildir(w) => w.commit().await,
             Writer::Smtp(w) => w.commit().await,
+            Writer::Spool(w) => {
+                let record = w.commit().await.map_err(spool_error)?;
+                Ok(Delivered {
+                    location: format!("outbound queue id {}", record.id),
+                    size: record.size,
+                })
+            }
         }
     }
 
@@ -170,6 +214,7 @@ impl Writer {
         match self {
             Writer::Maildir(w) => w.abort().await,
             Writer::Smtp(w) => w.abort(),
+            Writer::Spool(w) => w.abort().await,
         }
     }
 }
