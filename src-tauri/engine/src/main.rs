@@ -15,6 +15,7 @@ use postern_engine::events;
 use postern_engine::secrets::{self, MemoryStore, OsKeyring, SecretStore};
 use postern_engine::smtp_server::SessionContext;
 
+mod queue_cli;
 mod remote;
 
 #[derive(Parser)]
@@ -111,6 +112,12 @@ enum Commands {
         #[arg(long)]
         dry_run_etrn: bool,
     },
+    /// The outbound queue: list, flush, retry or drop messages (through the running engine, or on
+    /// the spool directly when none runs).
+    Queue {
+        #[command(subcommand)]
+        action: queue_cli::QueueCommand,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -193,6 +200,7 @@ fn main() -> ExitCode {
                 action: ConfigAction::Check { config, json },
             } => config_check(&config, json),
             Commands::Secret { action } => secret(action).await,
+            Commands::Queue { action } => queue_cli::run(action).await,
         }
     })
 }

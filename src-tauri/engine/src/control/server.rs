@@ -157,6 +157,43 @@ async fn handle(conn: Stream, engine: EngineLink) -> std::io::Result<()> {
             write_line(&mut send, &reply).await
         }
         Request::Events => follow(recv, send, engine.events.subscribe()).await,
+        Request::Queue { action } => {
+            let reply = queue(&engine, action).await;
+            write_line(&mut send, &reply).await
+        }
+    }
+}
+
+/// Hands a queue command to the engine and waits for the queue task's answer.
+async fn queue(engine: &EngineLink, action: crate::outbound::queue::QueueAction) -> Response {
+    let mut events = engine.events.subscribe();
+    if engine
+        .commands
+        .send(Command::Outbound(action))
+        .await
+        .is_err()
+    {
+        return Response::Error {
+            message: "the engine is stopping".into(),
+        };
+    }
+    let answer = async {
+        loop {
+            match events.recv().await {
+                Ok(Event::OutboundCommandDone { message }) => return Some(message),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    };
+    match tokio::time::timeout(CLIENT_TIMEOUT, answer).await {
+        Ok(Some(message)) => Response::Done { message },
+        Ok(None) => Response::Error {
+            message: "the engine stopped".into(),
+        },
+        Err(_) => Response::Error {
+            message: "the outbound queue did not answer within 10 s".into(),
+        },
     }
 }
 

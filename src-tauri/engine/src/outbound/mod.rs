@@ -9,5 +9,11 @@
 //! is the queue task driven by the supervisor's link state, and [`queue`] carries out the
 //! `posternd queue` commands, through the running engine or on the spool directly.
 
+pub mod dsn;
 pub mod headers;
+pub mod listener;
+pub mod queue;
+pub mod retry;
+pub mod runner;
+pub mod smarthost;
 pub mod spool;

@@ -16,12 +16,11 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 
 use super::headers::HeaderFix;
 
@@ -121,8 +120,8 @@ pub struct Recovered {
 pub struct Spool {
     dir: PathBuf,
     hostname: String,
-    /// Woken after each commit, so the queue runner sees new mail at once.
-    committed: Arc<Notify>,
+    /// Gets each newly committed record, so the queue runner sees new mail at once.
+    feed: Option<mpsc::UnboundedSender<Record>>,
 }
 
 impl Spool {
@@ -146,13 +145,16 @@ impl Spool {
         Spool {
             dir: dir.to_path_buf(),
             hostname: hostname.to_string(),
-            committed: Arc::new(Notify::new()),
+            feed: None,
         }
     }
 
-    /// Notified after every commit of a new message.
-    pub fn committed(&self) -> Arc<Notify> {
-        self.committed.clone()
+    /// The same spool, sending every newly committed record to `feed`.
+    pub fn with_feed(self, feed: mpsc::UnboundedSender<Record>) -> Spool {
+        Spool {
+            feed: Some(feed),
+            ..self
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -386,7 +388,9 @@ impl SpoolWriter {
         match saved {
             Ok(()) => {
                 self.file = None;
-                self.spool.committed.notify_one();
+                if let Some(feed) = &self.spool.feed {
+                    let _ = feed.send(self.record.clone());
+                }
                 Ok(self.record.clone())
             }
             Err(e) => {

@@ -1,0 +1,130 @@
+//! `posternd queue list [--json] | flush | retry ID | drop ID`: through the running engine when
+//! one runs, else on the spool directly ([`postern_engine::outbound::queue`]).
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use postern_engine::control::client::ControlError;
+use postern_engine::control::{Request, Response};
+use postern_engine::outbound::queue::{self, QueueAction};
+use postern_engine::outbound::spool::Spool;
+
+use crate::remote::{print_out, send};
+use crate::{ConfigArg, fail, load_config};
+
+#[derive(Subcommand)]
+pub(crate) enum QueueCommand {
+    /// Every queued message: id, sender, recipients with their state, size, age, attempts, the
+    /// last reply with its meaning, and the next attempt.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attempt every message now.
+    Flush {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Attempt one message now.
+    Retry {
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Take a message out of the queue (logged; no DSN is sent).
+    Drop {
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+pub(crate) async fn run(command: QueueCommand) -> ExitCode {
+    let (arg, action) = match command {
+        QueueCommand::List { config, json } => return list(&config, json),
+        QueueCommand::Flush { config } => (config, QueueAction::Flush),
+        QueueCommand::Retry { id, config } => (config, QueueAction::Retry { id }),
+        QueueCommand::Drop { id, config } => (config, QueueAction::Drop { id }),
+    };
+    let reply = match send(
+        &arg,
+        Request::Queue {
+            action: action.clone(),
+        },
+    )
+    .await
+    {
+        Ok(conn) => conn.reply().await,
+        Err(ControlError::NotRunning(_)) => return on_spool(&arg, &action).await,
+        Err(e) => Err(e),
+    };
+    match reply {
+        Ok(Response::Done { message }) => {
+            print_out(&format!("{message}\n"));
+            if message.starts_with("no message") || message.starts_with("cannot") {
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Response::Error { message }) => fail(&message),
+        Ok(other) => fail(&format!("unexpected answer {other:?}")),
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn spool_of(arg: &ConfigArg) -> Result<Spool, String> {
+    let config = load_config(arg)?;
+    let Some(outbound) = &config.outbound else {
+        return Err(
+            "there is no [outbound] section in the config, so there is no outbound queue".into(),
+        );
+    };
+    Ok(Spool::at(&outbound.spool, &config.inbound.hostname))
+}
+
+fn list(arg: &ConfigArg, json: bool) -> ExitCode {
+    let spool = match spool_of(arg) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    if !spool.dir().exists() {
+        print_out(if json {
+            "[]\n"
+        } else {
+            "The outbound queue is empty.\n"
+        });
+        return ExitCode::SUCCESS;
+    }
+    let entries = match queue::list(&spool) {
+        Ok(e) => e,
+        Err(e) => return fail(&e.to_string()),
+    };
+    if json {
+        match serde_json::to_string_pretty(&entries) {
+            Ok(s) => print_out(&format!("{s}\n")),
+            Err(e) => return fail(&e.to_string()),
+        }
+    } else {
+        print_out(&queue::render(&entries));
+    }
+    ExitCode::SUCCESS
+}
+
+async fn on_spool(arg: &ConfigArg, action: &QueueAction) -> ExitCode {
+    let spool = match spool_of(arg) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let action = action.clone();
+    let done = tokio::task::spawn_blocking(move || queue::act_on_spool(&spool, &action)).await;
+    match done {
+        Ok(Ok(message)) => {
+            print_out(&format!("{message}\n"));
+            ExitCode::SUCCESS
+        }
+        Ok(Err(message)) => fail(&message),
+        Err(e) => fail(&e.to_string()),
+    }
+}
