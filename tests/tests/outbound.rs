@@ -443,3 +443,69 @@ fn a_postfix_smarthost_relays_one_refuses_one_defers_one_and_the_dsn_lands_in_th
     assert_eq!(states["user@office.test"], "delivered");
     postern.stop().unwrap();
 }
+
+/// Peak resident memory of a process (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_50_mb_message_goes_through_the_spool_to_the_sink_within_32_mb_of_memory() {
+    skip_unless_root!();
+    let sink = SmtpSink::start().unwrap();
+    let (state, maildir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (listen, submit) = (free_addr(), free_addr());
+    let cfg = config(
+        state.path(),
+        listen,
+        submit,
+        maildir.path(),
+        sink.addr(),
+        sink.addr(),
+    )
+    .replace(
+        "hostname = \"office-gw.test\"",
+        "hostname = \"office-gw.test\"\nmax_message_size = \"60M\"",
+    );
+    let postern = Posternd::run(&cfg, listen).unwrap();
+    wait_for_port(submit, WAIT).unwrap();
+    let message = TestMessage::sized(1, 50 * 1024 * 1024, &["far@example.net"]);
+
+    let mut s = Transcript::connect(submit).unwrap();
+    s.ehlo("pc.office.test").unwrap();
+    s.expect("MAIL FROM:<boss@office.test>", 250).unwrap();
+    s.expect("RCPT TO:<far@example.net>", 250).unwrap();
+    let reply = s.data(&message.data).unwrap();
+    s.quit();
+    postern
+        .wait_for_event(
+            |e| e["type"] == "outbound_delivered",
+            Duration::from_secs(300),
+        )
+        .unwrap();
+    let peak = peak_rss_kib(postern.pid());
+    let at_sink = poll_until("the message at the sink", WAIT, || {
+        sink.messages()
+            .into_iter()
+            .find(|m| m.recipients() == ["far@example.net"])
+    })
+    .unwrap();
+    eprintln!(
+        "MEASURED: posternd peak RSS relaying a 50 MiB message: {} KiB",
+        peak
+    );
+
+    assert_eq!(reply.code, 250, "{}", reply.text());
+    assert_eq!(
+        digest_without_received(&at_sink.data),
+        message.digest(),
+        "arrived unaltered"
+    );
+    assert!(peak <= 32 * 1024, "peak RSS {peak} KiB is over 32 MiB");
+    postern.stop().unwrap();
+}
