@@ -205,6 +205,7 @@ impl Shell {
             status: handle.status.clone(),
             events: handle.events.clone(),
             reload,
+            journal: handle.journal_path().to_path_buf(),
         };
         match control::server::serve(path, link).await {
             Ok(server) => {

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::deliver::DeliverError;
 use crate::dequeue::DequeueContext;
 use crate::events::{Event, EventSender};
+use crate::journal::JournalHandle;
 use crate::link::{LinkMonitor, MonitorSettings};
 use crate::reload::{Reconfigurer, ReloadRequest, SwappableDequeuer};
 pub use crate::reload::{ReloadError, Reloaded};
@@ -49,6 +50,7 @@ pub struct EngineHandle {
     pub outbound_addrs: Vec<std::net::SocketAddr>,
     reloader: Reloader,
     tasks: Vec<JoinHandle<()>>,
+    journal: JournalHandle,
 }
 
 /// Reloads a running engine; cheap to clone (e.g. into a signal handler).
@@ -101,19 +103,24 @@ impl EngineHandle {
         self.events.subscribe()
     }
 
+    /// The mail-flow journal this engine writes ([`crate::journal::query::run`] reads it).
+    pub fn journal_path(&self) -> &std::path::Path {
+        self.journal.path()
+    }
+
     /// Asks the engine to stop and waits for it.
     pub async fn shutdown(self) {
         let _ = self.commands.send(Command::Shutdown).await;
-        for task in self.tasks {
-            let _ = task.await;
-        }
+        self.join().await;
     }
 
-    /// Waits until the engine stopped by itself (after a Shutdown command).
+    /// Waits until the engine stopped by itself (after a Shutdown command), then writes the
+    /// journal's last entries.
     pub async fn join(self) {
         for task in self.tasks {
             let _ = task.await;
         }
+        self.journal.close().await;
     }
 }
 
@@ -135,6 +142,12 @@ pub async fn start_with_link(
     events: EventSender,
     link: LinkMonitor,
 ) -> Result<EngineHandle, StartError> {
+    // First, so that it sees every event from the listener's on.
+    let journal = crate::journal::start(
+        crate::journal::path(&config.state_dir),
+        config.journal.retention,
+        &events,
+    );
     let (arrivals_tx, arrivals) = mpsc::unbounded_channel();
     let ctx = Arc::new(
         SessionContext::from_config(&config, events.clone())?
@@ -205,5 +218,6 @@ pub async fn start_with_link(
         outbound_addrs,
         reloader: Reloader { tx: reload_tx },
         tasks,
+        journal,
     })
 }

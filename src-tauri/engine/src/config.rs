@@ -40,6 +40,9 @@ pub struct Config {
         skip_serializing_if = "is_default_state_dir"
     )]
     pub state_dir: PathBuf,
+    /// The mail-flow journal in the state folder.
+    #[serde(default, skip_serializing_if = "Journal::is_default")]
+    pub journal: Journal,
 }
 
 fn is_default_state_dir(path: &Path) -> bool {
@@ -406,6 +409,28 @@ pub struct Dns {
     pub nameservers: Vec<SocketAddr>,
 }
 
+/// `[journal]`: how long the mail-flow journal keeps its entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Journal {
+    #[serde(with = "humantime_serde_compat")]
+    pub retention: Duration,
+}
+
+impl Default for Journal {
+    fn default() -> Journal {
+        Journal {
+            retention: Duration::from_secs(90 * 24 * 3600),
+        }
+    }
+}
+
+impl Journal {
+    fn is_default(&self) -> bool {
+        *self == Journal::default()
+    }
+}
+
 /// Settings of the tray app `postern`; `posternd` ignores them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -431,7 +456,20 @@ pub mod humantime_serde_compat {
         if d.is_zero() {
             return s.serialize_str("0");
         }
-        s.serialize_str(&humantime::format_duration(*d).to_string())
+        s.serialize_str(&text(*d))
+    }
+    /// The shortest exact way to write `d`: `90d`, `36h`, `15m`, `45s`, else humantime's form.
+    pub fn text(d: Duration) -> String {
+        let secs = d.as_secs();
+        if d.subsec_nanos() != 0 || secs == 0 {
+            return humantime::format_duration(d).to_string();
+        }
+        match secs {
+            s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+            s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+            s if s % 60 == 0 => format!("{}m", s / 60),
+            s => format!("{s}s"),
+        }
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;

@@ -21,6 +21,8 @@
 //!
 //! - [`tls`]: the rustls set-up, with a CA file or a certificate fingerprint.
 //! - [`link`] watches the OS for network changes and probes whether the internet link is up.
+//! - [`journal`] keeps every event an admin may ask about later in SQLite in the state folder,
+//!   written off the mail path; `posternd log` and the Activity window read it.
 //! - [`deliver`] is where an accepted message goes: a Maildir (written, fsynced, renamed,
 //!   directory fsynced — and only then do we answer 250) or the office mail server (250 only once
 //!   it has accepted the message).
@@ -63,6 +65,7 @@ pub const BUNDLE_ID: &str = "org.postern.Postern";
 pub mod config;
 pub mod config_store;
 pub mod events;
+pub mod journal;
 pub mod outcome;
 pub mod secrets;
 

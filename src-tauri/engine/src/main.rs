@@ -15,6 +15,7 @@ use postern_engine::events;
 use postern_engine::secrets::{self, MemoryStore, OsKeyring, SecretStore};
 use postern_engine::smtp_server::SessionContext;
 
+mod log_command;
 mod queue_cli;
 mod remote;
 
@@ -91,6 +92,28 @@ enum Commands {
     Events {
         #[command(flatten)]
         config: ConfigArg,
+        /// One JSON object a line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The mail-flow journal: fetches, messages, problems and link changes, with their times
+    /// (through the running engine, or from the journal file when none runs).
+    Log {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only entries since then: a duration back (2h, 3d), a date (2026-12-01) or a local
+        /// time (2026-12-01T08:00).
+        #[arg(long, value_name = "2h|DATE")]
+        since: Option<String>,
+        /// Only this kind of entry.
+        #[arg(long, value_parser = ["fetch", "message", "problem", "link", "config"])]
+        kind: Option<String>,
+        /// Only entries whose text contains TEXT (case-insensitive).
+        #[arg(long, value_name = "TEXT")]
+        grep: Option<String>,
+        /// At most this many entries, the newest.
+        #[arg(long, default_value_t = 200)]
+        limit: u32,
         /// One JSON object a line.
         #[arg(long)]
         json: bool,
@@ -180,6 +203,23 @@ fn main() -> ExitCode {
             Commands::Resume { config } => remote::simple(&config, Request::Resume).await,
             Commands::Reload { config } => remote::simple(&config, Request::Reload).await,
             Commands::Events { config, json } => remote::events(&config, json).await,
+            Commands::Log {
+                config,
+                since,
+                kind,
+                grep,
+                limit,
+                json,
+            } => {
+                let args = log_command::LogArgs {
+                    since,
+                    kind,
+                    grep,
+                    limit,
+                    json,
+                };
+                log_command::log(&config, args).await
+            }
             Commands::CheckMx {
                 domain,
                 config,
@@ -372,10 +412,9 @@ async fn run(arg: &ConfigArg, print_events: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// SIGHUP: reads the config file again (the same file, with the keyring when needed) and
-/// reloads the engine. A file that does not load changes nothing; the error (line:column and
-/// fix) goes to the log and out as a Warning event.
-#[cfg(unix)]
+/// SIGHUP and `posternd reload`: reads the config file again (the same file, with the keyring
+/// when needed) and reloads the engine. A file that does not load changes nothing; the error
+/// (line:column and fix) goes to the log and out as a Warning event.
 pub(crate) async fn reload_from_file(
     arg: &ConfigArg,
     reloader: &api::Reloader,

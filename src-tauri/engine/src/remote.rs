@@ -35,6 +35,7 @@ pub(crate) async fn serve(arg: &ConfigArg, handle: &EngineHandle) -> Result<Cont
         status: handle.status.clone(),
         events: handle.events.clone(),
         reload,
+        journal: handle.journal_path().to_path_buf(),
     };
     let control = server::serve(path, link).await.map_err(|e| e.to_string())?;
     tracing::info!("control endpoint {}", control.path().display());
@@ -112,6 +113,11 @@ fn describe(status: &Status) -> String {
 }
 
 /// pause, resume, reload: one answer.
+/// One request, one answer.
+pub(crate) async fn request(arg: &ConfigArg, request: Request) -> Result<Response, ControlError> {
+    send(arg, request).await?.reply().await
+}
+
 pub(crate) async fn simple(arg: &ConfigArg, request: Request) -> ExitCode {
     let reply = match send(arg, request).await {
         Ok(conn) => conn.reply().await,

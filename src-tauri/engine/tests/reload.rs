@@ -23,6 +23,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 fn config(listen: &str, maildir: &Path) -> Config {
     let text = format!(
         r#"domains = ["office.test"]
+state_dir = "{state}"
 
 [[queue_servers]]
 host = "127.0.0.1"
@@ -36,7 +37,8 @@ hostname = "office-gw.test"
 [link]
 refetch_every = "0"
 "#,
-        maildir.display()
+        maildir.display(),
+        state = maildir.with_extension("state").display(),
     );
     Config::parse(&text, Path::new("test.toml")).unwrap()
 }

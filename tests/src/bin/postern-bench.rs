@@ -60,7 +60,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: postern-bench [--out FILE] [--reps N] [--only 1,2,...] [--idle SECONDS] [--link-test PATH] [--app PATH]\n  --only takes row numbers; 6 and 7 also cover the desktop app (6a-c, 7b)"
+                    "usage: postern-bench [--out FILE] [--reps N] [--only 1,2,...] [--idle SECONDS] [--link-test PATH] [--app PATH]\n  --only takes row numbers (1-8); 6 and 7 also cover the desktop app (6a-c, 7b)"
                         .into(),
                 );
             }
@@ -152,6 +152,16 @@ fn main() -> ExitCode {
         table
             .push(rows::startup(10.max(args.reps)).unwrap_or_else(|e| failed("7a", "Start-up", e)));
         table.extend(app_start);
+    }
+    if wanted("8") {
+        eprintln!(
+            "postern-bench: 8 posternd status round trip x{}",
+            args.reps * 10
+        );
+        table.push(
+            bench::control::status_latency(args.reps)
+                .unwrap_or_else(|e| failed("8", "`posternd status` against the running engine", e)),
+        );
     }
     let runtime = started.elapsed().as_secs_f64();
     let machine = bench::machine::describe(&bin);

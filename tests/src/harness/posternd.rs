@@ -111,8 +111,11 @@ impl PosterndBuilder {
         if self.events {
             cmd.arg("--events");
         }
+        // Its own state folder (journal, spool, certificate) unless the config names one, so
+        // parallel tests never share a journal.
         cmd.args(&self.args)
             .env_remove("POSTERN_CONFIG")
+            .env("XDG_STATE_HOME", dir.path().join("state"))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -363,7 +366,9 @@ pub fn posternd_with(
         .tempdir()
         .context(|| "create temporary directory".into())?;
     let mut cmd = Command::new(posternd_bin());
-    cmd.args(args).env_remove("POSTERN_CONFIG");
+    cmd.args(args)
+        .env_remove("POSTERN_CONFIG")
+        .env("XDG_STATE_HOME", dir.path().join("state"));
     if let Some(config) = config_toml {
         let path = dir.path().join("postern.toml");
         std::fs::write(&path, config).context(|| "write postern.toml".into())?;

@@ -70,6 +70,18 @@ pub(crate) const KEYS: &[KeyDoc] = &[
     ),
     k(
         "",
+        "journal",
+        "a [journal] table",
+        "a line [journal] followed by retention = \"90d\"",
+    ),
+    k(
+        "journal",
+        "retention",
+        "a duration in quotes, longer than zero",
+        r#"retention = "90d""#,
+    ),
+    k(
+        "",
         "desktop",
         "a [desktop] table",
         "a line [desktop] followed by notifications = true",

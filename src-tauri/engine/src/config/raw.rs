@@ -19,6 +19,7 @@ pub(super) struct RawConfig {
     pub dns: Option<S<RawDns>>,
     pub desktop: Option<S<RawDesktop>>,
     pub state_dir: Option<S<String>>,
+    pub journal: Option<S<RawJournal>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,4 +96,10 @@ pub(super) struct RawDns {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDesktop {
     pub notifications: Option<S<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJournal {
+    pub retention: Option<S<String>>,
 }

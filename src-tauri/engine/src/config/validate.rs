@@ -8,13 +8,14 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::{
-    RawConfig, RawDesktop, RawDns, RawInbound, RawLink, RawOutbound, RawQueueServer, RawSize,
+    RawConfig, RawDesktop, RawDns, RawInbound, RawJournal, RawLink, RawOutbound, RawQueueServer,
+    RawSize,
 };
 use super::report::{Problem, Src};
 use super::{
     Config, ConfigError, DEFAULT_QUEUE_TIMEOUT, DeliverTarget, Desktop, Dns, Fingerprint, Inbound,
-    Link, Outbound, Protocol, QueueServer, TlsMode, humantime_serde_compat, parse_deliver_target,
-    split_host_port,
+    Journal, Link, Outbound, Protocol, QueueServer, TlsMode, humantime_serde_compat,
+    parse_deliver_target, split_host_port,
 };
 use crate::config::defaults;
 
@@ -50,6 +51,7 @@ pub(super) fn convert(raw: RawConfig, src: Src<'_>) -> R<Config> {
     let link = link(raw.link, src)?;
     let dns = dns(raw.dns, src)?;
     let desktop = desktop(raw.desktop);
+    let journal = journal(raw.journal, src)?;
     Ok(Config {
         domains,
         queue_servers,
@@ -59,7 +61,22 @@ pub(super) fn convert(raw: RawConfig, src: Src<'_>) -> R<Config> {
         dns,
         desktop,
         state_dir,
+        journal,
     })
+}
+
+fn journal(raw: Option<Spanned<RawJournal>>, src: Src<'_>) -> R<Journal> {
+    let Some(raw) = raw.map(Spanned::into_inner) else {
+        return Ok(Journal::default());
+    };
+    let retention = duration(
+        raw.retention.as_ref(),
+        "retention",
+        Journal::default().retention,
+        Bounds::positive(),
+        src,
+    )?;
+    Ok(Journal { retention })
 }
 
 fn domains(raw: Option<Spanned<Vec<Spanned<String>>>>, src: Src<'_>) -> R<Vec<String>> {
@@ -450,14 +467,14 @@ fn duration(
     let Some(raw) = raw else {
         return Ok(default);
     };
-    let default_text = humantime::format_duration(default).to_string();
+    let default_text = humantime_serde_compat::text(default);
     let d = humantime_serde_compat::parse(raw.get_ref()).map_err(|_| {
         src.at(
             raw.span(),
             Problem::new(
                 format!("`{key}` \"{}\" is not a duration", raw.get_ref()),
                 format!(
-                    "write a number followed by a unit: s, m or h, e.g. {key} = \"{default_text}\""
+                    "write a number followed by a unit: s, m, h or d, e.g. {key} = \"{default_text}\""
                 ),
             ),
         )

@@ -41,6 +41,10 @@ pub enum Request {
         #[serde(flatten)]
         action: crate::outbound::queue::QueueAction,
     },
+    /// A page of the mail-flow journal.
+    Log {
+        query: crate::journal::Query,
+    },
 }
 
 /// The client's one line.
@@ -71,6 +75,9 @@ pub enum Response {
     /// The request was refused or failed; `message` says why and what to do.
     Error {
         message: String,
+    },
+    Log {
+        page: crate::journal::Page,
     },
     /// The event subscription is live: every event from here on follows.
     Following,

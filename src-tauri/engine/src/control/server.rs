@@ -35,6 +35,8 @@ pub struct EngineLink {
     pub status: watch::Receiver<Status>,
     pub events: EventSender,
     pub reload: ReloadFn,
+    /// The journal file the engine writes.
+    pub journal: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +161,23 @@ async fn handle(conn: Stream, engine: EngineLink) -> std::io::Result<()> {
         Request::Events => follow(recv, send, engine.events.subscribe()).await,
         Request::Queue { action } => {
             let reply = queue(&engine, action).await;
+            write_line(&mut send, &reply).await
+        }
+        Request::Log { query } => {
+            let path = engine.journal.clone();
+            let reply = match tokio::task::spawn_blocking(move || {
+                crate::journal::query::run(&path, &query)
+            })
+            .await
+            {
+                Ok(Ok(page)) => Response::Log { page },
+                Ok(Err(e)) => Response::Error {
+                    message: e.to_string(),
+                },
+                Err(e) => Response::Error {
+                    message: format!("the journal query failed: {e}"),
+                },
+            };
             write_line(&mut send, &reply).await
         }
     }

@@ -55,6 +55,7 @@ pub fn config(hosts: &[&str]) -> Config {
         dns: Dns::default(),
         desktop: Default::default(),
         state_dir: PathBuf::from("/nonexistent/state"),
+        journal: Default::default(),
     }
 }
 

@@ -1,0 +1,331 @@
+//! The journal's writer: a task that moves events off the broadcast as they come, and one thread
+//! that writes them to SQLite in batches and prunes old entries. Nothing here can stop mail.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tokio::sync::{broadcast, oneshot};
+
+use super::entry_text::entries_for;
+use super::store::{self, Row};
+use crate::events::{Event, EventSender};
+
+/// At most this many entries in one transaction.
+const BATCH: usize = 512;
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+enum Message {
+    Event(i64, Box<Event>),
+    /// The broadcast dropped this many events before the journal saw them.
+    Lost(u64),
+}
+
+/// The running journal. [`JournalHandle::close`] writes what is pending and stops it.
+pub struct JournalHandle {
+    path: PathBuf,
+    drain: Option<oneshot::Sender<()>>,
+    pump: tokio::task::JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl JournalHandle {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes every event sent so far, then stops.
+    pub async fn close(mut self) {
+        if let Some(drain) = self.drain.take() {
+            let _ = drain.send(());
+        }
+        let _ = (&mut self.pump).await;
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// Starts journaling every event sent on `events` from now on into `path`, keeping entries for
+/// `retention`. Problems are reported on `events` as warnings, never returned.
+pub fn start(path: PathBuf, retention: Duration, events: &EventSender) -> JournalHandle {
+    let receiver = events.subscribe();
+    let (tx, rx) = std_mpsc::channel();
+    let (drain, drained) = oneshot::channel();
+    let pump = tokio::spawn(pump(receiver, tx, drained));
+    let (thread_path, reporter) = (path.clone(), events.clone());
+    let thread = std::thread::Builder::new()
+        .name("postern-journal".into())
+        .spawn(move || match store::open_for_writing(&thread_path) {
+            Ok((conn, notice)) => {
+                let mut writer = Writer::new(conn, retention, reporter);
+                if let Some(notice) = notice {
+                    writer.warn(notice, None);
+                }
+                writer.run(rx);
+            }
+            Err(e) => {
+                let _ = reporter.send(Event::Warning {
+                    message: format!("the mail-flow journal is off: {e}"),
+                    fix: Some(
+                        "mail goes on; fix the problem and restart Postern to keep history again"
+                            .into(),
+                    ),
+                });
+            }
+        })
+        .map_err(|e| tracing::warn!("cannot start the journal's thread: {e}"))
+        .ok();
+    JournalHandle {
+        path,
+        drain: Some(drain),
+        pump,
+        thread,
+    }
+}
+
+async fn pump(
+    mut events: broadcast::Receiver<Event>,
+    tx: std_mpsc::Sender<Message>,
+    mut drained: oneshot::Receiver<()>,
+) {
+    let forward = |received: Result<Event, broadcast::error::RecvError>| -> bool {
+        let message = match received {
+            Ok(event) => Message::Event(now_ms(), Box::new(event)),
+            Err(broadcast::error::RecvError::Lagged(n)) => Message::Lost(n),
+            Err(broadcast::error::RecvError::Closed) => return false,
+        };
+        tx.send(message).is_ok()
+    };
+    loop {
+        tokio::select! {
+            received = events.recv() => if !forward(received) { return },
+            _ = &mut drained => break,
+        }
+    }
+    while let Ok(event) = events.try_recv() {
+        if !forward(Ok(event)) {
+            return;
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Writes batches; remembers whether the last write failed, so a full disk is reported once
+/// and its recovery once, with the number of entries lost in between.
+pub(super) struct Writer {
+    conn: Connection,
+    retention: Duration,
+    events: EventSender,
+    failing: bool,
+    lost: u64,
+    last_prune: Option<Instant>,
+}
+
+impl Writer {
+    pub(super) fn new(conn: Connection, retention: Duration, events: EventSender) -> Writer {
+        Writer {
+            conn,
+            retention,
+            events,
+            failing: false,
+            lost: 0,
+            last_prune: None,
+        }
+    }
+
+    fn run(&mut self, rx: std_mpsc::Receiver<Message>) {
+        loop {
+            self.prune_when_due();
+            let first = match rx.recv_timeout(PRUNE_EVERY) {
+                Ok(m) => m,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            let mut rows = Vec::with_capacity(batch.len());
+            for message in batch {
+                match message {
+                    Message::Event(at, event) => rows.extend(rows_for(at, &event)),
+                    Message::Lost(n) => self.lost += n,
+                }
+            }
+            self.write(&rows);
+        }
+    }
+
+    pub(super) fn write(&mut self, rows: &[Row]) {
+        if rows.is_empty() {
+            return;
+        }
+        match store::insert(&mut self.conn, rows) {
+            Ok(()) if self.failing || self.lost > 0 => {
+                let lost = std::mem::take(&mut self.lost);
+                self.failing = false;
+                self.warn(
+                    format!(
+                        "the mail-flow journal writes again; {lost} entries before this one are \
+                         missing from it"
+                    ),
+                    None,
+                );
+            }
+            Ok(()) => {}
+            Err(e) => {
+                self.lost += rows.len() as u64;
+                if !self.failing {
+                    self.failing = true;
+                    self.warn(
+                        format!("the mail-flow journal cannot keep history right now: {e}"),
+                        Some(
+                            "mail goes on; free space in the state folder (a full disk is the \
+                             usual cause) and the journal resumes by itself"
+                                .into(),
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn warn(&self, message: String, fix: Option<String>) {
+        tracing::warn!("{message}");
+        let _ = self.events.send(Event::Warning { message, fix });
+    }
+
+    fn prune_when_due(&mut self) {
+        if self.last_prune.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        let keep = i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
+        match store::prune(&self.conn, now_ms().saturating_sub(keep)) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("journal: pruned {n} entries older than the retention time"),
+            Err(e) => tracing::warn!("journal: cannot prune old entries: {e}"),
+        }
+    }
+}
+
+fn rows_for(at: i64, event: &Event) -> Vec<Row> {
+    let json = serde_json::to_value(event).unwrap_or_default();
+    let event_type = json
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("event")
+        .to_string();
+    let event_json = json.to_string();
+    entries_for(event)
+        .into_iter()
+        .map(|(kind, text)| Row {
+            at,
+            kind: kind.as_str(),
+            event_type: event_type.clone(),
+            text,
+            event: event_json.clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Page, Query, query};
+
+    fn listening(n: usize) -> Event {
+        Event::Listening {
+            addresses: vec![format!("127.0.0.1:{n}")],
+        }
+    }
+
+    #[tokio::test]
+    async fn every_event_sent_before_close_is_in_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let (events, _keep) = crate::events::channel();
+        let journal = start(path.clone(), Duration::from_secs(3600), &events);
+
+        for n in 0..300 {
+            events.send(listening(n)).unwrap();
+        }
+        journal.close().await;
+
+        let page: Page = query::run(&path, &Query::default().limit(1000)).unwrap();
+        assert_eq!(page.entries.len(), 300);
+        assert_eq!(page.entries[0].text, "listening on 127.0.0.1:299");
+    }
+
+    #[test]
+    fn a_full_disk_is_reported_once_and_so_is_the_recovery_with_the_count_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let (conn, _) = store::open_for_writing(&path).unwrap();
+        let (events, mut seen) = crate::events::channel();
+        let mut writer = Writer::new(conn, Duration::from_secs(3600), events);
+        let pages: i64 = writer
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        // SQLite answers SQLITE_FULL once the file may not grow, as on a full disk.
+        writer
+            .conn
+            .pragma_update(None, "max_page_count", pages)
+            .unwrap();
+        let big = |n: i64| Row {
+            at: n,
+            kind: "message",
+            event_type: "message_received".into(),
+            text: "x".repeat(64 * 1024),
+            event: "{}".into(),
+        };
+
+        writer.write(&[big(1)]);
+        writer.write(&[big(2)]);
+        writer
+            .conn
+            .pragma_update(None, "max_page_count", 1_000_000)
+            .unwrap();
+        writer.write(&[big(3)]);
+
+        let warnings: Vec<String> = std::iter::from_fn(|| seen.try_recv().ok())
+            .map(|e| match e {
+                Event::Warning { message, .. } => message,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("cannot keep history"), "{warnings:?}");
+        assert!(warnings[1].contains("2 entries"), "{warnings:?}");
+        let page = query::run(&path, &Query::default()).unwrap();
+        assert_eq!(page.entries.len(), 1);
+    }
+
+    #[test]
+    fn entries_older_than_the_retention_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let (mut conn, _) = store::open_for_writing(&path).unwrap();
+        let day = 24 * 3600 * 1000;
+        let mut rows = rows_for(now_ms() - 10 * day, &listening(1));
+        rows.extend(rows_for(now_ms() - day, &listening(2)));
+        store::insert(&mut conn, &rows).unwrap();
+        let (events, _keep) = crate::events::channel();
+        let mut writer = Writer::new(conn, Duration::from_secs(7 * 24 * 3600), events);
+
+        writer.prune_when_due();
+
+        let page = query::run(&path, &Query::default()).unwrap();
+        assert_eq!(page.entries.len(), 1);
+        assert_eq!(page.entries[0].text, "listening on 127.0.0.1:2");
+    }
+}
