@@ -22,7 +22,7 @@ help:
 	@echo "               build, and run every test against real peers"
 	@echo "  make build   release build: the UI, the tray app postern and posternd"
 	@echo "  make package the .deb: the tray app, posternd and its systemd unit (via npm's @tauri-apps/cli)"
-	@echo "  make lint    rustfmt check and clippy with warnings as errors"
+	@echo "  make lint    rustfmt check, no import circles between files, clippy -D warnings"
 	@echo "  make bench   measure Postern beside Postfix and smtp-sink, and the desktop app"
 	@echo "               (root, ~8 min); writes BENCHMARKS.md"
 	@echo "  make fuzz    fuzz every target (cargo-fuzz, installed when missing) for FUZZ_SECONDS"
@@ -71,6 +71,7 @@ test: test-deps $(UI_DEPS)
 
 lint:
 	$(CARGO) fmt --all -- --check
+	python3 scripts/import-graph.py
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Benchmarks (issue 6): never part of `make test`. Root: a private Postfix and smtp-sink. The

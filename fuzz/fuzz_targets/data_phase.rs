@@ -1,4 +1,4 @@
-//! The DATA phase's byte rules (`smtp_server::data`): where a message ends and what its line
+//! The DATA phase's byte rules (`smtp::data`): where a message ends and what its line
 //! ends become, the part of the inbound session that SMTP smuggling attacks.
 //!
 //! Checks: reading in any split gives the same message and stops at the same byte as reading
@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use postern_engine::smtp_server::data::{DataReader, DotStuffer};
+use postern_engine::smtp::data::{DataReader, DotStuffer};
 use postern_fuzz::{Input, chunk_size};
 
 fn read_all(input: &[u8], chunk: usize) -> (Vec<u8>, usize, bool) {

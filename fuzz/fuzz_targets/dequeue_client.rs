@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use postern_engine::dequeue::client::{ClientError, ClientOptions, SmtpClient};
+use postern_engine::smtp::client::{ClientError, ClientOptions, SmtpClient};
 use postern_engine::dequeue::failure_outcome;
 use postern_engine::dequeue::reply::{atrn_meaning, etrn_meaning};
 use postern_engine::smtp_server::session::{self, SessionInfo};

@@ -8,37 +8,18 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use postern_tests::harness::{
-    Posternd, PostfixQueue, TestMessage, free_addr, posternd_bin, wait_for_maildir,
+    PosternConfig, Posternd, PostfixQueue, TestMessage, free_addr, posternd_bin, wait_for_maildir,
 };
 use postern_tests::skip_unless_root;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 fn config(listen: SocketAddr, queue: SocketAddr, dir: &std::path::Path) -> String {
-    format!(
-        r#"domains = ["office.test"]
-state_dir = "{state}"
-
-[[queue_servers]]
-host = "{host}"
-port = {port}
-protocol = "etrn"
-tls = "off"
-timeout = "5s"
-
-[inbound]
-listen = ["{listen}"]
-deliver = "maildir:{maildir}"
-hostname = "office-gw.test"
-
-[link]
-refetch_every = "0"
-"#,
-        state = dir.join("state").display(),
-        maildir = dir.join("Maildir").display(),
-        host = queue.ip(),
-        port = queue.port(),
-    )
+    PosternConfig::etrn(queue, listen, &dir.join("Maildir"))
+        .state_dir(&dir.join("state"))
+        .queue_option("timeout", "\"5s\"")
+        .hostname("office-gw.test")
+        .render()
 }
 
 /// `posternd ARGS --config <the running engine's file>`.

@@ -8,30 +8,19 @@ use std::path::Path;
 use std::process::Command;
 
 use postern_tests::harness::smtp_client::Transcript;
-use postern_tests::harness::{Posternd, TestMessage, free_addr, posternd, read_maildir};
+use postern_tests::harness::{
+    PosternConfig, Posternd, TestMessage, free_addr, posternd, read_maildir,
+};
 
 fn start(maildir: &Path) -> (Posternd, SocketAddr) {
     let listen = free_addr();
     // No queuing server answers at this port: `run` reports that and goes on serving.
-    let cfg = format!(
-        r#"domains = ["office.test"]
-
-[[queue_servers]]
-host = "127.0.0.1"
-port = {}
-timeout = "2s"
-
-[inbound]
-listen = ["{listen}"]
-deliver = "maildir:{}"
-max_message_size = "64K"
-
-[link]
-refetch_every = "0"
-"#,
-        postern_tests::harness::free_port(),
-        maildir.display()
-    );
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], postern_tests::harness::free_port()));
+    let cfg = PosternConfig::etrn(nowhere, listen, maildir)
+        .tls("")
+        .queue_option("timeout", "\"2s\"")
+        .inbound_option("max_message_size", "\"64K\"")
+        .render();
     (Posternd::run(&cfg, listen).unwrap(), listen)
 }
 

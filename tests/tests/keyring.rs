@@ -2,10 +2,13 @@
 //! session `make test` starts), and `posternd fetch` with ATRN end to end.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use postern_tests::harness::odmr::{HeldMessage, OdmrConfig, OdmrProvider, TestCert, User};
-use postern_tests::harness::{TestMessage, digest_without_received, posternd_with, read_maildir};
+use postern_tests::harness::{
+    PosternConfig, TestMessage, digest_without_received, posternd_with, read_maildir,
+};
 
 fn secret(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> (bool, String) {
     let out = posternd_with(args, None, stdin, env, Duration::from_secs(30)).unwrap();
@@ -76,24 +79,14 @@ async fn atrn_with_the_password_from_the_keyring_delivers_200_messages() {
     let ca = dir.path().join("isp.pem");
     cert.write_cert_pem(&ca).unwrap();
     let maildir = dir.path().join("Maildir");
-    let config = format!(
-        r#"domains = ["office.test"]
-
-[[queue_servers]]
-host = "127.0.0.1"
-port = {}
-protocol = "atrn"
-username = "office"
-tls_ca = "{}"
-
-[inbound]
-listen = []
-deliver = "maildir:{}"
-"#,
-        isp.addr().port(),
-        ca.display(),
-        maildir.display()
-    );
+    let queue = SocketAddr::from(([127, 0, 0, 1], isp.addr().port()));
+    let config = PosternConfig::etrn(queue, queue, &maildir)
+        .protocol("atrn")
+        .tls("")
+        .queue_option("username", "\"office\"")
+        .queue_option("tls_ca", &format!("\"{}\"", ca.display()))
+        .listen(&[])
+        .render();
 
     let name = "office@127.0.0.1".to_string();
     let pw = password.clone();

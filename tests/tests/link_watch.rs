@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use postern_tests::harness::{
-    NetNs, Posternd, PostfixQueue, SilentServer, TestMessage, free_addr, free_port, maildir_count,
-    poll_until, wait_for_maildir,
+    NetNs, PosternConfig, Posternd, PostfixQueue, SilentServer, TestMessage, free_addr, free_port,
+    maildir_count, poll_until, wait_for_maildir,
 };
 use postern_tests::skip_unless_root;
 use serde_json::Value;
@@ -27,29 +27,8 @@ fn link_event(up: bool) -> impl Fn(&Value) -> bool {
     move |e| is(e, "link_changed") && e["up"] == up
 }
 
-fn config(server: SocketAddr, listen: SocketAddr, maildir: &Path, extra_link: &str) -> String {
-    format!(
-        r#"domains = ["office.test"]
-
-[[queue_servers]]
-host = "{host}"
-port = {port}
-protocol = "etrn"
-tls = "off"
-timeout = "5s"
-
-[inbound]
-listen = ["{listen}"]
-deliver = "maildir:{maildir}"
-
-[link]
-refetch_every = "0"
-{extra_link}
-"#,
-        host = server.ip(),
-        port = server.port(),
-        maildir = maildir.display(),
-    )
+fn config(server: SocketAddr, listen: SocketAddr, maildir: &Path) -> PosternConfig {
+    PosternConfig::etrn(server, listen, maildir).queue_option("timeout", "\"5s\"")
 }
 
 /// The office namespace, the ISP's Postfix on the host end of its link, and the Maildir.
@@ -101,7 +80,7 @@ impl Office {
 
     /// `posternd run --events` inside the namespace, once its listener is up.
     fn start_postern(&self) -> Posternd {
-        let toml = config(self.isp.addr(), self.inbound(), &self.maildir, "");
+        let toml = config(self.isp.addr(), self.inbound(), &self.maildir).render();
         let daemon = Posternd::builder(&toml)
             .in_netns(&self.ns)
             .env("RUST_LOG", "postern_engine=debug,info")
@@ -368,15 +347,21 @@ fn a_flapping_link_costs_few_etrns_and_the_mail_still_arrives() {
     daemon.stop().expect("stops");
 }
 
+/// `link`: extra `[link]` keys with their values in TOML syntax.
 fn loopback_daemon(
     server: SocketAddr,
-    domains: &str,
-    link_extra: &str,
+    domains: &[&str],
+    link: &[(&str, &str)],
 ) -> (Posternd, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let listen = free_addr();
-    let toml = config(server, listen, &dir.path().join("Maildir"), link_extra)
-        .replace(r#"domains = ["office.test"]"#, domains);
+    let toml = link
+        .iter()
+        .fold(
+            config(server, listen, &dir.path().join("Maildir")).domains(domains),
+            |c, (key, value)| c.link_option(key, value),
+        )
+        .render();
     let daemon = Posternd::run(&toml, listen).expect("posternd starts");
     (daemon, dir)
 }
@@ -388,7 +373,7 @@ fn a_458_is_retried_with_growing_intervals() {
         .flush_down()
         .start()
         .expect("postfix starts");
-    let (daemon, _dir) = loopback_daemon(isp.addr(), r#"domains = ["office.test"]"#, "");
+    let (daemon, _dir) = loopback_daemon(isp.addr(), &["office.test"], &[]);
 
     let first = daemon
         .wait_for_event(|e| is(e, "retry_scheduled") && e["attempt"] == 1, WAIT)
@@ -418,7 +403,7 @@ fn a_458_is_retried_with_growing_intervals() {
 fn a_server_that_never_answers_is_retried() {
     skip_unless_root!();
     let silent = SilentServer::with_greeting("220 slow.test ESMTP").expect("silent server");
-    let (daemon, _dir) = loopback_daemon(silent.addr(), r#"domains = ["office.test"]"#, "");
+    let (daemon, _dir) = loopback_daemon(silent.addr(), &["office.test"], &[]);
 
     let retry = daemon
         .wait_for_event(|e| is(e, "retry_scheduled"), WAIT)
@@ -436,7 +421,7 @@ fn a_server_that_never_answers_is_retried() {
 fn a_459_is_not_retried_and_says_what_to_fix() {
     skip_unless_root!();
     let isp = PostfixQueue::builder().start().expect("postfix starts");
-    let (daemon, _dir) = loopback_daemon(isp.addr(), r#"domains = ["other.test"]"#, "");
+    let (daemon, _dir) = loopback_daemon(isp.addr(), &["other.test"], &[]);
 
     let failed = daemon
         .wait_for_event(|e| is(e, "fetch_failed"), WAIT)
@@ -464,8 +449,8 @@ fn an_accepted_etrn_without_a_connect_back_raises_the_warning() {
         .expect("queued");
     let (daemon, _dir) = loopback_daemon(
         isp.addr(),
-        r#"domains = ["office.test"]"#,
-        r#"connect_back_timeout = "2s""#,
+        &["office.test"],
+        &[("connect_back_timeout", "\"2s\"")],
     );
 
     let warning = daemon

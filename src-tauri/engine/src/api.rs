@@ -50,7 +50,9 @@ pub struct EngineHandle {
     pub outbound_addrs: Vec<std::net::SocketAddr>,
     reloader: Reloader,
     tasks: Vec<JoinHandle<()>>,
-    journal: JournalHandle,
+    journal_path: std::path::PathBuf,
+    /// `None` with `[journal] enabled = false`.
+    journal: Option<JournalHandle>,
 }
 
 /// Reloads a running engine; cheap to clone (e.g. into a signal handler).
@@ -105,7 +107,7 @@ impl EngineHandle {
 
     /// The mail-flow journal this engine writes ([`crate::journal::query::run`] reads it).
     pub fn journal_path(&self) -> &std::path::Path {
-        self.journal.path()
+        &self.journal_path
     }
 
     /// Asks the engine to stop and waits for it.
@@ -120,7 +122,9 @@ impl EngineHandle {
         for task in self.tasks {
             let _ = task.await;
         }
-        self.journal.close().await;
+        if let Some(journal) = self.journal {
+            journal.close().await;
+        }
     }
 }
 
@@ -143,11 +147,11 @@ pub async fn start_with_link(
     link: LinkMonitor,
 ) -> Result<EngineHandle, StartError> {
     // First, so that it sees every event from the listener's on.
-    let journal = crate::journal::start(
-        crate::journal::path(&config.state_dir),
-        config.journal.retention,
-        &events,
-    );
+    let journal_path = crate::journal::path(&config.state_dir);
+    let journal = config
+        .journal
+        .enabled
+        .then(|| crate::journal::start(journal_path.clone(), config.journal.retention, &events));
     let (arrivals_tx, arrivals) = mpsc::unbounded_channel();
     let ctx = Arc::new(
         SessionContext::from_config(&config, events.clone())?
@@ -218,6 +222,7 @@ pub async fn start_with_link(
         outbound_addrs,
         reloader: Reloader { tx: reload_tx },
         tasks,
+        journal_path,
         journal,
     })
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod keys;
+mod load;
 mod raw;
 mod report;
 mod validate;
@@ -20,6 +21,7 @@ mod validate;
 mod tests;
 
 /// The validated configuration.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     /// Lower-case ASCII domain names (IDNs as A-labels).
@@ -27,11 +29,13 @@ pub struct Config {
     pub queue_servers: Vec<QueueServer>,
     pub inbound: Inbound,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub outbound: Option<Outbound>,
     pub link: Link,
     pub dns: Dns,
     /// Read by the tray app only; absent in older files and front ends.
     #[serde(default)]
+    #[cfg_attr(test, ts(optional = nullable))]
     pub desktop: Desktop,
     /// Where Postern keeps its own files (the inbound certificate, later the spool and the
     /// journal). Extension; default [`default_state_dir`].
@@ -57,6 +61,7 @@ pub fn default_state_dir() -> PathBuf {
         .join(crate::BUNDLE_ID)
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueServer {
     pub host: String,
@@ -67,19 +72,24 @@ pub struct QueueServer {
     pub tls: TlsMode,
     /// ETRN argument override, used verbatim (e.g. `#office` for Exim).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub node: Option<String>,
     /// The password is in the OS keyring under `username@host`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub tls_ca: Option<PathBuf>,
     /// SHA-256 of the server's DER certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(as = "Option<String>", optional))]
     pub tls_fingerprint: Option<Fingerprint>,
     pub allow_plaintext_auth: bool,
     pub allow_insecure_turn: bool,
     /// Every connect, read and write towards this server (extension; default 30 s).
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(test, ts(as = "String"))]
     pub timeout: Duration,
 }
 
@@ -116,6 +126,7 @@ impl QueueServer {
     }
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
@@ -139,6 +150,7 @@ impl Protocol {
     }
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
@@ -193,9 +205,11 @@ impl std::str::FromStr for Fingerprint {
     }
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Inbound {
     pub listen: Vec<SocketAddr>,
+    #[cfg_attr(test, ts(as = "String"))]
     pub deliver: DeliverTarget,
     /// Name in our 220 banner, EHLO and Received: headers (extension; default: this host's name).
     pub hostname: String,
@@ -206,19 +220,23 @@ pub struct Inbound {
     /// Extension; default 5 min (RFC 5321 4.5.3.2 server timeout). Bounds each command line
     /// as a whole and each wait inside DATA.
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(test, ts(as = "String"))]
     pub idle_timeout: Duration,
     /// Extension; default 20 sessions at a time from one client address.
     #[serde(default = "defaults::max_connections_per_client")]
+    #[cfg_attr(test, ts(optional = nullable))]
     pub max_connections_per_client: usize,
     /// Extension; default 100 NOOP, RSET, VRFY, EXPN or HELP per session (counted from the last
     /// message accepted); then the session is closed.
     #[serde(default = "defaults::max_junk_commands")]
+    #[cfg_attr(test, ts(optional = nullable))]
     pub max_junk_commands: u32,
     /// Extension; default 1 h: a session is closed at the next command after this long.
     #[serde(
         default = "defaults::max_session_time",
         with = "humantime_serde_compat"
     )]
+    #[cfg_attr(test, ts(as = "String", optional = nullable))]
     pub max_session_time: Duration,
     /// The certificate (PEM chain) and key for STARTTLS; without them a self-signed pair is
     /// made in the state folder at first start.
@@ -262,7 +280,7 @@ impl std::fmt::Display for DeliverTarget {
         match self {
             DeliverTarget::Maildir(p) => write!(f, "maildir:{}", p.display()),
             DeliverTarget::Smtp { host, port } => {
-                write!(f, "smtp://{}", validate::join_host_port(host, *port))
+                write!(f, "smtp://{}", join_host_port(host, *port))
             }
         }
     }
@@ -326,14 +344,26 @@ pub fn split_host_port(s: &str, default_port: u16) -> Result<(String, u16), Stri
     Ok((host, port))
 }
 
+/// `host:port` with IPv6 hosts in brackets.
+pub(crate) fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outbound {
     pub listen: Vec<SocketAddr>,
+    #[cfg_attr(test, ts(as = "Vec<String>"))]
     pub allow: Vec<ipnet::IpNet>,
     /// `smtp://host:port` (STARTTLS per `smarthost_tls`) or `smtps://host:port` (implicit TLS).
     pub smarthost: String,
     pub smarthost_tls: TlsMode,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub smarthost_username: Option<String>,
     /// The outbound spool folder (default: `outbound` in the state folder).
     pub spool: PathBuf,
@@ -391,35 +421,44 @@ impl Outbound {
     }
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Link {
     /// `auto` (the first queue server) or `host:port`.
     pub probe: String,
     /// Zero = dequeue only on link-up.
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(test, ts(as = "String"))]
     pub refetch_every: Duration,
     /// Extension: how long to wait for the queuing server to connect back after an accepted
     /// ETRN (default 2 min).
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(test, ts(as = "String"))]
     pub connect_back_timeout: Duration,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Dns {
     pub nameservers: Vec<SocketAddr>,
 }
 
-/// `[journal]`: how long the mail-flow journal keeps its entries.
+/// `[journal]`: whether the mail-flow journal is kept, and for how long.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Journal {
+    /// Off: nothing is recorded (the addresses of senders and recipients stay out of it).
+    pub enabled: bool,
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(test, ts(as = "String"))]
     pub retention: Duration,
 }
 
 impl Default for Journal {
     fn default() -> Journal {
         Journal {
+            enabled: true,
             retention: Duration::from_secs(90 * 24 * 3600),
         }
     }
@@ -432,6 +471,7 @@ impl Journal {
 }
 
 /// Settings of the tray app `postern`; `posternd` ignores them.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Desktop {
@@ -508,24 +548,6 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads and validates `path`.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Config::parse(&text, path)
-    }
-
-    /// Validates `text`; `path` is only used in messages.
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let src = report::Src { text, path };
-        // Syntax first, so that a serde error below is always about keys and values.
-        toml::de::DeTable::parse(text).map_err(|e| src.syntax(&e))?;
-        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| src.serde(&e))?;
-        validate::convert(raw, src)
-    }
-
     /// Plain-language remarks `posternd config check` prints after the TOML: parts of the
     /// configuration that are accepted but not acted on yet, and risky choices.
     pub fn notes(&self) -> Vec<String> {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Protocol;
 use crate::outcome::Outcome;
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {

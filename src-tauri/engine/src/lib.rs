@@ -20,6 +20,9 @@
 //! **The protocols and the world** (every socket, file and OS event):
 //!
 //! - [`tls`]: the rustls set-up, with a CA file or a certificate fingerprint.
+//! - [`smtp`] is the protocol itself, below everything that speaks it: the one SMTP client
+//!   ([`smtp::client`]: EHLO, STARTTLS, AUTH with [`smtp::sasl`]), what a reply is
+//!   ([`smtp::reply`]) and the DATA phase's byte rules ([`smtp::data`]).
 //! - [`link`] watches the OS for network changes and probes whether the internet link is up.
 //! - [`journal`] keeps every event an admin may ask about later in SQLite in the state folder,
 //!   written off the mail path; `posternd log` and the Activity window read it.
@@ -28,10 +31,10 @@
 //!   it has accepted the message).
 //! - [`smtp_server`] is the one inbound SMTP session, fed from any byte stream: the listener on
 //!   `[inbound].listen` uses it, and so does the ATRN turnaround on the dequeue connection.
-//! - [`dequeue`] is the client side: it connects to a queuing server, negotiates EHLO, STARTTLS
-//!   and AUTH ([`dequeue::client`], [`dequeue::session`]), then asks for the office's mail with
-//!   ETRN (the server connects back) or ATRN/TURN (the connection turns around). Every reply is
-//!   read by [`dequeue::reply`] into a plain-language meaning and fix.
+//! - [`dequeue`] is the client side: it connects to a queuing server with the SMTP client
+//!   ([`dequeue::session`]), then asks for the office's mail with ETRN (the server connects
+//!   back) or ATRN/TURN (the connection turns around). Every reply is read by
+//!   [`dequeue::reply`] into a plain-language meaning and fix.
 //! - [`mx`] checks the office's whole backup-MX set-up and says in plain words what is wrong.
 //! - [`outbound`] is the other half of the mail flow: the submission listener on
 //!   `[outbound].listen`, the durable spool (250 only once message and record are fsynced),
@@ -74,6 +77,7 @@ pub mod dequeue;
 pub mod link;
 pub mod mx;
 pub mod outbound;
+pub mod smtp;
 pub mod smtp_server;
 pub mod tls;
 
@@ -85,3 +89,6 @@ pub mod control;
 pub mod notify;
 pub mod setup;
 pub mod view;
+
+#[cfg(test)]
+mod bindings;

@@ -8,7 +8,7 @@ use postern_engine::control::Response;
 use postern_engine::control::client::ControlError;
 use postern_engine::journal::{self, Entry, Kind, Page, Query};
 
-use crate::{ConfigArg, fail};
+use crate::local::{ConfigArg, fail};
 
 /// What `posternd log` was asked.
 pub(crate) struct LogArgs {
@@ -58,7 +58,7 @@ fn query(args: &LogArgs) -> Result<Query, journal::JournalError> {
 }
 
 async fn from_file(arg: &ConfigArg, query: Query) -> Result<Page, String> {
-    let config = crate::load_config(arg)?;
+    let config = crate::local::load_config(arg)?;
     let path = journal::path(&config.state_dir);
     tokio::task::spawn_blocking(move || journal::query::run(&path, &query))
         .await

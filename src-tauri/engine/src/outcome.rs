@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What the supervisor should do about an outcome.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Disposition {
@@ -19,6 +20,7 @@ pub enum Disposition {
 }
 
 /// The result of asking one server for one domain's mail (or of failing before the ask).
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     /// `host:port` of the queuing server.

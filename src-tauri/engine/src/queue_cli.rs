@@ -3,50 +3,18 @@
 
 use std::process::ExitCode;
 
-use clap::Subcommand;
 use postern_engine::control::client::ControlError;
 use postern_engine::control::{Request, Response};
 use postern_engine::outbound::queue::{self, QueueAction};
 use postern_engine::outbound::spool::Spool;
 
 use crate::remote::{print_out, send};
-use crate::{ConfigArg, fail, load_config};
+use crate::local::{ConfigArg, fail, load_config};
 
-#[derive(Subcommand)]
-pub(crate) enum QueueCommand {
-    /// Every queued message: id, sender, recipients with their state, size, age, attempts, the
-    /// last reply with its meaning, and the next attempt.
-    List {
-        #[command(flatten)]
-        config: ConfigArg,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Attempt every message now.
-    Flush {
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// Attempt one message now.
-    Retry {
-        id: String,
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// Take a message out of the queue (logged; no DSN is sent).
-    Drop {
-        id: String,
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-}
-
-pub(crate) async fn run(command: QueueCommand) -> ExitCode {
-    let (arg, action) = match command {
-        QueueCommand::List { config, json } => return list(&config, json),
-        QueueCommand::Flush { config } => (config, QueueAction::Flush),
-        QueueCommand::Retry { id, config } => (config, QueueAction::Retry { id }),
-        QueueCommand::Drop { id, config } => (config, QueueAction::Drop { id }),
+/// `posternd queue list` (`action` None) or flush/retry/drop.
+pub(crate) async fn run(arg: ConfigArg, action: Option<QueueAction>, json: bool) -> ExitCode {
+    let Some(action) = action else {
+        return list(&arg, json);
     };
     let reply = match send(
         &arg,

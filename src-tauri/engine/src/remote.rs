@@ -13,7 +13,7 @@ use postern_engine::control::client::{self, ControlError};
 use postern_engine::control::server::{self, ControlServer, EngineLink};
 use postern_engine::control::{Request, Response, endpoint_path};
 
-use crate::{ConfigArg, fail, report_outcomes};
+use crate::local::{ConfigArg, fail, report_outcomes};
 
 /// The endpoint of the config that `arg` names.
 fn endpoint(arg: &ConfigArg) -> Result<PathBuf, String> {
@@ -28,7 +28,7 @@ pub(crate) async fn serve(arg: &ConfigArg, handle: &EngineHandle) -> Result<Cont
     let (arg, reloader, events) = (arg.clone(), handle.reloader(), handle.events.clone());
     let reload: server::ReloadFn = Arc::new(move || {
         let (arg, reloader, events) = (arg.clone(), reloader.clone(), events.clone());
-        Box::pin(async move { crate::reload_from_file(&arg, &reloader, &events).await })
+        Box::pin(async move { crate::local::reload_from_file(&arg, &reloader, &events).await })
     });
     let link = EngineLink {
         commands: handle.commands.clone(),
@@ -137,7 +137,7 @@ pub(crate) async fn simple(arg: &ConfigArg, request: Request) -> ExitCode {
 pub(crate) async fn fetch(arg: &ConfigArg, json: bool) -> ExitCode {
     let conn = match send(arg, Request::Fetch).await {
         Ok(conn) => conn,
-        Err(ControlError::NotRunning(_)) => return crate::fetch(arg, json).await,
+        Err(ControlError::NotRunning(_)) => return crate::local::fetch(arg, json).await,
         Err(e) => return fail(&e.to_string()),
     };
     // The engine bounds the fetch itself (15 min); this is only a backstop.

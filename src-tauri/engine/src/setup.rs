@@ -11,8 +11,8 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::config::{self, DeliverTarget, Protocol, QueueServer};
-use crate::dequeue::client::{ClientOptions, SmtpClient};
 use crate::mx;
+use crate::smtp::client::{ClientOptions, SmtpClient};
 use crate::tls::TrustPolicy;
 
 /// How long a probe waits for a server.

@@ -12,6 +12,7 @@ use crate::outcome::Disposition;
 use crate::supervisor::{Command, Status};
 
 /// The tray icon (files `icons/tray/<name>.png`).
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TrayIcon {
@@ -24,6 +25,7 @@ pub enum TrayIcon {
 }
 
 /// The windows the shell opens from the menu.
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "WindowName"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Window {
@@ -109,6 +111,7 @@ pub struct TrayView {
 }
 
 /// One failed dequeue, for the status header and the tooltip.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     pub server: String,
@@ -118,6 +121,7 @@ pub struct Problem {
 }
 
 /// The status header of the windows: the tray's line plus details.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusView {
     pub icon: TrayIcon,

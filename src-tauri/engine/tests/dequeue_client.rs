@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use postern_engine::dequeue::client::{ClientOptions, SmtpClient};
+use postern_engine::smtp::client::{ClientOptions, SmtpClient};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 fn options() -> ClientOptions {

@@ -1,15 +1,15 @@
 //! `postern.toml` text for tests, using only the keys of the config contract (docs/configuration.md).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One `[[queue_servers]]` entry.
 #[derive(Clone, Debug)]
 pub struct QueueServerToml {
     pub addr: SocketAddr,
-    /// "etrn" | "atrn" | "turn".
+    /// "etrn" | "atrn" | "turn"; empty: the key is left out (the default, etrn).
     pub protocol: String,
-    /// "required" | "opportunistic" | "off".
+    /// "required" | "opportunistic" | "off"; empty: the key is left out (the protocol's default).
     pub tls: String,
     /// Extra `key = value` lines (values already in TOML syntax), e.g. `("node", "\"#office\"")`.
     pub extra: Vec<(String, String)>,
@@ -26,6 +26,12 @@ pub struct PosternConfig {
     pub refetch_every: String,
     pub probe: String,
     pub nameservers: Vec<SocketAddr>,
+    /// `state_dir`, when not the default.
+    pub state_dir: Option<PathBuf>,
+    /// Extra `[inbound]` lines `key = value` (values in TOML syntax), e.g. `hostname`.
+    pub inbound_extra: Vec<(String, String)>,
+    /// Extra `[link]` lines, likewise.
+    pub link_extra: Vec<(String, String)>,
     /// Raw TOML appended at the end (e.g. an `[outbound]` section).
     pub extra: String,
 }
@@ -57,8 +63,35 @@ impl PosternConfig {
             refetch_every: "0".into(),
             probe: "auto".into(),
             nameservers: Vec::new(),
+            state_dir: None,
+            inbound_extra: Vec::new(),
+            link_extra: Vec::new(),
             extra: String::new(),
         }
+    }
+
+    /// `state_dir = "…"`.
+    pub fn state_dir(mut self, dir: &Path) -> Self {
+        self.state_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Adds `key = value` (value in TOML syntax) to `[inbound]`.
+    pub fn inbound_option(mut self, key: &str, toml_value: &str) -> Self {
+        self.inbound_extra.push((key.into(), toml_value.into()));
+        self
+    }
+
+    /// `hostname = "…"` in `[inbound]`.
+    pub fn hostname(self, name: &str) -> Self {
+        let value = quoted(name);
+        self.inbound_option("hostname", &value)
+    }
+
+    /// Adds `key = value` (value in TOML syntax) to `[link]`.
+    pub fn link_option(mut self, key: &str, toml_value: &str) -> Self {
+        self.link_extra.push((key.into(), toml_value.into()));
+        self
     }
 
     pub fn domains(mut self, domains: &[&str]) -> Self {
@@ -71,6 +104,20 @@ impl PosternConfig {
         for server in &mut self.queue_servers {
             server.tls = mode.into();
         }
+        self
+    }
+
+    /// Sets `protocol` of every queue server ("" leaves the key out).
+    pub fn protocol(mut self, protocol: &str) -> Self {
+        for server in &mut self.queue_servers {
+            server.protocol = protocol.into();
+        }
+        self
+    }
+
+    /// Sets `[inbound] listen` (empty: no listener, e.g. for ATRN's one-shot fetch).
+    pub fn listen(mut self, listen: &[SocketAddr]) -> Self {
+        self.listen = listen.to_vec();
         self
     }
 
@@ -124,14 +171,24 @@ impl PosternConfig {
     /// The TOML text.
     pub fn render(&self) -> String {
         let mut out = format!("domains = {}\n", list(&self.domains));
+        if let Some(dir) = &self.state_dir {
+            out.push_str(&format!(
+                "state_dir = {}\n",
+                quoted(&dir.display().to_string())
+            ));
+        }
         for server in &self.queue_servers {
             out.push_str(&format!(
-                "\n[[queue_servers]]\nhost = {}\nport = {}\nprotocol = {}\ntls = {}\n",
+                "\n[[queue_servers]]\nhost = {}\nport = {}\n",
                 quoted(&server.addr.ip().to_string()),
                 server.addr.port(),
-                quoted(&server.protocol),
-                quoted(&server.tls),
             ));
+            if !server.protocol.is_empty() {
+                out.push_str(&format!("protocol = {}\n", quoted(&server.protocol)));
+            }
+            if !server.tls.is_empty() {
+                out.push_str(&format!("tls = {}\n", quoted(&server.tls)));
+            }
             for (key, value) in &server.extra {
                 out.push_str(&format!("{key} = {value}\n"));
             }
@@ -141,11 +198,17 @@ impl PosternConfig {
             list(&self.listen),
             quoted(&self.deliver)
         ));
+        for (key, value) in &self.inbound_extra {
+            out.push_str(&format!("{key} = {value}\n"));
+        }
         out.push_str(&format!(
             "\n[link]\nprobe = {}\nrefetch_every = {}\n",
             quoted(&self.probe),
             quoted(&self.refetch_every)
         ));
+        for (key, value) in &self.link_extra {
+            out.push_str(&format!("{key} = {value}\n"));
+        }
         out.push_str(&format!(
             "\n[dns]\nnameservers = {}\n",
             list(&self.nameservers)

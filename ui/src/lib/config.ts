@@ -1,7 +1,7 @@
 // Building a complete engine Config from the wizard's answers (every field the engine's serde
 // form needs), and the defaults the engine would fill in.
 
-import type { Config, Protocol, QueueServer } from './ipc';
+import type { Config, Protocol, QueueServer } from './generated/engine';
 
 export const defaultPort = (p: Protocol) => (p === 'atrn' ? 366 : 25);
 export const defaultTls = (p: Protocol) => (p === 'atrn' ? 'required' : 'opportunistic');

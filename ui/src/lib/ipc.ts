@@ -6,72 +6,27 @@ import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import { open } from '@tauri-apps/plugin-dialog';
 import * as autostart from '@tauri-apps/plugin-autostart';
 
-export type Protocol = 'etrn' | 'atrn' | 'turn';
-export type TlsMode = 'required' | 'opportunistic' | 'off';
-export type TrayIcon = 'offline' | 'online' | 'busy' | 'attention';
-export type WindowName = 'settings' | 'wizard' | 'activity' | 'mx';
-
-export interface QueueServer {
-  host: string;
-  port: number;
-  protocol: Protocol;
-  tls: TlsMode;
-  node?: string;
-  username?: string;
-  tls_ca?: string;
-  tls_fingerprint?: string;
-  allow_plaintext_auth: boolean;
-  allow_insecure_turn: boolean;
-  timeout: string;
-}
-
-export interface Config {
-  domains: string[];
-  queue_servers: QueueServer[];
-  inbound: {
-    listen: string[];
-    deliver: string;
-    hostname: string;
-    max_message_size: number;
-    max_connections: number;
-    idle_timeout: string;
-  };
-  outbound?: {
-    listen: string[];
-    allow: string[];
-    smarthost: string;
-    smarthost_tls: TlsMode;
-    smarthost_username?: string;
-  };
-  link: { probe: string; refetch_every: string; connect_back_timeout: string };
-  dns: { nameservers: string[] };
-  /** The tray app's own settings; posternd ignores them. Absent = the defaults. */
-  desktop?: { notifications: boolean };
-}
+// The config, status and event types are generated from the engine's Rust types (see the
+// header of generated/engine.ts); the rest below are still written by hand.
+import type { Config, Event, Protocol, StatusView, WindowName } from './generated/engine';
+export type {
+  Config,
+  Disposition,
+  Outcome,
+  Problem,
+  Protocol,
+  QueueServer,
+  StatusView,
+  TlsMode,
+  TrayIcon,
+  WindowName,
+} from './generated/engine';
 
 export interface ConfigState {
   path: string;
   exists: boolean;
   config: Config | null;
   error: string | null;
-}
-
-export interface Problem {
-  server: string;
-  domain: string;
-  meaning: string;
-  fix: string | null;
-}
-
-export interface StatusView {
-  icon: TrayIcon;
-  status_line: string;
-  paused: boolean;
-  fetching: boolean;
-  messages_received: number;
-  last_fetch: string | null;
-  next_retry: string | null;
-  problems: Problem[];
 }
 
 export interface ServerReport {
@@ -85,47 +40,9 @@ export interface ServerReport {
   advice: string;
 }
 
-export interface Outcome {
-  server: string;
-  domain: string;
-  step: string;
-  code: number | null;
-  text: string;
-  disposition: 'released' | 'nothing_waiting' | 'retry' | 'permanent';
-  meaning: string;
-  fix: string | null;
-  pending: number | null;
-  received?: number;
-}
-
-/** An engine event (engine/src/events.rs), tagged by `type`. */
-export type EngineEvent =
-  | { type: 'listening'; addresses: string[] }
-  | { type: 'fetch_started'; server: string; protocol: Protocol; domains: string[] }
-  | { type: 'fetch_finished'; server: string; outcomes: Outcome[] }
-  | { type: 'inbound_session_started'; peer: string; via: string }
-  | {
-      type: 'message_received';
-      id: string;
-      from: string;
-      to: string[];
-      size: number;
-      peer: string;
-      via: string;
-      location: string;
-    }
-  | { type: 'message_refused'; peer: string; via: string; code: number; reason: string }
-  | { type: 'inbound_session_ended'; peer: string; via: string; messages: number; end: string }
-  | { type: 'warning'; message: string; fix: string | null }
-  | { type: 'link_changed'; up: boolean; reason: string }
-  | { type: 'retry_scheduled'; server: string; attempt: number; in_seconds: number; domains: string[] }
-  | { type: 'fetch_failed'; server: string; domain: string; code: number | null; text: string; meaning: string; fix: string | null }
-  | { type: 'dequeue_complete'; server: string | null; messages: number }
-  | { type: 'connect_back_missing'; server: string; waited_seconds: number; causes: string[]; hint: string }
-  | { type: 'paused' }
-  | { type: 'resumed' }
-  | { type: 'config_reloaded'; changes: string[] }
-  | { type: string; [key: string]: unknown };
+/** An engine event (engine/src/events.rs), tagged by `type`; the open case keeps an older UI
+ *  working with a newer engine's events. */
+export type EngineEvent = Event | { type: string; [key: string]: unknown };
 
 /** engine/src/mx: one finding of the MX checker. */
 export interface MxFinding {

@@ -76,6 +76,12 @@ pub(crate) const KEYS: &[KeyDoc] = &[
     ),
     k(
         "journal",
+        "enabled",
+        "true or false, without quotes",
+        "enabled = true",
+    ),
+    k(
+        "journal",
         "retention",
         "a duration in quotes, longer than zero",
         r#"retention = "90d""#,

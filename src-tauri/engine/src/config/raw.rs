@@ -101,5 +101,6 @@ pub(super) struct RawDesktop {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawJournal {
+    pub enabled: Option<S<bool>>,
     pub retention: Option<S<String>>,
 }

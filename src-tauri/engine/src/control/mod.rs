@@ -45,6 +45,8 @@ pub enum Request {
     Log {
         query: crate::journal::Query,
     },
+    /// The dashboard's counts from the journal.
+    Stats,
 }
 
 /// The client's one line.
@@ -78,6 +80,9 @@ pub enum Response {
     },
     Log {
         page: crate::journal::Page,
+    },
+    Stats {
+        stats: Box<crate::journal::Stats>,
     },
     /// The event subscription is live: every event from here on follows.
     Following,

@@ -164,22 +164,40 @@ async fn handle(conn: Stream, engine: EngineLink) -> std::io::Result<()> {
             write_line(&mut send, &reply).await
         }
         Request::Log { query } => {
-            let path = engine.journal.clone();
-            let reply = match tokio::task::spawn_blocking(move || {
-                crate::journal::query::run(&path, &query)
+            let reply = read_journal(&engine, move |path| {
+                crate::journal::query::run(path, &query).map(|page| Response::Log { page })
             })
-            .await
-            {
-                Ok(Ok(page)) => Response::Log { page },
-                Ok(Err(e)) => Response::Error {
-                    message: e.to_string(),
-                },
-                Err(e) => Response::Error {
-                    message: format!("the journal query failed: {e}"),
-                },
-            };
+            .await;
             write_line(&mut send, &reply).await
         }
+        Request::Stats => {
+            let reply = read_journal(&engine, |path| {
+                crate::journal::stats::stats(path, chrono::Local::now()).map(|stats| {
+                    Response::Stats {
+                        stats: Box::new(stats),
+                    }
+                })
+            })
+            .await;
+            write_line(&mut send, &reply).await
+        }
+    }
+}
+
+/// Runs a read of the journal off the async threads.
+async fn read_journal<F>(engine: &EngineLink, read: F) -> Response
+where
+    F: FnOnce(&Path) -> Result<Response, crate::journal::JournalError> + Send + 'static,
+{
+    let path = engine.journal.clone();
+    match tokio::task::spawn_blocking(move || read(&path)).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => Response::Error {
+            message: e.to_string(),
+        },
+        Err(e) => Response::Error {
+            message: format!("the journal read failed: {e}"),
+        },
     }
 }
 

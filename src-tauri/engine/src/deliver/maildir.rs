@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{DeliverError, Delivered};
+use super::outcome::{DeliverError, Delivered};
 
 /// Bytes gathered in memory before they go to the file: large messages are streamed to disk in
 /// pieces of this size, never held whole.

@@ -6,12 +6,15 @@
 //! that. On any error the session answers 4xx/5xx and the sender keeps the message.
 
 pub mod maildir;
+mod outcome;
 pub mod smtp;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::config::DeliverTarget;
+pub use outcome::{DeliverError, Delivered};
+
 use crate::outbound::spool::{Spool, SpoolError, SpoolWriter};
 
 /// The SMTP envelope of one message.
@@ -21,44 +24,6 @@ pub struct Envelope {
     pub mail_from: String,
     pub rcpt_to: Vec<String>,
     pub peer: Option<SocketAddr>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DeliverError {
-    #[error("cannot {what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The office server is unreachable or said 4xx: the sender must keep the message.
-    #[error("{0}")]
-    Temporary(String),
-    /// The office server refused the message for good (5xx).
-    #[error("{detail}")]
-    Permanent { code: u16, detail: String },
-}
-
-impl DeliverError {
-    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> DeliverError {
-        DeliverError::Io {
-            what: what.into(),
-            source,
-        }
-    }
-
-    /// The reply the SMTP session gives for this error.
-    pub fn reply(&self) -> (u16, String) {
-        match self {
-            DeliverError::Io { source, .. } if source.raw_os_error() == Some(28) => (
-                452,
-                "4.3.1 Insufficient system storage, try again later".into(),
-            ),
-            DeliverError::Io { .. } => (451, "4.3.0 Local storage error, try again later".into()),
-            DeliverError::Temporary(detail) => (451, format!("4.4.1 {detail}; try again later")),
-            DeliverError::Permanent { code, detail } => (*code, format!("5.0.0 {detail}")),
-        }
-    }
 }
 
 /// A configured delivery target, ready to take messages.
@@ -174,14 +139,6 @@ fn spool_error(e: SpoolError) -> DeliverError {
         what: format!("{} in the outbound spool {}", e.what, e.dir.display()),
         source: e.source,
     }
-}
-
-/// Where a committed message ended up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivered {
-    /// File name in the Maildir, or the office server's reply.
-    pub location: String,
-    pub size: u64,
 }
 
 impl Writer {

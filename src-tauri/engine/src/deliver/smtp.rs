@@ -12,10 +12,10 @@
 
 use std::time::Duration;
 
-use super::{DeliverError, Delivered};
-use crate::dequeue::client::{ClientError, ClientOptions, SmtpClient};
-use crate::dequeue::reply::Reply;
-use crate::smtp_server::data::DotStuffer;
+use super::outcome::{DeliverError, Delivered};
+use crate::smtp::client::{ClientError, ClientOptions, SmtpClient};
+use crate::smtp::data::DotStuffer;
+use crate::smtp::reply::Reply;
 
 /// Bytes gathered before a write to the office server.
 const SEND_CHUNK: usize = 64 * 1024;

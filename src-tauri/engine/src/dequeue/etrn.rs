@@ -1,10 +1,10 @@
 //! ETRN (RFC 1985): ask the queuing server to start delivering each domain's mail to the office.
 //! The mail itself arrives later, on the inbound listener.
 
-use super::client::SmtpClient;
 use super::reply::{Outcome, etrn_meaning};
 use super::session::{DequeueContext, failure_outcome, negotiate, server_label};
 use crate::config::QueueServer;
+use crate::smtp::client::SmtpClient;
 
 /// `ETRN <node>` for every domain, in order; a 251 or a 4xx for one domain does not stop the
 /// others (unlike fetchmail, which stops at the first 251).

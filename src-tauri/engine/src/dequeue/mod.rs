@@ -6,10 +6,8 @@
 //! the caller gets one [`Outcome`] per domain.
 
 pub mod atrn;
-pub mod client;
 pub mod etrn;
 pub mod reply;
-pub mod sasl;
 pub mod session;
 
 use futures_util::future::BoxFuture;

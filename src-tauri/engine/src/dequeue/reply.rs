@@ -8,52 +8,8 @@
 //! fast_flush_domains; Exim wants `ETRN #domain` and says so with `501 argument must begin
 //! with #`.
 
-use serde::{Deserialize, Serialize};
-
 pub use crate::outcome::{Disposition, Outcome};
-
-/// One SMTP reply: the code and the text of each line (without the code).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reply {
-    pub code: u16,
-    pub lines: Vec<String>,
-}
-
-impl Reply {
-    /// The reply's text, lines joined with " / ".
-    pub fn text(&self) -> String {
-        self.lines.join(" / ")
-    }
-    pub fn is_positive(&self) -> bool {
-        (200..300).contains(&self.code)
-    }
-    pub fn is_transient(&self) -> bool {
-        (400..500).contains(&self.code)
-    }
-    /// The text with an RFC 3463 enhanced status code prefix (`4.7.1 `) removed.
-    pub fn text_without_status(&self) -> String {
-        let text = self.text();
-        match text.split_once(' ') {
-            Some((first, rest)) if is_enhanced_status(first) => rest.to_string(),
-            _ => text,
-        }
-    }
-}
-
-impl std::fmt::Display for Reply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.code, self.text())
-    }
-}
-
-fn is_enhanced_status(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 3
-        && matches!(parts[0], "2" | "4" | "5")
-        && parts[1..]
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| c.is_ascii_digit()))
-}
+use crate::smtp::reply::Reply;
 
 /// The parts of an outcome that depend only on the reply.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use super::client::{ClientError, ClientOptions, SmtpClient};
 use crate::config::{QueueServer, TlsMode};
 use crate::outcome::{Disposition, Outcome};
 use crate::secrets::SecretStore;
+use crate::smtp::client::{ClientError, ClientOptions, SmtpClient};
 use crate::smtp_server::SessionContext;
 use crate::tls::TrustPolicy;
 

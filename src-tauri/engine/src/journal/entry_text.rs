@@ -1,7 +1,7 @@
 //! What the journal writes for each event: its kind and one human line. A dequeue that asked for
 //! several domains becomes one entry per domain, so each domain's reply can be found by itself.
 
-use super::Kind;
+use super::types::Kind;
 use crate::events::Event;
 
 /// The journal entries for `event`: `(kind, text)`, none for events that only matter live.

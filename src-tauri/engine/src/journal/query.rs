@@ -6,7 +6,8 @@ use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone};
 use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
 
-use super::{JournalError, Kind, store};
+use super::store;
+use super::types::{JournalError, Kind};
 
 const DEFAULT_LIMIT: u32 = 200;
 const MAX_LIMIT: u32 = 10_000;

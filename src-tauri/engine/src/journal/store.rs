@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 
-use super::JournalError;
+use super::types::JournalError;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS entries (

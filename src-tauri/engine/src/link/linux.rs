@@ -7,7 +7,7 @@
 use netlink_sys::{AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket, protocols::NETLINK_ROUTE};
 use tokio::sync::mpsc;
 
-use super::{Hint, HintError};
+use super::hint::{Hint, HintError};
 
 const RTMGRP_LINK: u32 = 0x1;
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;

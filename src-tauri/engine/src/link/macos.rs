@@ -2,7 +2,7 @@
 
 use tokio::sync::mpsc;
 
-use super::{Hint, HintError};
+use super::hint::{Hint, HintError};
 
 /// The name of the event source, for the log.
 pub const SOURCE: &str = "route socket (netwatcher)";

@@ -21,6 +21,8 @@
 )]
 mod platform;
 
+mod hint;
+
 #[cfg(any(target_os = "macos", target_os = "windows", test))]
 mod netwatcher_hints;
 
@@ -33,6 +35,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::{Config, split_host_port};
+pub use hint::{Hint, HintError};
 
 /// What the engine believes about the link.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,24 +54,6 @@ pub struct LinkChange {
     pub up: bool,
     /// What triggered the probe and what it found.
     pub reason: String,
-}
-
-/// An OS network event: a reason to probe soon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Hint {
-    pub what: &'static str,
-}
-
-/// The OS event source could not be opened.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HintError(pub String);
-
-impl HintError {
-    #[cfg(target_os = "linux")]
-    fn io(e: std::io::Error) -> HintError {
-        HintError(e.to_string())
-    }
 }
 
 /// Where and how often to probe.

@@ -4,7 +4,7 @@
 
 use tokio::sync::mpsc;
 
-use super::{Hint, HintError};
+use super::hint::{Hint, HintError};
 
 pub fn spawn_hints(tx: mpsc::Sender<Hint>) -> Result<(), HintError> {
     let mut watch = netwatcher::watch_interfaces_async::<netwatcher::async_adapter::Tokio>()

@@ -9,8 +9,8 @@ use super::dns::Target;
 use super::findings::{CheckInput, Finding, Report, Severity, normalize_host};
 use super::rules::DequeueSupport;
 use crate::config::{Protocol, QueueServer, TlsMode};
-use crate::dequeue::client::{Capabilities, ClientError, ClientOptions, SmtpClient};
 use crate::dequeue::reply::{Disposition, etrn_meaning};
+use crate::smtp::client::{Capabilities, ClientError, ClientOptions, SmtpClient};
 use crate::tls::TrustPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -17,12 +17,12 @@ use super::retry::Schedule;
 use super::runner::{self, QueueContext};
 use super::smarthost::Smarthost;
 use super::spool::{Spool, SpoolError};
-use crate::api::Status;
 use crate::config::{Config, Outbound};
 use crate::deliver::{DeliverError, Delivery};
 use crate::events::EventSender;
 use crate::secrets::SecretStore;
 use crate::smtp_server::{Inbound, ListenError, ServerSettings, SessionContext};
+use crate::supervisor::Status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {

@@ -24,10 +24,10 @@ use super::queue::QueueAction;
 use super::retry::Schedule;
 use super::smarthost::{Connection, Failure, RcptResult, Smarthost, all_failed};
 use super::spool::{RcptState, Record, Spool, unix_now};
-use crate::api::Status;
 use crate::deliver::Delivery;
 use crate::events::{Event, EventSender};
 use crate::link::LinkState;
+use crate::supervisor::Status;
 
 /// What the queue task works with.
 pub struct QueueContext {

@@ -18,10 +18,10 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use crate::config::{Outbound, TlsMode};
-use crate::dequeue::client::{ClientError, ClientOptions, SmtpClient};
-use crate::dequeue::reply::Reply;
 use crate::secrets::SecretStore;
-use crate::smtp_server::data::DotStuffer;
+use crate::smtp::client::{ClientError, ClientOptions, SmtpClient};
+use crate::smtp::data::DotStuffer;
+use crate::smtp::reply::Reply;
 use crate::tls::TrustPolicy;
 
 /// Read from the spool file and sent in pieces of this size.

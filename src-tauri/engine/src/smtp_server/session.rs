@@ -21,15 +21,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::SessionContext;
 use super::channel::Channel;
-use super::data::DataReader;
+use super::context::SessionContext;
 pub use super::outcome::{
     SessionEnd, SessionInfo, SessionSummary, refuse_busy, refuse_client_busy,
 };
 use super::syntax::{has_source_route, is_bare_postmaster, new_id, parse_error_reply, trace_field};
 use crate::deliver::{DeliverError, Envelope, Transaction};
 use crate::events::{Arrival, Event};
+use crate::smtp::data::DataReader;
 
 /// RFC 5321 §4.5.3.1.4: a command line is at most 512 octets; we allow some slack for long
 /// parameters and refuse anything longer.

@@ -1,0 +1,209 @@
+//! The numbers behind the dashboard and its charts, counted from the journal: messages received
+//! and sent per day and per hour (local time), and how long after each link-up the first
+//! message arrived.
+
+use std::path::Path;
+
+use chrono::{DateTime, Duration as Span, Local, NaiveTime, TimeZone, Timelike};
+use serde::{Deserialize, Serialize};
+
+use super::store;
+use super::types::JournalError;
+
+/// The event types counted as received and as sent.
+const RECEIVED: &str = "message_received";
+const SENT: &str = "message_sent";
+const DAYS: usize = 30;
+const HOURS: usize = 48;
+/// A first message later than this after a link-up is not counted as that link-up's.
+const FIRST_MESSAGE_WITHIN: Span = Span::hours(1);
+
+/// One bar of a chart: the bucket's start (Unix milliseconds) and its counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub start: i64,
+    pub received: u64,
+    pub sent: u64,
+}
+
+/// A link-up and how long it took until the first message arrived.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirstMessage {
+    /// The link-up (Unix milliseconds).
+    pub link_up: i64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub received_today: u64,
+    pub received_this_week: u64,
+    /// The last 30 days, oldest first, today last.
+    pub per_day: Vec<Bucket>,
+    /// The last 48 hours, oldest first, this hour last.
+    pub per_hour: Vec<Bucket>,
+    /// Every link-up of the last 30 days followed by a message within an hour, oldest first.
+    pub first_message: Vec<FirstMessage>,
+}
+
+/// Counts from the journal at `path`, as of `now`.
+pub fn stats(path: &Path, now: DateTime<Local>) -> Result<Stats, JournalError> {
+    let conn = store::open_for_reading(path)?;
+    let today = local_midnight(now);
+    let day_starts: Vec<DateTime<Local>> = (0..DAYS)
+        .rev()
+        .map(|back| local_midnight(today - Span::days(back as i64) + Span::hours(12)))
+        .collect();
+    let this_hour = local_hour(now);
+    let hour_starts: Vec<i64> = (0..HOURS)
+        .rev()
+        .map(|back| (this_hour - Span::hours(back as i64)).timestamp_millis())
+        .collect();
+    let since = day_starts[0].timestamp_millis().min(hour_starts[0]);
+    let bucket = |starts: &[i64]| -> Vec<Bucket> {
+        starts
+            .iter()
+            .map(|&start| Bucket {
+                start,
+                received: 0,
+                sent: 0,
+            })
+            .collect()
+    };
+    let day_millis: Vec<i64> = day_starts.iter().map(|d| d.timestamp_millis()).collect();
+    let (mut per_day, mut per_hour) = (bucket(&day_millis), bucket(&hour_starts));
+    let mut received_at = Vec::new();
+    let mut statement = conn
+        .prepare("SELECT at, event_type FROM entries WHERE at >= ?1 AND event_type IN (?2, ?3)")
+        .map_err(JournalError::Read)?;
+    let rows = statement
+        .query_map(rusqlite::params![since, RECEIVED, SENT], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(JournalError::Read)?;
+    for row in rows {
+        let (at, event_type) = row.map_err(JournalError::Read)?;
+        let received = event_type == RECEIVED;
+        for buckets in [&mut per_day, &mut per_hour] {
+            if let Some(b) = buckets.iter_mut().rev().find(|b| b.start <= at) {
+                if received {
+                    b.received += 1;
+                } else {
+                    b.sent += 1;
+                }
+            }
+        }
+        if received {
+            received_at.push(at);
+        }
+    }
+    received_at.sort_unstable();
+    let link_ups = link_ups(&conn, since)?;
+    let week_start = (today - Span::days(6)).timestamp_millis();
+    Ok(Stats {
+        received_today: per_day.last().map_or(0, |b| b.received),
+        received_this_week: received_at.iter().filter(|&&at| at >= week_start).count() as u64,
+        per_day,
+        per_hour,
+        first_message: first_messages(&link_ups, &received_at),
+    })
+}
+
+/// The times of the link-ups since `since`.
+fn link_ups(conn: &rusqlite::Connection, since: i64) -> Result<Vec<i64>, JournalError> {
+    let mut statement = conn
+        .prepare(
+            "SELECT at FROM entries WHERE at >= ?1 AND event_type = 'link_changed' \
+             AND json_extract(event, '$.up') = 1 ORDER BY at",
+        )
+        .map_err(JournalError::Read)?;
+    let rows = statement
+        .query_map([since], |r| r.get::<_, i64>(0))
+        .map_err(JournalError::Read)?;
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(JournalError::Read)
+}
+
+/// For each link-up, the first message after it (and before the next link-up), within an hour.
+fn first_messages(link_ups: &[i64], received: &[i64]) -> Vec<FirstMessage> {
+    let within = FIRST_MESSAGE_WITHIN.num_milliseconds();
+    link_ups
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &up)| {
+            let next_up = link_ups.get(i + 1).copied().unwrap_or(i64::MAX);
+            let first = received.iter().copied().find(|&at| at >= up)?;
+            (first < next_up && first - up <= within).then(|| FirstMessage {
+                link_up: up,
+                seconds: (first - up) as f64 / 1000.0,
+            })
+        })
+        .collect()
+}
+
+/// The start of `t`'s local hour (offsets of half hours stay right).
+fn local_hour(t: DateTime<Local>) -> DateTime<Local> {
+    let naive = t.naive_local();
+    let hour = naive
+        .date()
+        .and_hms_opt(naive.hour(), 0, 0)
+        .unwrap_or(naive);
+    Local.from_local_datetime(&hour).earliest().unwrap_or(t)
+}
+
+fn local_midnight(t: DateTime<Local>) -> DateTime<Local> {
+    let naive = t.date_naive().and_time(NaiveTime::MIN);
+    Local.from_local_datetime(&naive).earliest().unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::store::{Row, insert, open_for_writing};
+
+    fn row(at: DateTime<Local>, event_type: &str, event: &str) -> Row {
+        Row {
+            at: at.timestamp_millis(),
+            kind: "message",
+            event_type: event_type.into(),
+            text: String::new(),
+            event: event.into(),
+        }
+    }
+
+    #[test]
+    fn counts_per_day_and_hour_and_the_wait_after_each_link_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let now = Local.with_ymd_and_hms(2026, 12, 1, 10, 30, 0).unwrap();
+        let up = "{\"type\":\"link_changed\",\"up\":true,\"reason\":\"t\"}";
+        let down = "{\"type\":\"link_changed\",\"up\":false,\"reason\":\"t\"}";
+        let (mut conn, _) = open_for_writing(&path).unwrap();
+        insert(
+            &mut conn,
+            &[
+                row(now - Span::days(40), RECEIVED, "{}"),
+                row(now - Span::days(3), "link_changed", up),
+                row(now - Span::days(3) + Span::seconds(4), RECEIVED, "{}"),
+                row(now - Span::days(1), SENT, "{}"),
+                row(now - Span::hours(2), "link_changed", down),
+                row(now - Span::minutes(20), "link_changed", up),
+                row(now - Span::minutes(20) + Span::seconds(2), RECEIVED, "{}"),
+                row(now - Span::minutes(19), RECEIVED, "{}"),
+            ],
+        )
+        .unwrap();
+
+        let stats = stats(&path, now).unwrap();
+
+        assert_eq!(stats.per_day.len(), 30);
+        assert_eq!(stats.per_hour.len(), 48);
+        assert_eq!(stats.received_today, 2);
+        assert_eq!(stats.received_this_week, 3);
+        assert_eq!(stats.per_day[26].received, 1, "three days ago");
+        assert_eq!(stats.per_day[28].sent, 1, "yesterday");
+        assert_eq!(stats.per_hour[47].received, 2, "this hour (10:00)");
+        let waits: Vec<f64> = stats.first_message.iter().map(|f| f.seconds).collect();
+        assert_eq!(waits, vec![4.0, 2.0]);
+    }
+}

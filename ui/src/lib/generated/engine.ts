@@ -1,0 +1,177 @@
+// Generated from the engine's Rust types by src-tauri/engine/src/bindings.rs; do not edit.
+// Regenerate: UPDATE_TS_BINDINGS=1 cargo test -p postern-engine --lib bindings
+
+export type Config = { 
+/**
+ * Lower-case ASCII domain names (IDNs as A-labels).
+ */
+domains: Array<string>, queue_servers: Array<QueueServer>, inbound: Inbound, outbound?: Outbound, link: Link, dns: Dns, 
+/**
+ * Read by the tray app only; absent in older files and front ends.
+ */
+desktop?: Desktop, 
+/**
+ * Where Postern keeps its own files (the inbound certificate, later the spool and the
+ * journal). Extension; default [`default_state_dir`].
+ */
+state_dir?: string, 
+/**
+ * The mail-flow journal in the state folder.
+ */
+journal?: Journal, };
+
+export type QueueServer = { host: string, 
+/**
+ * Default 25 for etrn/turn, 366 for atrn.
+ */
+port: number, protocol: Protocol, 
+/**
+ * Default `opportunistic` for etrn/turn, `required` for atrn.
+ */
+tls: TlsMode, 
+/**
+ * ETRN argument override, used verbatim (e.g. `#office` for Exim).
+ */
+node?: string, 
+/**
+ * The password is in the OS keyring under `username@host`.
+ */
+username?: string, tls_ca?: string, 
+/**
+ * SHA-256 of the server's DER certificate.
+ */
+tls_fingerprint?: string, allow_plaintext_auth: boolean, allow_insecure_turn: boolean, 
+/**
+ * Every connect, read and write towards this server (extension; default 30 s).
+ */
+timeout: string, };
+
+export type Protocol = "etrn" | "atrn" | "turn";
+
+export type TlsMode = "required" | "opportunistic" | "off";
+
+export type Inbound = { listen: Array<string>, deliver: string, 
+/**
+ * Name in our 220 banner, EHLO and Received: headers (extension; default: this host's name).
+ */
+hostname: string, 
+/**
+ * Extension; default 50 MiB. Written in the file as bytes or with a K/M/G suffix.
+ */
+max_message_size: number, 
+/**
+ * Extension; default 50 concurrent sessions.
+ */
+max_connections: number, 
+/**
+ * Extension; default 5 min (RFC 5321 4.5.3.2 server timeout). Bounds each command line
+ * as a whole and each wait inside DATA.
+ */
+idle_timeout: string, 
+/**
+ * Extension; default 20 sessions at a time from one client address.
+ */
+max_connections_per_client?: number, 
+/**
+ * Extension; default 100 NOOP, RSET, VRFY, EXPN or HELP per session (counted from the last
+ * message accepted); then the session is closed.
+ */
+max_junk_commands?: number, 
+/**
+ * Extension; default 1 h: a session is closed at the next command after this long.
+ */
+max_session_time?: string, 
+/**
+ * The certificate (PEM chain) and key for STARTTLS; without them a self-signed pair is
+ * made in the state folder at first start.
+ */
+tls_cert?: string | null, tls_key?: string | null, };
+
+export type Outbound = { listen: Array<string>, allow: Array<string>, 
+/**
+ * `smtp://host:port` (STARTTLS per `smarthost_tls`) or `smtps://host:port` (implicit TLS).
+ */
+smarthost: string, smarthost_tls: TlsMode, smarthost_username?: string, };
+
+export type Link = { 
+/**
+ * `auto` (the first queue server) or `host:port`.
+ */
+probe: string, 
+/**
+ * Zero = dequeue only on link-up.
+ */
+refetch_every: string, 
+/**
+ * Extension: how long to wait for the queuing server to connect back after an accepted
+ * ETRN (default 2 min).
+ */
+connect_back_timeout: string, };
+
+export type Dns = { nameservers: Array<string>, };
+
+export type Desktop = { 
+/**
+ * Desktop notifications (mail released, refusals, nothing arrived, link lost).
+ */
+notifications: boolean, };
+
+export type Journal = { 
+/**
+ * Off: nothing is recorded (the addresses of senders and recipients stay out of it).
+ */
+enabled: boolean, retention: string, };
+
+export type StatusView = { icon: TrayIcon, status_line: string, paused: boolean, fetching: boolean, messages_received: number, 
+/**
+ * "10:42" in the engine's local time; `None` before the first fetch.
+ */
+last_fetch: string | null, 
+/**
+ * The earliest automatic retry of a failed dequeue ("10:50").
+ */
+next_retry: string | null, problems: Array<Problem>, };
+
+export type Problem = { server: string, domain: string, meaning: string, fix: string | null, };
+
+export type TrayIcon = "offline" | "online" | "busy" | "attention";
+
+export type WindowName = "settings" | "wizard" | "activity" | "mx";
+
+export type Event = { "type": "listening", addresses: Array<string>, } | { "type": "fetch_started", server: string, protocol: Protocol, domains: Array<string>, } | { "type": "fetch_finished", server: string, outcomes: Array<Outcome>, } | { "type": "inbound_session_started", peer: string, via: string, } | { "type": "message_received", id: string, from: string, to: Array<string>, size: number, peer: string, via: string, location: string, } | { "type": "message_refused", peer: string, via: string, code: number, reason: string, } | { "type": "inbound_session_ended", peer: string, via: string, messages: number, end: string, } | { "type": "warning", message: string, fix: string | null, } | { "type": "link_changed", up: boolean, reason: string, } | { "type": "retry_scheduled", server: string, attempt: number, in_seconds: number, domains: Array<string>, } | { "type": "fetch_failed", server: string, domain: string, code: number | null, text: string, meaning: string, fix: string | null, } | { "type": "dequeue_complete", server: string | null, messages: number, } | { "type": "connect_back_missing", server: string, waited_seconds: number, causes: Array<string>, hint: string, } | { "type": "config_reloaded", changes: Array<string>, } | { "type": "paused" } | { "type": "resumed" };
+
+export type Outcome = { 
+/**
+ * `host:port` of the queuing server.
+ */
+server: string, domain: string, 
+/**
+ * The command that got this reply (`ETRN office.test`), or the failed step (`connect`).
+ */
+step: string, 
+/**
+ * The reply code; `None` when no reply came (connection refused, timeout, TLS failure).
+ */
+code: number | null, 
+/**
+ * The server's own words (or the local error).
+ */
+text: string, disposition: Disposition, 
+/**
+ * What happened, in plain language.
+ */
+meaning: string, 
+/**
+ * What to do about it, when anything is to be done.
+ */
+fix: string | null, 
+/**
+ * The `253 <n>` count of waiting messages, when the server reported it.
+ */
+pending: number | null, 
+/**
+ * ATRN/TURN: messages received over the turned-around connection.
+ */
+received?: number | null, };
+
+export type Disposition = "released" | "nothing_waiting" | "retry" | "permanent";
