@@ -366,17 +366,22 @@ pub struct Outbound {
     #[cfg_attr(test, ts(optional))]
     pub smarthost_username: Option<String>,
     /// The outbound spool folder (default: `outbound` in the state folder).
+    #[cfg_attr(test, ts(as = "String"))]
     pub spool: PathBuf,
     /// Wall-clock time after which undelivered recipients bounce (never before 3 real attempts).
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(test, ts(as = "String"))]
     pub max_queue_lifetime: Duration,
     /// The first retry wait after a temporary failure; doubled each time up to `retry_max`.
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(test, ts(as = "String"))]
     pub retry_min: Duration,
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(test, ts(as = "String"))]
     pub retry_max: Duration,
     /// One warning to the sender after this long undelivered; zero = off.
     #[serde(with = "humantime_serde_compat")]
+    #[cfg_attr(test, ts(as = "String"))]
     pub delay_warning: Duration,
 }
 

@@ -8,8 +8,8 @@ use postern_engine::control::{Request, Response};
 use postern_engine::outbound::queue::{self, QueueAction};
 use postern_engine::outbound::spool::Spool;
 
-use crate::remote::{print_out, send};
 use crate::local::{ConfigArg, fail, load_config};
+use crate::remote::{print_out, send};
 
 /// `posternd queue list` (`action` None) or flush/retry/drop.
 pub(crate) async fn run(arg: ConfigArg, action: Option<QueueAction>, json: bool) -> ExitCode {
