@@ -49,7 +49,10 @@ fn spool_of(arg: &ConfigArg) -> Result<Spool, String> {
             "there is no [outbound] section in the config, so there is no outbound queue".into(),
         );
     };
-    Ok(Spool::at(&outbound.spool, &config.inbound.hostname))
+    Ok(Spool::at(
+        &outbound.spool_dir(&config.state_dir),
+        &config.inbound.hostname,
+    ))
 }
 
 fn list(arg: &ConfigArg, json: bool) -> ExitCode {

@@ -76,13 +76,14 @@ pub async fn start(
     };
     let hostname = config.inbound.hostname.clone();
     let (feed_tx, feed_rx) = mpsc::unbounded_channel();
-    let (spool, recovered) = Spool::open(&outbound.spool, &hostname)?;
+    let spool_dir = outbound.spool_dir(&config.state_dir);
+    let (spool, recovered) = Spool::open(&spool_dir, &hostname)?;
     let spool = spool.with_feed(feed_tx);
     tracing::info!(
         queued = recovered.records.len(),
         removed = recovered.removed,
         "outbound spool {}",
-        outbound.spool.display()
+        spool_dir.display()
     );
     let forward_timeout = config
         .inbound

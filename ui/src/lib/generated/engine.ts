@@ -93,21 +93,22 @@ export type Outbound = { listen: Array<string>, allow: Array<string>,
  */
 smarthost: string, smarthost_tls: TlsMode, smarthost_username?: string, 
 /**
- * The outbound spool folder (default: `outbound` in the state folder).
+ * The outbound spool folder (default: `outbound` in the state folder; empty in a config
+ * from a front end that left it out: see [`Outbound::spool_dir`]).
  */
-spool: string, 
+spool?: string, 
 /**
  * Wall-clock time after which undelivered recipients bounce (never before 3 real attempts).
  */
-max_queue_lifetime: string, 
+max_queue_lifetime?: string, 
 /**
  * The first retry wait after a temporary failure; doubled each time up to `retry_max`.
  */
-retry_min: string, retry_max: string, 
+retry_min?: string, retry_max?: string, 
 /**
  * One warning to the sender after this long undelivered; zero = off.
  */
-delay_warning: string, };
+delay_warning?: string, };
 
 export type Link = { 
 /**
