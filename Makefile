@@ -20,8 +20,10 @@ help:
 	@echo "               (\$$POSTERN_CONFIG or $(CONFIG); without one it opens the setup wizard)"
 	@echo "  make test    install test dependencies (Postfix, dnsmasq, ...; needs root or sudo),"
 	@echo "               build, and run every test against real peers"
-	@echo "  make build   release build: the UI, the tray app postern and posternd"
-	@echo "  make package the .deb: the tray app, posternd and its systemd unit (via npm's @tauri-apps/cli)"
+	@echo "  make build   release build: the UI, the tray app postern, its windows postern-window"
+	@echo "               and posternd"
+	@echo "  make package the .deb: the tray app and its windows, posternd and its systemd unit"
+	@echo "               (via npm's @tauri-apps/cli)"
 	@echo "  make lint    rustfmt check, no import circles between files, clippy -D warnings"
 	@echo "  make bench   measure Postern beside Postfix and smtp-sink, and the desktop app"
 	@echo "               (root, ~8 min); writes BENCHMARKS.md"
@@ -31,20 +33,24 @@ help:
 build: $(UI_DEPS)
 	cd ui && npm run build
 	$(CARGO) build --release
-	$(CARGO) build --release -p postern --features custom-protocol
+	$(CARGO) build --release -p postern
+	$(CARGO) build --release -p postern-window --features custom-protocol
 
 run:
 	@bash scripts/install-test-deps.sh --desktop
 	@$(MAKE) --no-print-directory build
 	$(CARGO_TARGET_DIR)/release/postern $(if $(POSTERN_CONFIG),--config "$(POSTERN_CONFIG)")
 
-# tauri build runs `npm run build` in ui/ itself (beforeBuildCommand) and cargo through $(CARGO).
-# The .deb also ships posternd and its systemd unit (packaging/; tauri.conf.json bundle.linux.deb
-# takes posternd from target/package/, whatever CARGO_TARGET_DIR is).
+# tauri build runs `npm run build` in ui/ itself (beforeBuildCommand) and cargo through $(CARGO)
+# for the window process postern-window. The .deb also ships the tray process postern (what its
+# desktop entry, packaging/postern.desktop, and the autostart entry start), posternd and its
+# systemd unit (packaging/; tauri.conf.json bundle.linux.deb takes postern and posternd from
+# target/package/, whatever CARGO_TARGET_DIR is).
 package: $(UI_DEPS)
 	@bash scripts/install-test-deps.sh --desktop
-	$(CARGO) build --release -p postern-engine --bin posternd
+	$(CARGO) build --release -p postern-engine --bin posternd -p postern
 	install -D -m 0755 $(CARGO_TARGET_DIR)/release/posternd target/package/posternd
+	install -D -m 0755 $(CARGO_TARGET_DIR)/release/postern target/package/postern
 	cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb --runner "$(CARGO)"
 	@ls -1 $(CARGO_TARGET_DIR)/release/bundle/deb/*.deb
 
@@ -53,9 +59,9 @@ test-deps:
 
 # Keyring tests need a Secret Service: a private session bus with an unlocked gnome-keyring.
 # POSTERND_BIN: the tests use the binary just built instead of building it again themselves.
-# The app is built with the UI inside (custom-protocol) for the native test; the cargo test
-# line uses the same features, so the postern binary it rebuilds keeps the UI.
-APP_FEATURES := --features postern/custom-protocol
+# The window app is built with the UI inside (custom-protocol) for the native test; the cargo
+# test line uses the same features, so the postern-window binary it rebuilds keeps the UI.
+APP_FEATURES := --features postern-window/custom-protocol
 test: test-deps $(UI_DEPS)
 	cd ui && npx vitest run && npm run e2e && npm run build
 	$(CARGO) build --workspace --bins $(APP_FEATURES)
@@ -79,7 +85,8 @@ lint:
 bench: test-deps $(UI_DEPS)
 	cd ui && npm run build
 	$(CARGO) build --release -p postern-engine --bin posternd -p postern-tests --bin postern-bench
-	$(CARGO) build --release -p postern --features custom-protocol
+	$(CARGO) build --release -p postern
+	$(CARGO) build --release -p postern-window --features custom-protocol
 	@link_test=$$($(CARGO) test --release -p postern-tests --test link_watch --no-run 2>&1 \
 	  | sed -n 's/.*Executable .*(\(.*\))$$/\1/p' | tail -1); \
 	POSTERND_BIN="$(abspath $(CARGO_TARGET_DIR))/release/posternd" \

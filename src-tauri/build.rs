@@ -13,6 +13,8 @@ const COMMANDS: &[&str] = &[
     "open_window",
     "check_mx",
     "check_reachability",
+    "starts_at_login",
+    "set_start_at_login",
 ];
 
 fn main() {
@@ -24,7 +26,7 @@ fn main() {
     pack_relative_relocations();
 }
 
-/// Links `postern` with packed relative relocations (DT_RELR): its ~1 MB of `.rela.dyn` shrinks
+/// Links `postern-window` with packed relative relocations (DT_RELR): its ~1 MB of `.rela.dyn` shrinks
 /// to a few KB, pages the loader otherwise reads at every start and that stay mapped while the
 /// app idles in the tray. Needs glibc ≥ 2.36 where the binary runs, so only when the glibc it is
 /// built against has it (Debian 12 and later).

@@ -1,96 +1,55 @@
-//! Engine → windows and tray: every status change re-renders the tray and is emitted as
-//! `status` (a [`StatusView`]); every engine event is kept for the Activity window, emitted as
-//! `engine-event`, and may become a desktop notification.
+//! Tray → windows: the status (`status`, a [`StatusView`], now and on every change) and every
+//! engine event (`engine-event`), followed over the control endpoint. When the tray goes
+//! (Quit), the streams end and so does this process.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use postern_engine::control::{Request, Response};
+use postern_engine::view::StatusView;
+use tauri::{AppHandle, Emitter, Runtime};
 
-use postern_engine::api::Status;
-use postern_engine::notify::notification;
-use postern_engine::view::{StatusView, TrayView};
-use tauri::{AppHandle, Emitter, Manager, Runtime};
-use tauri_plugin_notification::NotificationExt;
-use tokio::sync::{broadcast, watch};
-
-use crate::shell::Shell;
+use crate::remote::Remote;
 
 pub const STATUS_EVENT: &str = "status";
 pub const ENGINE_EVENT: &str = "engine-event";
 
-/// At most one notification of a kind per this interval.
-const NOTIFY_EVERY: Duration = Duration::from_secs(60);
-
-/// Follows one engine's status until that engine stops (Apply starts a new one and a new watch).
-pub fn watch_status<R: Runtime>(app: AppHandle<R>, mut status: watch::Receiver<Status>) {
+pub fn follow<R: Runtime>(app: AppHandle<R>, remote: Remote) {
+    let (status_app, status_remote) = (app.clone(), remote.clone());
     tauri::async_runtime::spawn(async move {
-        let mut last: Option<TrayView> = None;
-        loop {
-            let current = status.borrow_and_update().clone();
-            let tray = TrayView::from_status(&current);
-            if last.as_ref() != Some(&tray) {
-                crate::tray::update(&app, &tray);
-                last = Some(tray);
+        let result = stream(status_remote, Request::WatchStatus, |response| {
+            if let Response::Status { status } = response {
+                let _ = status_app.emit(STATUS_EVENT, StatusView::from_status(&status));
             }
-            let _ = app.emit(STATUS_EVENT, StatusView::from_status(&current));
-            if status.changed().await.is_err() {
-                break;
+        })
+        .await;
+        gone(&status_app, result);
+    });
+    tauri::async_runtime::spawn(async move {
+        let result = stream(remote, Request::Events, |response| {
+            if let Response::Event { event } = response {
+                let _ = app.emit(ENGINE_EVENT, &event);
             }
-        }
+        })
+        .await;
+        gone(&app, result);
     });
 }
 
-/// Forwards the shell's event channel (shared by every engine the shell starts).
-pub fn forward_events<R: Runtime>(app: AppHandle<R>) {
-    let mut events = app.state::<Shell>().events.subscribe();
-    tauri::async_runtime::spawn(async move {
-        let notifier = Notifier::default();
-        loop {
-            match events.recv().await {
-                Ok(event) => {
-                    app.state::<Shell>().record(&event);
-                    let _ = app.emit(ENGINE_EVENT, &event);
-                    let fetching = app.state::<Shell>().status().fetching;
-                    if let Some((kind, body)) = notification(&event, fetching) {
-                        notifier.show(&app, kind, &body);
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => break,
-            }
-        }
-    });
-}
-
-#[derive(Default)]
-struct Notifier {
-    last: Mutex<HashMap<&'static str, Instant>>,
-}
-
-impl Notifier {
-    fn show<R: Runtime>(&self, app: &AppHandle<R>, kind: &'static str, body: &str) {
-        if !app.state::<Shell>().notifications_enabled() {
-            return;
-        }
-        let now = Instant::now();
-        let Ok(mut last) = self.last.lock() else {
-            return;
-        };
-        if last
-            .get(kind)
-            .is_some_and(|t| now.duration_since(*t) < NOTIFY_EVERY)
-        {
-            return;
-        }
-        last.insert(kind, now);
-        if let Err(e) = app
-            .notification()
-            .builder()
-            .title("Postern")
-            .body(body)
-            .show()
-        {
-            tracing::warn!("cannot show a notification: {e}");
-        }
+/// Hands each reply to `each` until the tray closes the connection.
+async fn stream(
+    remote: Remote,
+    request: Request,
+    mut each: impl FnMut(Response),
+) -> Result<(), String> {
+    let mut conn = remote.open(request).await?;
+    while let Some(response) = conn.next(None).await.map_err(|e| e.to_string())? {
+        each(response);
     }
+    Ok(())
+}
+
+fn gone<R: Runtime>(app: &AppHandle<R>, result: Result<(), String>) {
+    match result {
+        Ok(()) => tracing::info!("the tray app quit; closing its windows"),
+        Err(e) => tracing::error!("lost the tray app: {e}"),
+    }
+    app.exit(0);
 }

@@ -1,106 +1,83 @@
-//! The UI's commands. Each forwards to the engine or the shell in a few lines; errors reach the
-//! UI as one sentence that says what is wrong and what to do.
+//! The UI's commands. What concerns the running engine or the tray (status, fetch, pause,
+//! resume, the config file and Apply, passwords, Activity, start at login) is a request to the
+//! tray's control endpoint; the setup checks (probe, test delivery, MX and reachability) need
+//! no running engine and run here, with the engine's library. Errors reach the UI as one
+//! sentence that says what is wrong and what to do.
 
-use postern_engine::api::Command;
 use postern_engine::config::Config;
-use postern_engine::config_store;
+use postern_engine::control::{ConfigState, Request, Response};
 use postern_engine::events::Event;
 use postern_engine::mx;
 use postern_engine::setup::{self, ReachabilityQuestion, ReachabilityReport, ServerReport};
 use postern_engine::view::{StatusView, Window};
-use serde::Serialize;
 use tauri::{AppHandle, Runtime, State};
 
-use crate::shell::Shell;
+use crate::remote::Remote;
 
-#[tauri::command]
-pub fn get_status(shell: State<'_, Shell>) -> StatusView {
-    StatusView::from_status(&shell.status())
+fn unexpected(response: Response) -> String {
+    format!("the tray app answered something unexpected ({response:?}); restart Postern")
+}
+
+async fn done(remote: &Remote, request: Request) -> Result<(), String> {
+    match remote.call(request).await? {
+        Response::Done { .. } => Ok(()),
+        other => Err(unexpected(other)),
+    }
 }
 
 #[tauri::command]
-pub async fn fetch_now(shell: State<'_, Shell>) -> Result<(), String> {
-    shell
-        .send(Command::FetchNow)
-        .await
-        .map_err(|e| e.to_string())
+pub async fn get_status(remote: State<'_, Remote>) -> Result<StatusView, String> {
+    match remote.call(Request::Status).await? {
+        Response::Status { status } => Ok(StatusView::from_status(&status)),
+        other => Err(unexpected(other)),
+    }
 }
 
 #[tauri::command]
-pub async fn pause(shell: State<'_, Shell>) -> Result<(), String> {
-    shell.send(Command::Pause).await.map_err(|e| e.to_string())
+pub async fn fetch_now(remote: State<'_, Remote>) -> Result<(), String> {
+    done(&remote, Request::FetchNow).await
 }
 
 #[tauri::command]
-pub async fn resume(shell: State<'_, Shell>) -> Result<(), String> {
-    shell.send(Command::Resume).await.map_err(|e| e.to_string())
-}
-
-/// The config file as the Settings pane sees it.
-#[derive(Debug, Serialize)]
-pub struct ConfigState {
-    pub path: String,
-    pub exists: bool,
-    pub config: Option<Config>,
-    /// Why the existing file does not load (line:column and fix).
-    pub error: Option<String>,
+pub async fn pause(remote: State<'_, Remote>) -> Result<(), String> {
+    done(&remote, Request::Pause).await
 }
 
 #[tauri::command]
-pub fn load_config(shell: State<'_, Shell>) -> ConfigState {
-    let path = &shell.config_path;
-    let exists = path.exists();
-    let (config, error) = match exists.then(|| Config::load(path)) {
-        Some(Ok(c)) => (Some(c), None),
-        Some(Err(e)) => (None, Some(e.to_string())),
-        None => (None, None),
+pub async fn resume(remote: State<'_, Remote>) -> Result<(), String> {
+    done(&remote, Request::Resume).await
+}
+
+/// The config file as the Settings pane sees it (read by the tray).
+#[tauri::command]
+pub async fn load_config(remote: State<'_, Remote>) -> Result<ConfigState, String> {
+    match remote.call(Request::LoadConfig).await? {
+        Response::Config { state } => Ok(*state),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Apply: the tray checks the configuration, reloads its engine (or starts it, after the
+/// wizard) and writes the file only once the engine took it.
+#[tauri::command]
+pub async fn save_config(remote: State<'_, Remote>, config: Config) -> Result<StatusView, String> {
+    let request = Request::ApplyConfig {
+        config: Box::new(config),
     };
-    ConfigState {
-        path: path.display().to_string(),
-        exists,
-        config,
-        error,
+    match remote.call(request).await? {
+        Response::Status { status } => Ok(StatusView::from_status(&status)),
+        other => Err(unexpected(other)),
     }
 }
 
-/// Validates and applies the new configuration (Apply): a reload of the running engine, or a
-/// start when none runs (after the wizard). Only a configuration the engine took is written,
-/// atomically, so one it refuses never replaces the working file.
-#[tauri::command]
-pub async fn save_config<R: Runtime>(
-    app: AppHandle<R>,
-    shell: State<'_, Shell>,
-    mut config: Config,
-) -> Result<StatusView, String> {
-    if config.inbound.hostname.trim().is_empty() {
-        config.inbound.hostname = gethostname();
-    }
-    let checked = config_store::check(&config, &shell.config_path).map_err(|e| e.to_string())?;
-    if let Some(status) = shell
-        .apply(checked.config.clone())
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        crate::bridge::watch_status(app, status);
-    }
-    checked.write(&shell.config_path).map_err(|e| {
-        format!("{e}. The new settings are in force until Postern quits, but were not saved")
-    })?;
-    Ok(StatusView::from_status(&shell.status()))
-}
-
-/// Stores a password in the OS keyring under `USERNAME@HOST`.
+/// Stores a password in the tray's secret store (the OS keyring) under `USERNAME@HOST`.
 #[tauri::command]
 pub async fn set_secret(
-    shell: State<'_, Shell>,
+    remote: State<'_, Remote>,
     name: String,
     password: String,
 ) -> Result<(), String> {
-    let secrets = shell.secrets.clone();
-    tauri::async_runtime::spawn_blocking(move || secrets.set(&name, &password))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    done(&remote, Request::SetSecret { name, password }).await
 }
 
 #[tauri::command]
@@ -115,8 +92,8 @@ pub async fn test_delivery(target: String) -> Result<String, String> {
 
 /// The MX checker's report for `domain`, with the saved setup's queuing servers when there is one.
 #[tauri::command]
-pub async fn check_mx(shell: State<'_, Shell>, domain: String) -> Result<mx::Report, String> {
-    let mut input = match Config::load(&shell.config_path) {
+pub async fn check_mx(remote: State<'_, Remote>, domain: String) -> Result<mx::Report, String> {
+    let mut input = match Config::load(&remote.config_path) {
         Ok(config) => mx::CheckInput::from_config(&config, &domain),
         Err(_) => mx::CheckInput::new(&domain),
     };
@@ -150,13 +127,13 @@ fn nameservers_from_env() -> Result<Vec<std::net::SocketAddr>, String> {
 /// DNS servers come from the saved config, if there is one; no SMTP probes are made.
 #[tauri::command]
 pub async fn check_reachability(
-    shell: State<'_, Shell>,
+    remote: State<'_, Remote>,
     domains: Vec<String>,
     queue_host: Option<String>,
     listen_address: String,
     listen_port: u16,
 ) -> Result<ReachabilityReport, String> {
-    let mut nameservers = Config::load(&shell.config_path)
+    let mut nameservers = Config::load(&remote.config_path)
         .map(|c| c.dns.nameservers)
         .unwrap_or_default();
     if nameservers.is_empty() {
@@ -172,14 +149,36 @@ pub async fn check_reachability(
     .await
 }
 
+/// The events the tray kept, oldest first.
 #[tauri::command]
-pub fn recent_activity(shell: State<'_, Shell>) -> Vec<Event> {
-    shell.activity()
+pub async fn recent_activity(remote: State<'_, Remote>) -> Result<Vec<Event>, String> {
+    match remote.call(Request::Activity).await? {
+        Response::Activity { events } => Ok(events),
+        other => Err(unexpected(other)),
+    }
 }
 
 #[tauri::command]
 pub fn open_window<R: Runtime>(app: AppHandle<R>, window: Window) -> Result<(), String> {
     crate::windows::open(&app, window).map_err(|e| e.to_string())
+}
+
+/// Start at login: the tray registers itself (`postern --autostart`), not this process.
+#[tauri::command]
+pub async fn starts_at_login(remote: State<'_, Remote>) -> Result<bool, String> {
+    autostart(&remote, None).await
+}
+
+#[tauri::command]
+pub async fn set_start_at_login(remote: State<'_, Remote>, on: bool) -> Result<bool, String> {
+    autostart(&remote, Some(on)).await
+}
+
+async fn autostart(remote: &Remote, enable: Option<bool>) -> Result<bool, String> {
+    match remote.call(Request::Autostart { enable }).await? {
+        Response::Autostart { enabled } => Ok(enabled),
+        other => Err(unexpected(other)),
+    }
 }
 
 fn gethostname() -> String {

@@ -1,25 +1,31 @@
-//! The UI's commands through Tauri's IPC on the mock runtime: no display, no WebKit.
+//! The UI's commands through Tauri's IPC on the mock runtime (no display, no WebKit), to the
+//! real tray endpoint ([`TrayHost`]) over the control socket.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use postern_engine::api::{Command, Status};
+use postern_engine::control::server::{ControlServer, serve_host};
 use postern_engine::events::Event;
 use postern_engine::secrets::{MemoryStore, SecretStore};
-use postern_lib::shell::Shell;
+use postern_lib::remote::Remote;
 use postern_tests::harness::Dnsmasq;
+use postern_tray::host::TrayHost;
+use postern_tray::shell::Shell;
 use serde_json::{Value, json};
 use tauri::ipc::{CallbackFn, InvokeBody};
 use tauri::test::{
     INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets,
 };
 use tauri::webview::InvokeRequest;
-use tauri::{App, Manager, WebviewWindow, WebviewWindowBuilder};
+use tauri::{App, WebviewWindow, WebviewWindowBuilder};
 use tokio::sync::{mpsc, watch};
 
 struct Harness {
     _app: App<MockRuntime>,
+    shell: Arc<Shell>,
+    _server: ControlServer,
     webview: WebviewWindow<MockRuntime>,
     commands: mpsc::Receiver<Command>,
     status: watch::Sender<Status>,
@@ -28,22 +34,36 @@ struct Harness {
     config_path: PathBuf,
 }
 
+/// The tray's endpoint for `shell`, and a window app that talks to it.
+fn window_app(shell: &Arc<Shell>) -> (App<MockRuntime>, WebviewWindow<MockRuntime>, ControlServer) {
+    let host = Arc::new(TrayHost {
+        shell: shell.clone(),
+    });
+    let server = tauri::async_runtime::block_on(serve_host(shell.endpoint.clone(), host)).unwrap();
+    let app = postern_lib::with_commands(mock_builder())
+        .manage(Remote::new(shell.config_path.clone(), None))
+        .build(mock_context(noop_assets()))
+        .unwrap();
+    let webview = WebviewWindowBuilder::new(&app, "settings", Default::default())
+        .build()
+        .unwrap();
+    (app, webview, server)
+}
+
 fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("postern.toml");
     let (command_tx, commands) = mpsc::channel(8);
     let (status, status_rx) = watch::channel(Status::default());
     let secrets = Arc::new(MemoryStore::new());
-    let shell = Shell::with_channels(config_path.clone(), secrets.clone(), command_tx, status_rx);
-    let app = postern_lib::with_commands(mock_builder())
-        .manage(shell)
-        .build(mock_context(noop_assets()))
-        .unwrap();
-    let webview = WebviewWindowBuilder::new(&app, "settings", Default::default())
-        .build()
-        .unwrap();
+    let shell = Arc::new(tauri::async_runtime::block_on(async {
+        Shell::with_channels(config_path.clone(), secrets.clone(), command_tx, status_rx)
+    }));
+    let (app, webview, server) = window_app(&shell);
     Harness {
         _app: app,
+        shell,
+        _server: server,
         webview,
         commands,
         status,
@@ -98,6 +118,8 @@ fn status_is_the_engine_status_view() {
         s.messages_received = 12;
         s.last_fetch_at = Some("2026-11-28T10:42:00+01:00".into());
     });
+    let mut relayed = h.shell.watch_status();
+    tauri::async_runtime::block_on(relayed.wait_for(|s| s.messages_received == 12)).unwrap();
 
     let reply = invoke(&h, "get_status", json!({})).unwrap();
 
@@ -112,17 +134,11 @@ fn status_is_the_engine_status_view() {
 #[test]
 fn fetch_without_an_engine_says_to_finish_setup() {
     let dir = tempfile::tempdir().unwrap();
-    let shell = Shell::new(
+    let shell = Arc::new(Shell::new(
         dir.path().join("postern.toml"),
         Arc::new(MemoryStore::new()),
-    );
-    let app = postern_lib::with_commands(mock_builder())
-        .manage(shell)
-        .build(mock_context(noop_assets()))
-        .unwrap();
-    let webview = WebviewWindowBuilder::new(&app, "settings", Default::default())
-        .build()
-        .unwrap();
+    ));
+    let (_app, webview, _server) = window_app(&shell);
 
     let reply = get_ipc_response(
         &webview,
@@ -207,7 +223,7 @@ fn save_config_writes_the_file_and_starts_the_engine() {
     assert!(reply.is_ok(), "{reply:?}");
     let saved = postern_engine::config::Config::load(&h.config_path).unwrap();
     assert_eq!(saved.domains, vec!["office.test".to_string()]);
-    let shell = h.webview.state::<Shell>();
+    let shell = h.shell.clone();
     tauri::async_runtime::block_on(shell.shutdown());
 }
 
@@ -219,7 +235,7 @@ fn saving_again_reloads_the_running_engine_instead_of_restarting_it() {
         "save_config",
         json!({ "config": config_json(json!(["office.test"])) }),
     );
-    let shell = h.webview.state::<Shell>();
+    let shell = h.shell.clone();
     let mut events = shell.events.subscribe();
 
     let second = invoke(
@@ -266,7 +282,7 @@ fn a_config_the_running_engine_refuses_does_not_replace_the_working_file() {
         "{message}"
     );
     assert_eq!(std::fs::read_to_string(&h.config_path).unwrap(), working);
-    let shell = h.webview.state::<Shell>();
+    let shell = h.shell.clone();
     tauri::async_runtime::block_on(shell.shutdown());
 }
 
@@ -322,7 +338,7 @@ fn activity_returns_recorded_events() {
         message: "ETRN accepted but nothing came back".into(),
         fix: None,
     };
-    h.webview.state::<Shell>().record(&event);
+    h.shell.record(&event);
 
     let reply = invoke(&h, "recent_activity", json!({})).unwrap();
 
@@ -337,7 +353,7 @@ fn the_desktop_section_switches_notifications() {
     off["desktop"] = json!({ "notifications": false });
 
     let saved_off = invoke(&h, "save_config", json!({ "config": off }));
-    let shell = h.webview.state::<Shell>();
+    let shell = h.shell.clone();
     let after_off = shell.notifications_enabled();
     let saved_on = invoke(
         &h,

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Native end to end: the real `postern` in real WebKit windows and its real tray, against a
-private Postfix queuing server holding mail.
+"""Native end to end: the real tray `postern` and its window process `postern-window` in real
+WebKit windows, against a private Postfix queuing server holding mail.
 
 1. A private Postfix (with a dnsmasq that serves the domain's MX records) holds 3 messages for
    office.test; a StatusNotifierWatcher owned by this test runs on the private session bus.
@@ -13,12 +13,15 @@ private Postfix queuing server holding mail.
    messages queued at Postfix arrive. The desktop notifications (caught by the test's own
    notification server) say "N new messages released by ..." once: the later releases fall
    within the rate limit. "Settings…", "Check MX records…" and "Activity…" open
-   their windows, which are checked and photographed. "Quit" ends the app with status 0.
+   their windows (all in one window process), which are checked and photographed.
+4. Closing every window ends the window process; the tray and its engine keep running
+   (`posternd status` answers, the tray says Online). "Settings…" starts a new window process;
+   "Quit" ends the tray and, with it, the window process.
 Every message lands exactly once. Screenshots go to tests/artifacts/desktop/native-*.png.
 
   dbus-run-session -- xvfb-run -a -s "-screen 0 1280x900x24" \\
     /usr/bin/python3 src-tauri/tests/native_e2e.py target/debug/postern target/debug/postfix-queue
-The app must be built with the UI inside (`--features postern/custom-protocol`). Root (Postfix).
+The window app must be built with the UI inside (`--features postern-window/custom-protocol`). Root (Postfix).
 Needs Debian's webkit2gtk-driver (WebKitWebDriver), python3-dbus, imagemagick (`import`);
 only 127.0.0.1 is used.
 
@@ -57,12 +60,18 @@ def free_port():
 
 
 def descendants(pid):
-    out = []
+    """Children of every thread (the tray starts its window process from a runtime thread)."""
+    out, children = [], []
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            children = [int(c) for c in f.read().split()]
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return out
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children += [int(c) for c in f.read().split()]
+        except OSError:
+            continue
     for child in children:
         out.append(child)
         out.extend(descendants(child))
@@ -295,8 +304,27 @@ def switch_to_new_window(wd, known, what):
     return handle
 
 
+def exe(pid):
+    """The program a process runs, or None once it is gone (short-lived helpers, such as a
+    second postern-window handing its page to the first, come and go while we look)."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+
+
+def running(pid):
+    """The process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def main():
     app = os.path.abspath(sys.argv[1])
+    window_app = os.path.join(os.path.dirname(app), "postern-window")
     postfix_queue = os.path.abspath(sys.argv[2])
     work = tempfile.mkdtemp(prefix="postern-native-")
     logs = {name: open(os.path.join(work, f"{name}.log"), "w") for name in ("postfix-queue", "webdriver")}
@@ -409,12 +437,42 @@ def main():
             wd.wait_text("body", needle)
             wd.screenshot(shot, title)
 
-        app_pid = next(pid for pid in wd.app_pids() if os.path.realpath(f"/proc/{pid}/exe") == app)
+        app_pid = next(pid for pid in wd.app_pids() if exe(pid) == app)
+        window_pids = lambda: [pid for pid in descendants(app_pid) if exe(pid) == window_app]
+        [window_pid] = window_pids()  # one window process for all four windows
         released = [n["body"] for n in tray.notifications if "released by" in n["body"]]
         assert len(released) == 1, f"the rate limit let through {released}"
         print("notifications:", [n["body"] for n in tray.notifications], flush=True)
+
+        # Closing the last window ends the window process (and WebKit's with it); the tray and
+        # its engine keep running.
+        # Ctrl+W in each page (the UI closes its window through Tauri): WebDriver's own "close
+        # window" would end the session at the last one, and WebKitWebDriver then kills the
+        # process it started, the tray.
+        for handle in wd.handles():
+            wd.switch_to(handle)
+            wd.s("POST", "/execute/sync", {"script": "window.dispatchEvent(new KeyboardEvent('keydown', {key: 'w', ctrlKey: true})); return null", "args": []})
+        wait_until(lambda: not running(window_pid), "the window process to exit after its last window closed", timeout=20)
+        assert running(app_pid), "the tray exited with the windows"
+        webkit = lambda: [pid for pid in descendants(app_pid) if "WebKit" in (exe(pid) or "")]
+        try:
+            wait_until(lambda: not webkit(), "WebKit's processes to end with the window process", timeout=20)
+        except AssertionError:
+            raise AssertionError("WebKit processes left under the tray: " + repr([(p, exe(p), open(f"/proc/{p}/stat").read().split(")")[1].split()[:2]) for p in webkit()])) from None
+        status = subprocess.run([os.path.join(os.path.dirname(app), "posternd"), "status", "--json"],
+                                env=env, capture_output=True, text=True, timeout=30)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["messages_received"] == 7, status.stdout
+        assert tray.labels()[0].startswith("Online"), tray.labels()
+        print("closed every window: the window process exited, the tray's engine still answers", flush=True)
+
+        # Settings again starts a new window process; Quit ends the tray and it.
+        tray.click("Settings…")
+        wait_until(window_pids, "a new window process for Settings")
+        later = window_pids()
         tray.click("Quit")
-        wait_until(lambda: not os.path.exists(f"/proc/{app_pid}") or open(f"/proc/{app_pid}/stat").read().split()[2] == "Z", "the app to exit after Quit", timeout=20)
+        wait_until(lambda: not running(app_pid), "the app to exit after Quit", timeout=20)
+        wait_until(lambda: not any(running(p) for p in later), "the window process to exit with the tray", timeout=20)
         print("PASS: wizard completed in the real window, 7 messages in the Maildir, tray menu works", flush=True)
         ok = True
     finally:

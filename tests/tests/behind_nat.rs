@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use postern_tests::harness::odmr::TestCert;
 use postern_tests::harness::{
-    NetNs, Posternd, PostfixQueue, TestMessage, digest_without_received, free_addr, posternd_with,
-    require_session_bus, wait_for_maildir, wait_for_port,
+    NetNs, PosternConfig, Posternd, PostfixQueue, TestMessage, digest_without_received, free_addr,
+    posternd_with, require_session_bus, wait_for_maildir, wait_for_port,
 };
 use postern_tests::skip_unless_root;
 
@@ -104,35 +104,18 @@ fn behind_nat_etrn_is_accepted_but_nothing_arrives_while_atrn_delivers_everythin
 
     let maildir = dir.path().join("Maildir");
     let listen = free_addr();
-    let config = format!(
-        r#"domains = ["office.test"]
-
-[[queue_servers]]
-host = "{ip}"
-port = {etrn_port}
-protocol = "etrn"
-
-[[queue_servers]]
-host = "{ip}"
-port = {atrn_port}
-protocol = "atrn"
-username = "office"
-tls_ca = "{ca}"
-
-[inbound]
-listen = ["{listen}"]
-deliver = "maildir:{maildir}"
-
-[link]
-refetch_every = "0"
-connect_back_timeout = "5s"
-"#,
-        ip = ns.ns_addr(),
-        etrn_port = postfix.addr().port(),
-        atrn_port = provider_addr.port(),
-        ca = dir.path().join("cert.pem").display(),
-        maildir = maildir.display()
-    );
+    let etrn = SocketAddr::new(ns.ns_addr().into(), postfix.addr().port());
+    let atrn = SocketAddr::new(ns.ns_addr().into(), provider_addr.port());
+    let config = PosternConfig::etrn(etrn, listen, &maildir)
+        .tls("")
+        .queue_server(atrn, "atrn", "")
+        .last_server_option("username", "\"office\"")
+        .last_server_option(
+            "tls_ca",
+            &format!("{:?}", dir.path().join("cert.pem").display().to_string()),
+        )
+        .link_option("connect_back_timeout", "\"5s\"")
+        .render();
     let name = format!("office@{}", ns.ns_addr());
     let stored = posternd_with(
         &["secret", "set", &name],

@@ -10,41 +10,20 @@ use std::time::{Duration, Instant};
 use postern_tests::harness::sink::{SilentServer, SmtpSink};
 use postern_tests::harness::tls::TestPki;
 use postern_tests::harness::{
-    Posternd, PostfixQueue, TestMessage, digest_without_received, free_addr, free_port, posternd,
-    read_maildir, wait_for_maildir,
+    PosternConfig, Posternd, PostfixQueue, TestMessage, digest_without_received, free_addr,
+    free_port, posternd, read_maildir, wait_for_maildir,
 };
 use postern_tests::skip_unless_root;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn config(listen: SocketAddr, deliver: &str, queue_servers: &str) -> String {
-    format!(
-        r#"domains = ["office.test"]
-
-{queue_servers}
-
-[inbound]
-listen = ["{listen}"]
-deliver = "{deliver}"
-hostname = "office-gw.test"
-
-[link]
-refetch_every = "0"
-"#
-    )
-}
-
-fn etrn_server(addr: SocketAddr, extra: &str) -> String {
-    format!(
-        "[[queue_servers]]\nhost = \"{}\"\nport = {}\nprotocol = \"etrn\"\n{}{extra}",
-        addr.ip(),
-        addr.port(),
-        if extra.contains("timeout") {
-            ""
-        } else {
-            "timeout = \"5s\"\n"
-        }
-    )
+/// `office.test` from one ETRN queuing server at `queue` (TLS as the default, a 5 s timeout),
+/// inbound on `listen` into `maildir`.
+fn config(queue: SocketAddr, listen: SocketAddr, maildir: &Path) -> PosternConfig {
+    PosternConfig::etrn(queue, listen, maildir)
+        .tls("")
+        .hostname("office-gw.test")
+        .queue_option("timeout", "\"5s\"")
 }
 
 fn sorted_digests<'a>(messages: impl Iterator<Item = &'a [u8]>) -> Vec<[u8; 32]> {
@@ -75,11 +54,7 @@ fn fifty_held_messages_land_in_the_maildir_exactly_once_and_byte_identical() {
     let isp = PostfixQueue::start(listen).unwrap();
     let maildir = tempfile::tempdir().unwrap();
     let md = maildir.path().join("Maildir");
-    let cfg = config(
-        listen,
-        &format!("maildir:{}", md.display()),
-        &etrn_server(isp.addr(), ""),
-    );
+    let cfg = config(isp.addr(), listen, &md).render();
     let postern = Posternd::run(&cfg, listen).unwrap();
     // `run` asks once at start; nothing is held yet.
     postern
@@ -127,11 +102,9 @@ fn forwarding_to_the_office_server_says_250_only_after_it_accepted() {
     let office = SmtpSink::start().unwrap();
     let listen = free_addr();
     let isp = PostfixQueue::start(listen).unwrap();
-    let cfg = config(
-        listen,
-        &format!("smtp://{}", office.addr()),
-        &etrn_server(isp.addr(), ""),
-    );
+    let cfg = config(isp.addr(), listen, Path::new("/nonexistent"))
+        .deliver_smtp(office.addr())
+        .render();
     let messages: Vec<TestMessage> = (0..5)
         .map(|i| TestMessage::sized(i, 3000 + i * 5000, &["user@office.test"]))
         .collect();
@@ -153,11 +126,9 @@ fn an_office_server_that_answers_4xx_makes_postern_answer_451_and_postfix_keeps_
     let office = SmtpSink::rejecting_data(4).unwrap();
     let listen = free_addr();
     let isp = PostfixQueue::start(listen).unwrap();
-    let cfg = config(
-        listen,
-        &format!("smtp://{}", office.addr()),
-        &etrn_server(isp.addr(), ""),
-    );
+    let cfg = config(isp.addr(), listen, Path::new("/nonexistent"))
+        .deliver_smtp(office.addr())
+        .render();
     isp.queue_messages(&[TestMessage::sized(1, 2000, &["user@office.test"])])
         .unwrap();
 
@@ -171,15 +142,25 @@ fn an_office_server_that_answers_4xx_makes_postern_answer_451_and_postfix_keeps_
     assert_eq!(isp.queue_len().unwrap(), 1);
 }
 
-fn fetch_against(isp_addr: SocketAddr, domains: &str, extra: &str) -> (bool, String) {
+/// `posternd fetch` for `domains` from `isp_addr`, with `options` (`key`, TOML value) on the
+/// queue server entry.
+fn fetch_against(
+    isp_addr: SocketAddr,
+    domains: &[&str],
+    options: &[(&str, &str)],
+) -> (bool, String) {
     let maildir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        free_addr(),
-        &format!("maildir:{}", maildir.path().display()),
-        &etrn_server(isp_addr, extra),
-    )
-    .replace(r#"domains = ["office.test"]"#, domains);
-    let output = posternd(&["fetch"], &cfg).unwrap();
+    let mut cfg = PosternConfig::etrn(isp_addr, free_addr(), maildir.path())
+        .tls("")
+        .hostname("office-gw.test")
+        .domains(domains);
+    if !options.iter().any(|(key, _)| *key == "timeout") {
+        cfg = cfg.queue_option("timeout", "\"5s\"");
+    }
+    for (key, value) in options {
+        cfg = cfg.queue_option(key, value);
+    }
+    let output = posternd(&["fetch"], &cfg.render()).unwrap();
     (output.status.success(), text(&output))
 }
 
@@ -187,11 +168,7 @@ fn fetch_against(isp_addr: SocketAddr, domains: &str, extra: &str) -> (bool, Str
 fn a_domain_the_queuing_server_does_not_hold_gets_459_and_the_fix() {
     skip_unless_root!();
     let isp = PostfixQueue::start(free_addr()).unwrap();
-    let (ok, out) = fetch_against(
-        isp.addr(),
-        r#"domains = ["office.test", "unknown.test"]"#,
-        "",
-    );
+    let (ok, out) = fetch_against(isp.addr(), &["office.test", "unknown.test"], &[]);
     assert!(!ok, "{out}");
     assert!(out.contains("office.test: 250"), "{out}");
     assert!(out.contains("unknown.test: 459"), "{out}");
@@ -206,7 +183,7 @@ fn etrn_refused_by_policy_gets_554_and_the_fix() {
         .etrn_rejected()
         .start()
         .unwrap();
-    let (ok, out) = fetch_against(isp.addr(), r#"domains = ["office.test"]"#, "");
+    let (ok, out) = fetch_against(isp.addr(), &["office.test"], &[]);
     assert!(!ok, "{out}");
     assert!(out.contains("office.test: 554"), "{out}");
     assert!(out.contains("smtpd_etrn_restrictions"), "{out}");
@@ -220,7 +197,7 @@ fn flush_service_down_gets_458_and_a_retry_note() {
         .flush_down()
         .start()
         .unwrap();
-    let (ok, out) = fetch_against(isp.addr(), r#"domains = ["office.test"]"#, "");
+    let (ok, out) = fetch_against(isp.addr(), &["office.test"], &[]);
     assert!(!ok, "{out}");
     assert!(out.contains("office.test: 458"), "{out}");
     assert!(out.contains("tries again later"), "{out}");
@@ -229,7 +206,7 @@ fn flush_service_down_gets_458_and_a_retry_note() {
 #[test]
 fn connection_refused_is_explained() {
     let nothing: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let (ok, out) = fetch_against(nothing, r#"domains = ["office.test"]"#, "");
+    let (ok, out) = fetch_against(nothing, &["office.test"], &[]);
     assert!(!ok, "{out}");
     assert!(out.contains("connection refused"), "{out}");
     assert!(out.contains("could not be reached"), "{out}");
@@ -239,11 +216,7 @@ fn connection_refused_is_explained() {
 fn a_server_that_never_speaks_fails_after_the_configured_timeout() {
     let silent = SilentServer::start().unwrap();
     let started = Instant::now();
-    let (ok, out) = fetch_against(
-        silent.addr(),
-        r#"domains = ["office.test"]"#,
-        "timeout = \"2s\"\n",
-    );
+    let (ok, out) = fetch_against(silent.addr(), &["office.test"], &[("timeout", "\"2s\"")]);
     eprintln!(
         "MEASURED: silent server gave up after {:?}",
         started.elapsed()
@@ -256,11 +229,7 @@ fn a_server_that_never_speaks_fails_after_the_configured_timeout() {
 fn tls_required_against_a_server_without_starttls_sends_no_etrn() {
     skip_unless_root!();
     let isp = PostfixQueue::start(free_addr()).unwrap();
-    let (ok, out) = fetch_against(
-        isp.addr(),
-        r#"domains = ["office.test"]"#,
-        "tls = \"required\"\n",
-    );
+    let (ok, out) = fetch_against(isp.addr(), &["office.test"], &[("tls", "\"required\"")]);
     assert!(!ok, "{out}");
     assert!(out.contains("does not offer STARTTLS"), "{out}");
     isp.wait_for_log("disconnect from", WAIT).unwrap();
@@ -283,8 +252,11 @@ fn a_self_signed_queuing_server_is_trusted_through_tls_ca_or_a_pinned_fingerprin
 
     let (ok, out) = fetch_against(
         isp.addr(),
-        r#"domains = ["office.test"]"#,
-        &format!("tls = \"required\"\ntls_ca = \"{}\"\n", ca.display()),
+        &["office.test"],
+        &[
+            ("tls", "\"required\""),
+            ("tls_ca", &format!("{:?}", ca.display().to_string())),
+        ],
     );
     assert!(ok, "{out}");
     assert!(out.contains("office.test: 250"), "{out}");
@@ -296,17 +268,16 @@ fn a_self_signed_queuing_server_is_trusted_through_tls_ca_or_a_pinned_fingerprin
     let fingerprint = postern_engine::tls::fingerprint_of(der.as_ref());
     let (ok, out) = fetch_against(
         isp.addr(),
-        r#"domains = ["office.test"]"#,
-        &format!("tls = \"required\"\ntls_fingerprint = \"{fingerprint}\"\n"),
+        &["office.test"],
+        &[
+            ("tls", "\"required\""),
+            ("tls_fingerprint", &format!("\"{fingerprint}\"")),
+        ],
     );
     assert!(ok, "{out}");
 
     // Without a trust anchor the certificate is refused and nothing is sent.
-    let (ok, out) = fetch_against(
-        isp.addr(),
-        r#"domains = ["office.test"]"#,
-        "tls = \"required\"\n",
-    );
+    let (ok, out) = fetch_against(isp.addr(), &["office.test"], &[("tls", "\"required\"")]);
     assert!(!ok, "{out}");
     // The error names the certificate and the line that would pin it.
     assert!(

@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use postern_tests::harness::messages::header_value;
 use postern_tests::harness::smtp_client::Transcript;
 use postern_tests::harness::{
-    OpensslSelfSigned, Posternd, PostfixQueue, ScriptedServer, SmtpSink, TestMessage, TestPki,
-    digest_without_received, free_addr, free_port, poll_until, posternd, read_maildir,
+    OpensslSelfSigned, PosternConfig, Posternd, PostfixQueue, ScriptedServer, SmtpSink,
+    TestMessage, TestPki, digest_without_received, free_addr, poll_until, posternd, read_maildir,
     wait_for_maildir,
 };
 use postern_tests::skip_unless_root;
@@ -27,63 +27,47 @@ fn text(output: &std::process::Output) -> String {
     )
 }
 
-/// Its own state folder, one queue server (`queue_server`: its TOML lines after `[[queue_servers]]`),
-/// `[inbound]` with extra lines.
+/// Its own state folder, one ETRN queue server at `queue` (a 5 s timeout, then `queue_options`:
+/// key and TOML value), inbound on `listen` into the Maildir `maildir`.
 fn config(
     state: &Path,
-    queue_server: &str,
+    queue: SocketAddr,
+    queue_options: &[(&str, &str)],
     listen: SocketAddr,
-    deliver: &str,
-    inbound: &str,
-) -> String {
-    format!(
-        r#"domains = ["office.test"]
-state_dir = "{state}"
-
-[[queue_servers]]
-{queue_server}
-
-[inbound]
-listen = ["{listen}"]
-deliver = "{deliver}"
-hostname = "office-gw.test"
-{inbound}
-
-[link]
-refetch_every = "0"
-"#,
-        state = state.display()
-    )
+    maildir: &Path,
+) -> PosternConfig {
+    let mut config = PosternConfig::etrn(queue, listen, maildir)
+        .state_dir(state)
+        .hostname("office-gw.test")
+        .tls("")
+        .queue_option("timeout", "\"5s\"");
+    for (key, value) in queue_options {
+        config = config.queue_option(key, value);
+    }
+    config
 }
 
-/// A queue server entry nobody answers at: `run` only listens.
-fn nobody() -> String {
-    format!(
-        "host = \"127.0.0.1\"\nport = {}\ntimeout = \"2s\"",
-        free_port()
-    )
+/// A path as a TOML string.
+fn quoted(path: &Path) -> String {
+    format!("{:?}", path.display().to_string())
 }
 
-fn etrn_at(addr: SocketAddr, extra: &str) -> String {
-    format!(
-        "host = \"{}\"\nport = {}\nprotocol = \"etrn\"\ntimeout = \"5s\"\n{extra}",
-        addr.ip(),
-        addr.port()
-    )
-}
-
-fn maildir_run(inbound: &str) -> (Posternd, SocketAddr, tempfile::TempDir, tempfile::TempDir) {
+fn maildir_run(
+    inbound: &[(&str, &str)],
+) -> (Posternd, SocketAddr, tempfile::TempDir, tempfile::TempDir) {
     let maildir = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let listen = free_addr();
-    let cfg = config(
-        state.path(),
-        &nobody(),
+    let mut cfg = config(state.path(), free_addr(), &[], listen, maildir.path());
+    for (key, value) in inbound {
+        cfg = cfg.inbound_option(key, value);
+    }
+    (
+        Posternd::run(&cfg.render(), listen).unwrap(),
         listen,
-        &format!("maildir:{}", maildir.path().display()),
-        inbound,
-    );
-    (Posternd::run(&cfg, listen).unwrap(), listen, maildir, state)
+        maildir,
+        state,
+    )
 }
 
 /// `AB:CD:…` or `sha256:AB:CD:…` in any case -> `abcd…`.
@@ -124,21 +108,24 @@ fn an_openssl_self_signed_ca_true_certificate_in_tls_ca_is_trusted_and_failures_
         .with_starttls(&real.cert_pem, &real.key_pem)
         .start()
         .unwrap();
-    let fetch = |tls_lines: &str| {
+    let fetch = |trust: Option<(&str, String)>| {
         let state = tempfile::tempdir().unwrap();
         let maildir = tempfile::tempdir().unwrap();
+        let mut options = vec![("tls", "\"required\"".to_string())];
+        options.extend(trust);
+        let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let cfg = config(
             state.path(),
-            &etrn_at(isp.addr(), &format!("tls = \"required\"\n{tls_lines}")),
+            isp.addr(),
+            &options,
             free_addr(),
-            &format!("maildir:{}", maildir.path().display()),
-            "",
+            maildir.path(),
         );
-        let out = posternd(&["fetch"], &cfg).unwrap();
+        let out = posternd(&["fetch"], &cfg.render()).unwrap();
         (out.status.success(), text(&out))
     };
 
-    let (ok, out) = fetch(&format!("tls_ca = \"{}\"", real.cert_path.display()));
+    let (ok, out) = fetch(Some(("tls_ca", quoted(&real.cert_path))));
     assert!(
         ok,
         "the server's own certificate as tls_ca is a pin:\n{out}"
@@ -149,11 +136,11 @@ fn an_openssl_self_signed_ca_true_certificate_in_tls_ca_is_trusted_and_failures_
     for (case, lines) in [
         (
             "another certificate as tls_ca",
-            format!("tls_ca = \"{}\"", other.cert_path.display()),
+            Some(("tls_ca", quoted(&other.cert_path))),
         ),
-        ("no trust anchor at all", String::new()),
+        ("no trust anchor at all", None),
     ] {
-        let (ok, out) = fetch(&lines);
+        let (ok, out) = fetch(lines);
         eprintln!("{case}:\n{out}");
         assert!(!ok, "{case}: must fail\n{out}");
         let line = fingerprint_line(&out)
@@ -164,7 +151,7 @@ fn an_openssl_self_signed_ca_true_certificate_in_tls_ca_is_trusted_and_failures_
     }
 
     // And the printed line, pasted as it is, works.
-    let (ok, out) = fetch(&format!("tls_fingerprint = \"{printed}\""));
+    let (ok, out) = fetch(Some(("tls_fingerprint", format!("\"{printed}\""))));
     assert!(ok, "{out}");
 }
 
@@ -189,11 +176,12 @@ fn a_real_postfix_releases_mail_to_postern_over_starttls_with_a_generated_certif
     let state = tempfile::tempdir().unwrap();
     let cfg = config(
         state.path(),
-        &etrn_at(isp.addr(), "tls = \"off\""),
+        isp.addr(),
+        &[("tls", "\"off\"")],
         listen,
-        &format!("maildir:{}", maildir.path().display()),
-        "",
-    );
+        maildir.path(),
+    )
+    .render();
 
     // `run` asks for the mail once at start.
     let _postern = Posternd::run(&cfg, listen).unwrap();
@@ -234,11 +222,12 @@ fn plaintext_pipelined_behind_starttls_is_discarded_never_answered() {
     let pki = TestPki::new(&["127.0.0.1"]).unwrap();
     let certs = tempfile::tempdir().unwrap();
     pki.write_to(certs.path()).unwrap();
-    let (_postern, listen, maildir, _state) = maildir_run(&format!(
-        "tls_cert = \"{}\"\ntls_key = \"{}\"",
-        certs.path().join("cert.pem").display(),
-        certs.path().join("key.pem").display()
-    ));
+    let (cert, key) = (
+        quoted(&certs.path().join("cert.pem")),
+        quoted(&certs.path().join("key.pem")),
+    );
+    let (_postern, listen, maildir, _state) =
+        maildir_run(&[("tls_cert", cert.as_str()), ("tls_key", key.as_str())]);
 
     let mut s = Transcript::connect(listen).unwrap();
     let ehlo = s.ehlo("client.test").unwrap();
@@ -308,11 +297,13 @@ fn a_recipient_refused_by_a_real_postfix_office_server_is_refused_at_rcpt_and_th
     let listen = free_addr();
     let cfg = config(
         state.path(),
-        &nobody(),
+        free_addr(),
+        &[],
         listen,
-        &format!("smtp://{}", office.addr()),
-        "",
-    );
+        Path::new("/nonexistent"),
+    )
+    .deliver_smtp(office.addr())
+    .render();
     let postern = Posternd::run(&cfg, listen).unwrap();
     let message = TestMessage::sized(1, 4_000, &["good@office.test", "bad@office.test"]);
     let mut s = Transcript::connect(listen).unwrap();
@@ -366,7 +357,7 @@ fn a_recipient_refused_by_a_real_postfix_office_server_is_refused_at_rcpt_and_th
 
 #[test]
 fn junk_commands_beyond_the_limit_get_421_and_the_session_ends() {
-    let (_postern, listen, _maildir, _state) = maildir_run("max_junk_commands = 3");
+    let (_postern, listen, _maildir, _state) = maildir_run(&[("max_junk_commands", "3")]);
     let mut s = Transcript::connect(listen).unwrap();
     s.ehlo("client.test").unwrap();
     for command in ["NOOP", "RSET", "NOOP"] {
@@ -384,8 +375,10 @@ fn junk_commands_beyond_the_limit_get_421_and_the_session_ends() {
 
 #[test]
 fn a_session_ends_after_max_session_time_however_busy() {
-    let (_postern, listen, _maildir, _state) =
-        maildir_run("max_session_time = \"2s\"\nmax_junk_commands = 1000");
+    let (_postern, listen, _maildir, _state) = maildir_run(&[
+        ("max_session_time", "\"2s\""),
+        ("max_junk_commands", "1000"),
+    ]);
     // Reads wait at most 15 s: the outer deadline, not a timing assertion.
     let mut s = Transcript::connect_timeout(listen, Duration::from_secs(15)).unwrap();
     s.ehlo("client.test").unwrap();
@@ -418,7 +411,7 @@ fn a_session_ends_after_max_session_time_however_busy() {
 
 #[test]
 fn idle_timeout_bounds_each_wait_inside_data() {
-    let (_postern, listen, maildir, _state) = maildir_run("idle_timeout = \"2s\"");
+    let (_postern, listen, maildir, _state) = maildir_run(&[("idle_timeout", "\"2s\"")]);
     let mut s = Transcript::connect_timeout(listen, Duration::from_secs(15)).unwrap();
     s.ehlo("client.test").unwrap();
     s.expect("MAIL FROM:<sender@example.net>", 250).unwrap();
@@ -444,7 +437,7 @@ fn idle_timeout_bounds_each_wait_inside_data() {
 
 #[test]
 fn postmaster_without_a_domain_is_accepted_and_stored() {
-    let (_postern, listen, maildir, _state) = maildir_run("");
+    let (_postern, listen, maildir, _state) = maildir_run(&[]);
     let message = TestMessage::sized(1, 1_500, &["postmaster"]);
     let mut s = Transcript::connect(listen).unwrap();
     s.ehlo("client.test").unwrap();
@@ -464,7 +457,7 @@ fn postmaster_without_a_domain_is_accepted_and_stored() {
 
 #[test]
 fn maildir_files_are_private_and_received_carries_no_control_characters() {
-    let (_postern, listen, maildir, _state) = maildir_run("");
+    let (_postern, listen, maildir, _state) = maildir_run(&[]);
     let message = TestMessage::sized(1, 1_500, &["user@office.test"]);
     let mut s = Transcript::connect(listen).unwrap();
     let ehlo = s.cmd_bytes(b"EHLO evil\x1b[2J\x07\x08.example").unwrap();
@@ -539,13 +532,7 @@ fn tmp_entries_older_than_36_hours_are_removed_at_start_and_younger_ones_kept() 
     }
     let state = tempfile::tempdir().unwrap();
     let listen = free_addr();
-    let cfg = config(
-        state.path(),
-        &nobody(),
-        listen,
-        &format!("maildir:{}", maildir.path().display()),
-        "",
-    );
+    let cfg = config(state.path(), free_addr(), &[], listen, maildir.path()).render();
     let _postern = Posternd::run(&cfg, listen).unwrap();
 
     poll_until(
@@ -580,11 +567,12 @@ fn exim_458_already_processing_makes_fetch_exit_0() {
     let maildir = tempfile::tempdir().unwrap();
     let cfg = config(
         state.path(),
-        &etrn_at(exim.addr(), "tls = \"off\"\nnode = \"#office\""),
+        exim.addr(),
+        &[("tls", "\"off\""), ("node", "\"#office\"")],
         free_addr(),
-        &format!("maildir:{}", maildir.path().display()),
-        "",
-    );
+        maildir.path(),
+    )
+    .render();
     let out = posternd(&["fetch"], &cfg).unwrap();
     eprintln!("{}", text(&out));
     assert!(

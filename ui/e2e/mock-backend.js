@@ -84,9 +84,8 @@
     'plugin:event|unlisten': () => null,
     'plugin:window|close': () => { window.__closed = true; return null; },
     'plugin:dialog|open': () => '/home/office/Maildir',
-    'plugin:autostart|is_enabled': () => window.__atLogin ?? false,
-    'plugin:autostart|enable': () => { window.__atLogin = true; return null; },
-    'plugin:autostart|disable': () => { window.__atLogin = false; return null; },
+    starts_at_login: () => window.__atLogin ?? false,
+    set_start_at_login: (args) => { window.__atLogin = args.on; return window.__atLogin; },
   };
   function emit(event, payload) {
     for (const id of listeners[event] ?? []) callbacks[id]?.({ event, id: 0, payload });

@@ -135,7 +135,7 @@ test('wizard: every validation error, then a complete setup and a live fetch', a
   const all = await calls(page);
   const names = all.map(([c]) => c).filter((c) => c !== 'check_reachability');
   assert.deepEqual(names, ['check_mx', 'probe_queue_server', 'probe_queue_server', 'plugin:dialog|open',
-    'test_delivery', 'set_secret', 'save_config', 'plugin:autostart|enable', 'fetch_now']);
+    'test_delivery', 'set_secret', 'save_config', 'set_start_at_login', 'fetch_now']);
   assert.deepEqual(all.filter(([c]) => c === 'check_reachability').at(-1)[1],
     { domains: ['office.example'], queueHost: 'backup.isp.example', listenAddress: '0.0.0.0', listenPort: 25 });
   const saved = all.find(([c]) => c === 'save_config')[1].config;

@@ -1,11 +1,13 @@
 #!/usr/bin/python3
-"""One repetition of `make bench` rows 6 and 7b, the desktop app `postern`:
+"""One repetition of `make bench` rows 6 and 7b, the desktop app: the tray process `postern`
+and the window process `postern-window` it starts for Settings:
 
   7b  time from spawning `postern` (existing config, so no window) to its StatusNotifierItem
       registering at the org.kde.StatusNotifierWatcher this script owns;
-  6   PSS summed over the app's process tree (the app and its WebKit processes) at idle with no
-      window, with the settings window open (opened from the tray menu over dbusmenu, as a user
-      would), and 5 s after closing it (Ctrl+W, which the UI handles).
+  6   PSS summed over the tray's process tree (the tray; with a window open also postern-window
+      and its WebKit processes) at idle with no window, with the settings window open (opened
+      from the tray menu over dbusmenu, as a user would), and 5 s after closing it (Ctrl+W, which
+      the UI handles; the window process then exits).
 
 Run inside a private session bus and display; Debian's python3 has python3-dbus and python3-gi:
   dbus-run-session -- xvfb-run -a -s "-screen 0 1280x900x24" /usr/bin/python3 desktop_app.py BIN
@@ -169,6 +171,7 @@ def main():
         subprocess.run(["xdotool", "mousemove", "--window", win, "100", "100", "click", "1"], check=True)
         subprocess.run(["xdotool", "key", "ctrl+w"], check=True)
         wait_until(ctx, lambda: not settings_window_ids(), "the settings window to close")
+        wait_until(ctx, lambda: tree(app.pid) == [app.pid], "the window process to exit")
         settle(ctx, SETTLE)
         result["closed"] = pss(app.pid, "closed")
     except Exception as e:  # reported to the bench as the reason the row is not measured

@@ -140,6 +140,14 @@ impl PosternConfig {
         self
     }
 
+    /// Adds `key = value` (value in TOML syntax) to the last queue server.
+    pub fn last_server_option(mut self, key: &str, toml_value: &str) -> Self {
+        if let Some(server) = self.queue_servers.last_mut() {
+            server.extra.push((key.into(), toml_value.into()));
+        }
+        self
+    }
+
     /// Delivers to an SMTP server instead of a Maildir.
     pub fn deliver_smtp(mut self, addr: SocketAddr) -> Self {
         self.deliver = format!("smtp://{addr}");

@@ -4,7 +4,6 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import { open } from '@tauri-apps/plugin-dialog';
-import * as autostart from '@tauri-apps/plugin-autostart';
 
 // The config, status and event types are generated from the engine's Rust types (see the
 // header of generated/engine.ts); the rest below are still written by hand.
@@ -118,6 +117,6 @@ export async function closeThisWindow(): Promise<void> {
   await getCurrentWindow().close();
 }
 
-/** Start at login (the autostart plugin; the app is started with --autostart). */
-export const startsAtLogin = () => autostart.isEnabled();
-export const setStartAtLogin = (on: boolean) => (on ? autostart.enable() : autostart.disable());
+/** Start at login: the tray app registers itself (`postern --autostart`). */
+export const startsAtLogin = () => call<boolean>('starts_at_login');
+export const setStartAtLogin = (on: boolean) => call<boolean>('set_start_at_login', { on });

@@ -58,9 +58,9 @@ function backend(calls: Call[], atrn = false, autostartFails = false) {
         };
       case 'test_delivery':
         return '/srv/mail/Maildir is ready for mail';
-      case 'plugin:autostart|is_enabled':
+      case 'starts_at_login':
         return false;
-      case 'plugin:autostart|enable':
+      case 'set_start_at_login':
         if (autostartFails) throw new Error('no autostart folder');
         return null;
       case 'save_config':
@@ -141,7 +141,7 @@ describe('setup wizard', () => {
     await fireEvent.click(await screen.findByRole('button', { name: 'Fetch now' }));
 
     const names = commandNames(calls);
-    expect(names).toEqual(['check_mx', 'probe_queue_server', 'test_delivery', 'save_config', 'plugin:autostart|enable', 'fetch_now']);
+    expect(names).toEqual(['check_mx', 'probe_queue_server', 'test_delivery', 'save_config', 'set_start_at_login', 'fetch_now']);
     const saved = calls.find(([c]) => c === 'save_config')![1].config as Record<string, any>;
     expect(saved.domains).toEqual(['office.example']);
     expect(saved.queue_servers[0]).toMatchObject({ host: 'backup.isp.example', port: 25, protocol: 'etrn' });
@@ -159,7 +159,7 @@ describe('setup wizard', () => {
     await fireEvent.click(screen.getByRole('button', { name: 'Fetch now' }));
     await tick();
 
-    expect(commandNames(calls).slice(-2)).toEqual(['plugin:autostart|enable', 'fetch_now']);
+    expect(commandNames(calls).slice(-2)).toEqual(['set_start_at_login', 'fetch_now']);
     expect(screen.getByRole('alert').textContent).toMatch(/start at login could not be changed: no autostart folder/);
   });
 
@@ -186,7 +186,7 @@ describe('setup wizard', () => {
     await screen.findByRole('button', { name: 'Fetch now' });
 
     const names = commandNames(calls);
-    expect(names.slice(-3)).toEqual(['set_secret', 'save_config', 'plugin:autostart|enable']);
+    expect(names.slice(-3)).toEqual(['set_secret', 'save_config', 'set_start_at_login']);
     expect(calls.find(([c]) => c === 'set_secret')![1]).toEqual({ name: 'office@backup.isp.example', password: 's3cret' });
     expect(JSON.stringify(calls.find(([c]) => c === 'save_config')![1])).not.toContain('s3cret');
   });

@@ -14,8 +14,10 @@ pub mod server;
 use serde::{Deserialize, Serialize};
 
 use crate::api::Status;
+use crate::config::Config;
 use crate::dequeue::reply::Outcome;
 use crate::events::Event;
+use crate::view::Window;
 
 pub use endpoint::endpoint_path;
 
@@ -47,6 +49,35 @@ pub enum Request {
     },
     /// The dashboard's counts from the journal.
     Stats,
+    /// Dequeue now without waiting for the outcomes (the windows' and the tray's button).
+    FetchNow,
+    /// The status now and after every change, one [`Response::Status`] each, until either
+    /// side closes (the window process's status line).
+    WatchStatus,
+    // The tray app's own requests, for its window process (`posternd` answers them with an
+    // error): the windows reach the engine only through these.
+    /// Open a window (a second `postern` asks this of the running one).
+    OpenWindow {
+        page: Window,
+    },
+    /// The config file as Settings sees it: [`Response::Config`].
+    LoadConfig,
+    /// Check, apply (reload, or start the engine after the wizard) and save a configuration;
+    /// answers the status after it.
+    ApplyConfig {
+        config: Box<Config>,
+    },
+    /// Store a password in the tray's secret store (the OS keyring).
+    SetSecret {
+        name: String,
+        password: String,
+    },
+    /// The events the tray kept for the Activity window: [`Response::Activity`].
+    Activity,
+    /// Start at login: read it (`enable: None`) or change it; [`Response::Autostart`].
+    Autostart {
+        enable: Option<bool>,
+    },
 }
 
 /// The client's one line.
@@ -90,6 +121,43 @@ pub enum Response {
     Lagged {
         missed: u64,
     },
+    Config {
+        state: Box<ConfigState>,
+    },
+    Activity {
+        events: Vec<Event>,
+    },
+    Autostart {
+        enabled: bool,
+    },
+}
+
+/// The config file as the Settings pane sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigState {
+    pub path: String,
+    pub exists: bool,
+    pub config: Option<Config>,
+    /// Why the existing file does not load (line:column and fix).
+    pub error: Option<String>,
+}
+
+impl ConfigState {
+    /// Reads the file at `path`.
+    pub fn load(path: &std::path::Path) -> ConfigState {
+        let exists = path.exists();
+        let (config, error) = match exists.then(|| Config::load(path)) {
+            Some(Ok(c)) => (Some(c), None),
+            Some(Err(e)) => (None, Some(e.to_string())),
+            None => (None, None),
+        };
+        ConfigState {
+            path: path.display().to_string(),
+            exists,
+            config,
+            error,
+        }
+    }
 }
 
 /// The server's first line.

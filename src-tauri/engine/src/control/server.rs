@@ -24,9 +24,28 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A fetch through the API waits at most this long for every server's outcome.
 const FETCH_LIMIT: Duration = Duration::from_secs(15 * 60);
 
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
 /// Reads the config file again and applies it; says what happened.
-pub type ReloadFn =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
+pub type ReloadFn = Arc<dyn Fn() -> BoxFuture<Result<String, String>> + Send + Sync>;
+
+/// What the control API needs of whoever runs the engine: `posternd run` ([`EngineLink`], one
+/// engine for the endpoint's life) or the tray app, whose engine starts after the wizard and
+/// is replaced by Apply, and which serves its window process too.
+pub trait Host: Send + Sync + 'static {
+    /// The running engine's commands; `None` while no engine runs.
+    fn commands(&self) -> Option<mpsc::Sender<Command>>;
+    fn status(&self) -> watch::Receiver<Status>;
+    fn events(&self) -> EventSender;
+    fn reload(&self) -> BoxFuture<Result<String, String>>;
+    /// The journal file the running engine writes; `None` while no engine runs.
+    fn journal(&self) -> Option<PathBuf>;
+    /// The requests beyond the engine's own ([`Request::OpenWindow`] and the rest); `None`:
+    /// not served here.
+    fn extra(&self, _request: Request) -> BoxFuture<Option<Response>> {
+        Box::pin(async { None })
+    }
+}
 
 /// What the control API needs of the engine.
 #[derive(Clone)]
@@ -38,6 +57,26 @@ pub struct EngineLink {
     /// The journal file the engine writes.
     pub journal: PathBuf,
 }
+
+impl Host for EngineLink {
+    fn commands(&self) -> Option<mpsc::Sender<Command>> {
+        Some(self.commands.clone())
+    }
+    fn status(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+    fn events(&self) -> EventSender {
+        self.events.clone()
+    }
+    fn reload(&self) -> BoxFuture<Result<String, String>> {
+        (self.reload)()
+    }
+    fn journal(&self) -> Option<PathBuf> {
+        Some(self.journal.clone())
+    }
+}
+
+const NOT_RUNNING: &str = "Postern is not set up yet: finish the setup wizard first";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -76,6 +115,11 @@ impl Drop for ControlServer {
 
 /// Opens the endpoint at `path` and serves `engine` on it.
 pub async fn serve(path: PathBuf, engine: EngineLink) -> Result<ControlServer, ServeError> {
+    serve_host(path, Arc::new(engine)).await
+}
+
+/// Opens the endpoint at `path` and serves `host` on it.
+pub async fn serve_host(path: PathBuf, engine: Arc<dyn Host>) -> Result<ControlServer, ServeError> {
     let io = |source| ServeError::Io {
         path: path.clone(),
         source,
@@ -101,10 +145,25 @@ fn listen(path: &Path) -> std::io::Result<Listener> {
         use interprocess::os::unix::local_socket::ListenerOptionsExt;
         options.mode(0o600)
     };
+    #[cfg(windows)]
+    let options = {
+        use interprocess::os::windows::local_socket::ListenerOptionsExt;
+        options.security_descriptor(owner_only()?)
+    };
     options.create_tokio()
 }
 
-async fn accept_loop(listener: Listener, engine: EngineLink) {
+/// The pipe's ACL on Windows: full access for its owner, the user who runs the engine, and
+/// nobody else ("P": no inherited entries). Not built or tested here (Linux only, see README).
+#[cfg(windows)]
+fn owner_only()
+-> std::io::Result<interprocess::os::windows::security_descriptor::SecurityDescriptor> {
+    let sddl = widestring::U16CString::from_str("D:P(A;;GA;;;OW)")
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    interprocess::os::windows::security_descriptor::SecurityDescriptor::deserialize(&sddl)
+}
+
+async fn accept_loop(listener: Listener, engine: Arc<dyn Host>) {
     loop {
         match listener.accept().await {
             Ok(conn) => {
@@ -123,7 +182,7 @@ async fn accept_loop(listener: Listener, engine: EngineLink) {
     }
 }
 
-async fn handle(conn: Stream, engine: EngineLink) -> std::io::Result<()> {
+async fn handle(conn: Stream, engine: Arc<dyn Host>) -> std::io::Result<()> {
     let mut recv = BufReader::new(&conn);
     let mut send = &conn;
     let hello = Hello {
@@ -139,39 +198,41 @@ async fn handle(conn: Stream, engine: EngineLink) -> std::io::Result<()> {
     };
     match request {
         Request::Status => {
-            let status = engine.status.borrow().clone();
+            let status = engine.status().borrow().clone();
             let reply = Response::Status {
                 status: Box::new(status),
             };
             write_line(&mut send, &reply).await
         }
-        Request::Pause => command(&mut send, &engine, Command::Pause, "paused").await,
-        Request::Resume => command(&mut send, &engine, Command::Resume, "resumed").await,
+        Request::Pause => command(&mut send, &*engine, Command::Pause, "paused").await,
+        Request::Resume => command(&mut send, &*engine, Command::Resume, "resumed").await,
+        Request::FetchNow => command(&mut send, &*engine, Command::FetchNow, "fetching").await,
         Request::Reload => {
-            let reply = match (engine.reload)().await {
+            let reply = match engine.reload().await {
                 Ok(message) => Response::Done { message },
                 Err(message) => Response::Error { message },
             };
             write_line(&mut send, &reply).await
         }
         Request::Fetch => {
-            let reply = fetch(&engine).await;
+            let reply = fetch(&*engine).await;
             write_line(&mut send, &reply).await
         }
-        Request::Events => follow(recv, send, engine.events.subscribe()).await,
+        Request::Events => follow(recv, send, engine.events().subscribe()).await,
+        Request::WatchStatus => watch_status(recv, send, engine.status()).await,
         Request::Queue { action } => {
-            let reply = queue(&engine, action).await;
+            let reply = queue(&*engine, action).await;
             write_line(&mut send, &reply).await
         }
         Request::Log { query } => {
-            let reply = read_journal(&engine, move |path| {
+            let reply = read_journal(&*engine, move |path| {
                 crate::journal::query::run(path, &query).map(|page| Response::Log { page })
             })
             .await;
             write_line(&mut send, &reply).await
         }
         Request::Stats => {
-            let reply = read_journal(&engine, |path| {
+            let reply = read_journal(&*engine, |path| {
                 crate::journal::stats::stats(path, chrono::Local::now()).map(|stats| {
                     Response::Stats {
                         stats: Box::new(stats),
@@ -181,15 +242,29 @@ async fn handle(conn: Stream, engine: EngineLink) -> std::io::Result<()> {
             .await;
             write_line(&mut send, &reply).await
         }
+        other => {
+            let reply = engine
+                .extra(other)
+                .await
+                .unwrap_or_else(|| Response::Error {
+                    message: "only the tray app (postern) answers this request, not posternd"
+                        .into(),
+                });
+            write_line(&mut send, &reply).await
+        }
     }
 }
 
 /// Runs a read of the journal off the async threads.
-async fn read_journal<F>(engine: &EngineLink, read: F) -> Response
+async fn read_journal<F>(engine: &dyn Host, read: F) -> Response
 where
     F: FnOnce(&Path) -> Result<Response, crate::journal::JournalError> + Send + 'static,
 {
-    let path = engine.journal.clone();
+    let Some(path) = engine.journal() else {
+        return Response::Error {
+            message: NOT_RUNNING.into(),
+        };
+    };
     match tokio::task::spawn_blocking(move || read(&path)).await {
         Ok(Ok(reply)) => reply,
         Ok(Err(e)) => Response::Error {
@@ -202,14 +277,14 @@ where
 }
 
 /// Hands a queue command to the engine and waits for the queue task's answer.
-async fn queue(engine: &EngineLink, action: crate::outbound::queue::QueueAction) -> Response {
-    let mut events = engine.events.subscribe();
-    if engine
-        .commands
-        .send(Command::Outbound(action))
-        .await
-        .is_err()
-    {
+async fn queue(engine: &dyn Host, action: crate::outbound::queue::QueueAction) -> Response {
+    let Some(commands) = engine.commands() else {
+        return Response::Error {
+            message: NOT_RUNNING.into(),
+        };
+    };
+    let mut events = engine.events().subscribe();
+    if commands.send(Command::Outbound(action)).await.is_err() {
         return Response::Error {
             message: "the engine is stopping".into(),
         };
@@ -257,16 +332,21 @@ async fn read_request<R: AsyncRead + Unpin>(recv: &mut BufReader<R>) -> Result<R
 
 async fn command<W: AsyncWrite + Unpin>(
     send: &mut W,
-    engine: &EngineLink,
+    engine: &dyn Host,
     command: Command,
     done: &str,
 ) -> std::io::Result<()> {
-    let reply = match engine.commands.send(command).await {
-        Ok(()) => Response::Done {
-            message: done.into(),
+    let reply = match engine.commands() {
+        None => Response::Error {
+            message: NOT_RUNNING.into(),
         },
-        Err(_) => Response::Error {
-            message: "the engine is stopping".into(),
+        Some(commands) => match commands.send(command).await {
+            Ok(()) => Response::Done {
+                message: done.into(),
+            },
+            Err(_) => Response::Error {
+                message: "the engine is stopping".into(),
+            },
         },
     };
     write_line(send, &reply).await
@@ -274,10 +354,15 @@ async fn command<W: AsyncWrite + Unpin>(
 
 /// FetchNow, then the outcome of every queue server (a dequeue already running counts: the
 /// engine never runs two at once for one server).
-async fn fetch(engine: &EngineLink) -> Response {
-    let mut events = engine.events.subscribe();
-    let expected = engine.status.borrow().servers.len();
-    if engine.commands.send(Command::FetchNow).await.is_err() {
+async fn fetch(engine: &dyn Host) -> Response {
+    let Some(commands) = engine.commands() else {
+        return Response::Error {
+            message: NOT_RUNNING.into(),
+        };
+    };
+    let mut events = engine.events().subscribe();
+    let expected = engine.status().borrow().servers.len();
+    if commands.send(Command::FetchNow).await.is_err() {
         return Response::Error {
             message: "the engine is stopping".into(),
         };
@@ -334,6 +419,35 @@ where
             },
         };
         write_line(&mut send, &reply).await?;
+    }
+}
+
+/// Streams the status, now and after each change, until the client goes away.
+async fn watch_status<R, W>(
+    mut recv: R,
+    mut send: W,
+    mut status: watch::Receiver<Status>,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut scratch = [0u8; 64];
+    loop {
+        let current = status.borrow_and_update().clone();
+        let reply = Response::Status {
+            status: Box::new(current),
+        };
+        write_line(&mut send, &reply).await?;
+        tokio::select! {
+            read = recv.read(&mut scratch) => match read {
+                Ok(0) | Err(_) => return Ok(()),
+                Ok(_) => {}
+            },
+            changed = status.changed() => if changed.is_err() {
+                return Ok(());
+            },
+        }
     }
 }
 

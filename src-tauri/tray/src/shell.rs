@@ -1,6 +1,6 @@
-//! The shell's state: where the config lives, the running engine, and the last events for the
-//! Activity window. Everything here is plain Rust (no window types), shared by the commands,
-//! the tray and the bridge.
+//! The tray's state: where the config lives, the running engine, the status of whichever
+//! engine runs (one channel for the tray's life: Apply replaces the engine, not the channel),
+//! and the last events for the Activity window. Plain Rust: no tray or window types.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -8,10 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use postern_engine::api::{self, Command, Deps, EngineHandle, ReloadError, Status};
 use postern_engine::config::Config;
-use postern_engine::control::{
-    self,
-    server::{ControlServer, EngineLink, ReloadFn},
-};
 use postern_engine::events::{Event, EventSender};
 use postern_engine::secrets::SecretStore;
 use tokio::sync::{mpsc, watch};
@@ -31,20 +27,20 @@ pub enum ShellError {
     Reload(String),
 }
 
-/// The current engine's controls (replaced when an engine starts; a reload keeps them).
-struct Control {
-    commands: Option<mpsc::Sender<Command>>,
-    status: watch::Receiver<Status>,
-}
-
 pub struct Shell {
     pub config_path: PathBuf,
+    /// The control endpoint, named once at start (before the wizard writes the file, whose
+    /// path names it); the window process is told it.
+    pub endpoint: PathBuf,
     pub events: EventSender,
     pub secrets: Arc<dyn SecretStore>,
-    control: Mutex<Control>,
+    /// The running engine's commands (replaced when an engine starts; a reload keeps them).
+    commands: Mutex<Option<mpsc::Sender<Command>>>,
+    /// The running engine's status, relayed (see [`Shell::follow`]).
+    status: watch::Sender<Status>,
     engine: tokio::sync::Mutex<Option<EngineHandle>>,
-    /// The control endpoint of the running engine (`posternd status` and friends).
-    control_endpoint: Mutex<Option<ControlServer>>,
+    /// The running engine's journal file (`posternd log`, the dashboard).
+    journal: Mutex<Option<PathBuf>>,
     activity: Mutex<VecDeque<Event>>,
     /// The configuration the engine was last (re)started with: set at start and on every save.
     config: Mutex<Option<Config>>,
@@ -55,24 +51,23 @@ pub struct Shell {
 impl Shell {
     pub fn new(config_path: PathBuf, secrets: Arc<dyn SecretStore>) -> Shell {
         let (events, _) = postern_engine::events::channel();
-        let (_, status) = watch::channel(Status::default());
         Shell {
+            endpoint: postern_engine::control::endpoint_path(&config_path),
             config_path,
             events,
             secrets,
-            control: Mutex::new(Control {
-                commands: None,
-                status,
-            }),
+            commands: Mutex::new(None),
+            status: watch::Sender::new(Status::default()),
             engine: tokio::sync::Mutex::new(None),
-            control_endpoint: Mutex::new(None),
+            journal: Mutex::new(None),
             activity: Mutex::new(VecDeque::new()),
             config: Mutex::new(None),
             notifications_env: std::env::var("POSTERN_NOTIFICATIONS").ok(),
         }
     }
 
-    /// A shell driven by the given channels instead of a real engine (tests).
+    /// A shell driven by the given channels instead of a real engine (tests); needs a tokio
+    /// runtime.
     pub fn with_channels(
         config_path: PathBuf,
         secrets: Arc<dyn SecretStore>,
@@ -80,75 +75,71 @@ impl Shell {
         status: watch::Receiver<Status>,
     ) -> Shell {
         let shell = Shell::new(config_path, secrets);
-        if let Ok(mut c) = shell.control.lock() {
-            *c = Control {
-                commands: Some(commands),
-                status,
-            };
+        if let Ok(mut c) = shell.commands.lock() {
+            *c = Some(commands);
         }
+        shell.follow(status);
         shell
     }
 
     pub fn status(&self) -> Status {
-        self.control
-            .lock()
-            .map(|c| c.status.borrow().clone())
-            .unwrap_or_default()
+        self.status.borrow().clone()
     }
 
-    pub fn is_running(&self) -> bool {
-        self.control
-            .lock()
-            .map(|c| c.commands.is_some())
-            .unwrap_or(false)
+    /// The status of whichever engine runs, for the tray's life.
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.status.subscribe()
+    }
+
+    pub fn journal(&self) -> Option<PathBuf> {
+        self.journal.lock().ok().and_then(|j| j.clone())
+    }
+
+    pub fn commands(&self) -> Option<mpsc::Sender<Command>> {
+        self.commands.lock().ok().and_then(|c| c.clone())
     }
 
     pub async fn send(&self, command: Command) -> Result<(), ShellError> {
-        let sender = self
-            .control
-            .lock()
-            .ok()
-            .and_then(|c| c.commands.clone())
-            .ok_or(ShellError::NotRunning)?;
+        let sender = self.commands().ok_or(ShellError::NotRunning)?;
         sender
             .send(command)
             .await
             .map_err(|_| ShellError::EngineGone)
     }
 
-    /// Stops the running engine (if any) and starts one with `config`. Returns the new status
-    /// receiver so the caller can watch it.
-    pub async fn restart(&self, config: Config) -> Result<watch::Receiver<Status>, ShellError> {
+    /// Starts the engine with `config` (at start: none runs yet).
+    pub async fn start(&self, config: Config) -> Result<(), ShellError> {
         // Recorded before the start, so a config that fails to start still rules notifications.
         self.remember(&config);
         let mut engine = self.engine.lock().await;
         if let Some(old) = engine.take() {
-            self.close_endpoint();
             old.shutdown().await;
         }
         self.start_into(&mut engine, config).await
     }
 
     /// Apply: reloads the running engine with `config` (if that fails, nothing changed), or
-    /// starts one when none runs (after the wizard, or when the last start failed). Returns the
-    /// status receiver of a newly started engine, for the caller to watch.
-    pub async fn apply(
-        &self,
-        config: Config,
-    ) -> Result<Option<watch::Receiver<Status>>, ShellError> {
+    /// starts one when none runs (after the wizard, or when the last start failed). Says what
+    /// changed.
+    pub async fn apply(&self, config: Config) -> Result<String, ShellError> {
         let mut engine = self.engine.lock().await;
         if let Some(running) = engine.as_ref() {
             match running.reload(config.clone()).await {
-                Ok(_) => {
+                Ok(done) => {
                     self.remember(&config);
-                    return Ok(None);
+                    return Ok(if done.changes.is_empty() {
+                        "reloaded: nothing changed".to_string()
+                    } else {
+                        format!("reloaded: {}", done.changes.join("; "))
+                    });
                 }
                 Err(ReloadError::EngineGone) => *engine = None,
                 Err(e) => return Err(ShellError::Reload(e.to_string())),
             }
         }
         self.remember(&config);
-        self.start_into(&mut engine, config).await.map(Some)
+        self.start_into(&mut engine, config).await?;
+        Ok("started".into())
     }
 
     /// The config in force (what notifications follow).
@@ -162,76 +153,42 @@ impl Shell {
         &self,
         engine: &mut Option<EngineHandle>,
         config: Config,
-    ) -> Result<watch::Receiver<Status>, ShellError> {
+    ) -> Result<(), ShellError> {
         let deps = Deps {
             secrets: self.secrets.clone(),
         };
         let handle = api::start(config, deps, self.events.clone())
             .await
             .map_err(|e| ShellError::Start(e.to_string()))?;
-        let status = handle.status.clone();
-        if let Ok(mut c) = self.control.lock() {
-            *c = Control {
-                commands: Some(handle.commands.clone()),
-                status: status.clone(),
-            };
+        if let Ok(mut c) = self.commands.lock() {
+            *c = Some(handle.commands.clone());
         }
-        self.open_endpoint(&handle).await;
+        if let Ok(mut j) = self.journal.lock() {
+            *j = Some(handle.journal_path().to_path_buf());
+        }
+        self.follow(handle.status.clone());
         *engine = Some(handle);
-        Ok(status)
+        Ok(())
     }
 
-    /// Serves the control API for `handle`; without it the app still works, so a failure is
-    /// a warning (e.g. `posternd run` already runs with this config).
-    async fn open_endpoint(&self, handle: &EngineHandle) {
-        // The endpoint of an engine that is gone would still answer.
-        self.close_endpoint();
-        let path = control::endpoint_path(&self.config_path);
-        let (config_path, reloader) = (self.config_path.clone(), handle.reloader());
-        let reload: ReloadFn = Arc::new(move || {
-            let (config_path, reloader) = (config_path.clone(), reloader.clone());
-            Box::pin(async move {
-                let config = Config::load(&config_path).map_err(|e| e.to_string())?;
-                let done = reloader.reload(config).await.map_err(|e| e.to_string())?;
-                Ok(if done.changes.is_empty() {
-                    "reloaded: nothing changed".to_string()
-                } else {
-                    format!("reloaded: {}", done.changes.join("; "))
-                })
-            })
-        });
-        let link = EngineLink {
-            commands: handle.commands.clone(),
-            status: handle.status.clone(),
-            events: handle.events.clone(),
-            reload,
-            journal: handle.journal_path().to_path_buf(),
-        };
-        match control::server::serve(path, link).await {
-            Ok(server) => {
-                if let Ok(mut slot) = self.control_endpoint.lock() {
-                    *slot = Some(server);
+    /// Relays one engine's status until that engine stops.
+    fn follow(&self, mut engine: watch::Receiver<Status>) {
+        let relay = self.status.clone();
+        tokio::spawn(async move {
+            loop {
+                relay.send_replace(engine.borrow_and_update().clone());
+                if engine.changed().await.is_err() {
+                    break;
                 }
             }
-            Err(e) => {
-                tracing::warn!("{e}");
-                let _ = self.events.send(Event::Warning {
-                    message: format!("the command line cannot reach this Postern: {e}"),
-                    fix: None,
-                });
-            }
-        }
-    }
-
-    fn close_endpoint(&self) {
-        if let Ok(mut slot) = self.control_endpoint.lock() {
-            slot.take();
-        }
+        });
     }
 
     pub async fn shutdown(&self) {
         if let Some(old) = self.engine.lock().await.take() {
-            self.close_endpoint();
+            if let Ok(mut c) = self.commands.lock() {
+                *c = None;
+            }
             old.shutdown().await;
         }
     }
