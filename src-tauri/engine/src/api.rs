@@ -36,6 +36,8 @@ pub enum StartError {
     Delivery(#[from] DeliverError),
     #[error(transparent)]
     InboundTls(#[from] crate::smtp_server::tls::InboundTlsError),
+    #[error(transparent)]
+    Outbound(#[from] crate::outbound::listener::OutboundError),
 }
 
 pub struct EngineHandle {
@@ -44,6 +46,8 @@ pub struct EngineHandle {
     pub events: EventSender,
     /// The inbound listener's addresses at start ([`Reloaded::listening`] after a reload).
     pub local_addrs: Vec<std::net::SocketAddr>,
+    /// The submission listener's addresses (`[outbound] listen`; empty without it).
+    pub outbound_addrs: Vec<std::net::SocketAddr>,
     reloader: Reloader,
     tasks: Vec<JoinHandle<()>>,
     journal_path: std::path::PathBuf,
@@ -162,6 +166,14 @@ pub async fn start_with_link(
     let (status_tx, status_rx) = watch::channel(Status::default());
 
     crate::reload::report_listening(&events, &local_addrs, &ctx, true);
+    let outbound = crate::outbound::listener::start(
+        &config,
+        deps.secrets.clone(),
+        events.clone(),
+        status_rx.clone(),
+        shutdown_rx.clone(),
+    )
+    .await?;
     let dequeuer = Arc::new(SwappableDequeuer::new(DequeueContext {
         helo_name: config.inbound.hostname.clone(),
         secrets: deps.secrets,
@@ -175,6 +187,7 @@ pub async fn start_with_link(
     });
     let mut supervisor_deps = SupervisorDeps::new(dequeuer);
     supervisor_deps.reconfigurer = Some(reconfigurer.clone());
+    supervisor_deps.outbound = outbound.as_ref().map(|o| o.actions.clone());
     let server = tokio::spawn(async move {
         let draining = sessions.run(shutdown_rx).await;
         reconfigurer.close().await;
@@ -195,13 +208,20 @@ pub async fn start_with_link(
             shutdown: shutdown_tx,
         },
     ));
+    let mut tasks = vec![supervisor, server];
+    let mut outbound_addrs = Vec::new();
+    if let Some(relay) = outbound {
+        outbound_addrs = relay.local_addrs;
+        tasks.extend(relay.tasks);
+    }
     Ok(EngineHandle {
         commands: command_tx,
         status: status_rx,
         events,
         local_addrs,
+        outbound_addrs,
         reloader: Reloader { tx: reload_tx },
-        tasks: vec![supervisor, server],
+        tasks,
         journal_path,
         journal,
     })

@@ -365,6 +365,60 @@ pub struct Outbound {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     pub smarthost_username: Option<String>,
+    /// The outbound spool folder (default: `outbound` in the state folder; empty in a config
+    /// from a front end that left it out: see [`Outbound::spool_dir`]).
+    #[serde(default)]
+    #[cfg_attr(test, ts(as = "Option<String>", optional))]
+    pub spool: PathBuf,
+    /// Wall-clock time after which undelivered recipients bounce (never before 3 real attempts).
+    #[serde(
+        with = "humantime_serde_compat",
+        default = "outbound_defaults::max_queue_lifetime"
+    )]
+    #[cfg_attr(test, ts(as = "Option<String>", optional))]
+    pub max_queue_lifetime: Duration,
+    /// The first retry wait after a temporary failure; doubled each time up to `retry_max`.
+    #[serde(
+        with = "humantime_serde_compat",
+        default = "outbound_defaults::retry_min"
+    )]
+    #[cfg_attr(test, ts(as = "Option<String>", optional))]
+    pub retry_min: Duration,
+    #[serde(
+        with = "humantime_serde_compat",
+        default = "outbound_defaults::retry_max"
+    )]
+    #[cfg_attr(test, ts(as = "Option<String>", optional))]
+    pub retry_max: Duration,
+    /// One warning to the sender after this long undelivered; zero = off.
+    #[serde(
+        with = "humantime_serde_compat",
+        default = "outbound_defaults::delay_warning"
+    )]
+    #[cfg_attr(test, ts(as = "Option<String>", optional))]
+    pub delay_warning: Duration,
+}
+
+/// Defaults of the `[outbound]` queue keys.
+pub mod outbound_defaults {
+    use std::time::Duration;
+
+    pub const MAX_QUEUE_LIFETIME: Duration = Duration::from_secs(5 * 24 * 3600);
+    pub const RETRY_MIN: Duration = Duration::from_secs(5 * 60);
+    pub const RETRY_MAX: Duration = Duration::from_secs(3600);
+
+    pub fn max_queue_lifetime() -> Duration {
+        MAX_QUEUE_LIFETIME
+    }
+    pub fn retry_min() -> Duration {
+        RETRY_MIN
+    }
+    pub fn retry_max() -> Duration {
+        RETRY_MAX
+    }
+    pub fn delay_warning() -> Duration {
+        Duration::ZERO
+    }
 }
 
 impl Outbound {
@@ -372,6 +426,23 @@ impl Outbound {
     /// `smarthost_tls`).
     pub fn smarthost_implicit_tls(&self) -> bool {
         self.smarthost.starts_with("smtps://")
+    }
+
+    /// The spool folder: `spool`, or `outbound` in `state_dir` when it is empty.
+    pub fn spool_dir(&self, state_dir: &Path) -> PathBuf {
+        if self.spool.as_os_str().is_empty() {
+            state_dir.join("outbound")
+        } else {
+            self.spool.clone()
+        }
+    }
+
+    /// Keyring entry name of the smarthost password: `username@host`.
+    pub fn secret_name(&self) -> Option<String> {
+        let (host, _) = self.smarthost_host_port();
+        self.smarthost_username
+            .as_ref()
+            .map(|u| format!("{u}@{host}"))
     }
 
     /// The smarthost's host (IPv6 without brackets) and port. A validated config always has the
@@ -566,10 +637,7 @@ struct Inactive {
 }
 
 /// Remove an entry when its feature lands.
-const NOT_YET_ACTIVE: &[Inactive] = &[Inactive {
-    applies: |c| c.outbound.is_some(),
-    note: "[outbound] is validated but not active yet: the outbound relay comes in a later release",
-}];
+const NOT_YET_ACTIVE: &[Inactive] = &[];
 
 /// Where the config file is: `--config`, else `$POSTERN_CONFIG`, else the OS config dir.
 pub fn config_path(flag: Option<&Path>) -> Option<PathBuf> {

@@ -104,6 +104,44 @@ pub enum Event {
     ConfigReloaded {
         changes: Vec<String>,
     },
+    /// The outbound relay: a message from the office is in the spool (`id`).
+    OutboundQueued {
+        id: String,
+        from: String,
+        to: Vec<String>,
+        size: u64,
+    },
+    /// A recipient of a spooled message was delivered (`via`: the smarthost or the local
+    /// delivery target) with that server's `reply`.
+    OutboundDelivered {
+        id: String,
+        to: String,
+        via: String,
+        reply: String,
+    },
+    /// A recipient failed temporarily and is tried again at `next_attempt` (RFC 3339).
+    OutboundDeferred {
+        id: String,
+        to: String,
+        reply: String,
+        attempts: u32,
+        next_attempt: Option<String>,
+    },
+    /// A recipient failed for good (5xx, or expired): the sender gets a DSN (unless `<>`).
+    OutboundBounced {
+        id: String,
+        to: String,
+        reply: String,
+        dsn_sent: bool,
+    },
+    /// A message was taken out of the outbound queue by `posternd queue drop` (no DSN).
+    OutboundDropped {
+        id: String,
+    },
+    /// A `posternd queue flush|retry|drop` was carried out: `message` says how it went.
+    OutboundCommandDone {
+        message: String,
+    },
     /// Automatic dequeues are paused (FetchNow still works).
     Paused,
     Resumed,

@@ -36,6 +36,10 @@
 //!   back) or ATRN/TURN (the connection turns around). Every reply is read by
 //!   [`dequeue::reply`] into a plain-language meaning and fix.
 //! - [`mx`] checks the office's whole backup-MX set-up and says in plain words what is wrong.
+//! - [`outbound`] is the other half of the mail flow: the submission listener on
+//!   `[outbound].listen`, the durable spool (250 only once message and record are fsynced),
+//!   delivery through the smarthost recipient by recipient, retries, DSNs, and the queue
+//!   commands.
 //!
 //! **The decisions:**
 //!
@@ -72,6 +76,7 @@ pub mod deliver;
 pub mod dequeue;
 pub mod link;
 pub mod mx;
+pub mod outbound;
 pub mod smtp;
 pub mod smtp_server;
 pub mod tls;

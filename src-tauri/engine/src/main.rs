@@ -13,6 +13,7 @@ use postern_engine::secrets::{self, OsKeyring, SecretStore};
 
 mod local;
 mod log_command;
+mod queue_cli;
 mod remote;
 
 #[cfg(unix)]
@@ -128,6 +129,12 @@ enum Commands {
         #[arg(long)]
         dry_run_etrn: bool,
     },
+    /// The outbound queue: list, flush, retry or drop messages (through the running engine, or on
+    /// the spool directly when none runs).
+    Queue {
+        #[command(subcommand)]
+        action: QueueCommand,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -137,6 +144,35 @@ enum Commands {
     Secret {
         #[command(subcommand)]
         action: SecretAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Every queued message: id, sender, recipients with their state, size, age, attempts, the
+    /// last reply with its meaning, and the next attempt.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attempt every message now.
+    Flush {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Attempt one message now.
+    Retry {
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Take a message out of the queue (logged; no DSN is sent).
+    Drop {
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
     },
 }
 
@@ -227,6 +263,20 @@ fn main() -> ExitCode {
                 action: ConfigAction::Check { config, json },
             } => config_check(&config, json),
             Commands::Secret { action } => secret(action).await,
+            Commands::Queue { action } => {
+                use postern_engine::outbound::queue::QueueAction;
+                let (config, action, json) = match action {
+                    QueueCommand::List { config, json } => (config, None, json),
+                    QueueCommand::Flush { config } => (config, Some(QueueAction::Flush), false),
+                    QueueCommand::Retry { id, config } => {
+                        (config, Some(QueueAction::Retry { id }), false)
+                    }
+                    QueueCommand::Drop { id, config } => {
+                        (config, Some(QueueAction::Drop { id }), false)
+                    }
+                };
+                queue_cli::run(config, action, json).await
+            }
         }
     })
 }

@@ -182,7 +182,7 @@ pub fn changes(old: &Config, new: &Config) -> Vec<String> {
         ));
     }
     if old.outbound != new.outbound {
-        out.push("[outbound] changed".into());
+        out.push("[outbound] changed: restart Postern to apply it (the outbound relay keeps its start configuration)".into());
     }
     out
 }

@@ -42,7 +42,10 @@ pub(crate) async fn serve(arg: &ConfigArg, handle: &EngineHandle) -> Result<Cont
     Ok(control)
 }
 
-async fn send(arg: &ConfigArg, request: Request) -> Result<client::Connection, ControlError> {
+pub(crate) async fn send(
+    arg: &ConfigArg,
+    request: Request,
+) -> Result<client::Connection, ControlError> {
     let path = endpoint(arg).map_err(ControlError::Refused)?;
     client::request(&path, request).await
 }
@@ -201,7 +204,7 @@ fn one_line(event: &postern_engine::events::Event) -> String {
 }
 
 /// Writes to stdout; a reader that went away (`| head`) is not an error.
-fn print_out(text: &str) {
+pub(crate) fn print_out(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

@@ -255,6 +255,36 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         r#"smarthost_username = "office""#,
     ),
     k(
+        "outbound",
+        "spool",
+        "the full path of a folder, in quotes",
+        r#"spool = "/var/lib/postern/outbound""#,
+    ),
+    k(
+        "outbound",
+        "max_queue_lifetime",
+        "a duration in quotes",
+        r#"max_queue_lifetime = "5d""#,
+    ),
+    k(
+        "outbound",
+        "retry_min",
+        "a duration in quotes",
+        r#"retry_min = "5m""#,
+    ),
+    k(
+        "outbound",
+        "retry_max",
+        "a duration in quotes",
+        r#"retry_max = "1h""#,
+    ),
+    k(
+        "outbound",
+        "delay_warning",
+        "a duration in quotes (\"0\" = off)",
+        r#"delay_warning = "4h""#,
+    ),
+    k(
         "link",
         "probe",
         r#""auto" or "host:port", in quotes"#,

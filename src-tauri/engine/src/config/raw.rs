@@ -71,6 +71,11 @@ pub(super) struct RawOutbound {
     pub smarthost: Option<S<String>>,
     pub smarthost_tls: Option<S<TlsMode>>,
     pub smarthost_username: Option<S<String>>,
+    pub spool: Option<S<String>>,
+    pub max_queue_lifetime: Option<S<String>>,
+    pub retry_min: Option<S<String>>,
+    pub retry_max: Option<S<String>>,
+    pub delay_warning: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -382,10 +382,7 @@ fn notes_say_what_is_not_active_and_warn_about_turn() {
 
     // Assert
     let all = notes.join("\n");
-    assert!(
-        all.contains("[outbound] is validated but not active yet"),
-        "{all}"
-    );
+    assert!(!all.contains("not active"), "[outbound] is active: {all}");
     assert!(
         !all.contains("probe"),
         "the link watcher uses [link] probe: {all}"

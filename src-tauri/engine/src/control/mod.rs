@@ -38,6 +38,11 @@ pub enum Request {
     Fetch,
     /// Every engine event from now on, one [`Response::Event`] each, until either side closes.
     Events,
+    /// `posternd queue flush|retry|drop`: answered with [`Response::Done`] (or `Error`).
+    Queue {
+        #[serde(flatten)]
+        action: crate::outbound::queue::QueueAction,
+    },
     /// A page of the mail-flow journal.
     Log {
         query: crate::journal::Query,

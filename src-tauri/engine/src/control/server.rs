@@ -220,6 +220,10 @@ async fn handle(conn: Stream, engine: Arc<dyn Host>) -> std::io::Result<()> {
         }
         Request::Events => follow(recv, send, engine.events().subscribe()).await,
         Request::WatchStatus => watch_status(recv, send, engine.status()).await,
+        Request::Queue { action } => {
+            let reply = queue(&*engine, action).await;
+            write_line(&mut send, &reply).await
+        }
         Request::Log { query } => {
             let reply = read_journal(&*engine, move |path| {
                 crate::journal::query::run(path, &query).map(|page| Response::Log { page })
@@ -268,6 +272,39 @@ where
         },
         Err(e) => Response::Error {
             message: format!("the journal read failed: {e}"),
+        },
+    }
+}
+
+/// Hands a queue command to the engine and waits for the queue task's answer.
+async fn queue(engine: &dyn Host, action: crate::outbound::queue::QueueAction) -> Response {
+    let Some(commands) = engine.commands() else {
+        return Response::Error {
+            message: NOT_RUNNING.into(),
+        };
+    };
+    let mut events = engine.events().subscribe();
+    if commands.send(Command::Outbound(action)).await.is_err() {
+        return Response::Error {
+            message: "the engine is stopping".into(),
+        };
+    }
+    let answer = async {
+        loop {
+            match events.recv().await {
+                Ok(Event::OutboundCommandDone { message }) => return Some(message),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    };
+    match tokio::time::timeout(CLIENT_TIMEOUT, answer).await {
+        Ok(Some(message)) => Response::Done { message },
+        Ok(None) => Response::Error {
+            message: "the engine stopped".into(),
+        },
+        Err(_) => Response::Error {
+            message: "the outbound queue did not answer within 10 s".into(),
         },
     }
 }

@@ -15,6 +15,8 @@ use std::time::Duration;
 use crate::config::DeliverTarget;
 pub use outcome::{DeliverError, Delivered};
 
+use crate::outbound::spool::{Spool, SpoolError, SpoolWriter};
+
 /// The SMTP envelope of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
@@ -29,6 +31,8 @@ pub struct Envelope {
 pub enum Delivery {
     Maildir(maildir::Maildir),
     Smtp(smtp::Forwarder),
+    /// The outbound spool (the submission listener): Date:/Message-ID: added when missing.
+    Spool(Spool),
 }
 
 impl Delivery {
@@ -53,6 +57,11 @@ impl Delivery {
         match self {
             Delivery::Maildir(m) => Transaction::Maildir(m.clone()),
             Delivery::Smtp(f) => Transaction::Smtp(Box::new(f.transaction(mail_from))),
+            Delivery::Spool(s) => Transaction::Spool {
+                spool: s.clone(),
+                mail_from: mail_from.to_string(),
+                rcpts: Vec::new(),
+            },
         }
     }
 
@@ -60,6 +69,7 @@ impl Delivery {
         match self {
             Delivery::Maildir(m) => format!("maildir:{}", m.path().display()),
             Delivery::Smtp(f) => f.describe(),
+            Delivery::Spool(s) => format!("the outbound spool {}", s.dir().display()),
         }
     }
 }
@@ -69,6 +79,11 @@ impl Delivery {
 pub enum Transaction {
     Maildir(maildir::Maildir),
     Smtp(Box<smtp::Proxy>),
+    Spool {
+        spool: Spool,
+        mail_from: String,
+        rcpts: Vec<String>,
+    },
 }
 
 impl Transaction {
@@ -78,6 +93,10 @@ impl Transaction {
         match self {
             Transaction::Maildir(_) => Ok(()),
             Transaction::Smtp(p) => p.rcpt(rcpt).await,
+            Transaction::Spool { rcpts, .. } => {
+                rcpts.push(rcpt.to_string());
+                Ok(())
+            }
         }
     }
 
@@ -86,6 +105,16 @@ impl Transaction {
         Ok(match self {
             Transaction::Maildir(m) => Writer::Maildir(m.begin().await?),
             Transaction::Smtp(p) => Writer::Smtp(Box::new(p.data().await?)),
+            Transaction::Spool {
+                spool,
+                mail_from,
+                rcpts,
+            } => Writer::Spool(Box::new(
+                spool
+                    .begin(&mail_from, &rcpts, None, true)
+                    .await
+                    .map_err(spool_error)?,
+            )),
         })
     }
 
@@ -102,6 +131,14 @@ impl Transaction {
 pub enum Writer {
     Maildir(maildir::MaildirWriter),
     Smtp(Box<smtp::SmtpWriter>),
+    Spool(Box<SpoolWriter>),
+}
+
+fn spool_error(e: SpoolError) -> DeliverError {
+    DeliverError::Io {
+        what: format!("{} in the outbound spool {}", e.what, e.dir.display()),
+        source: e.source,
+    }
 }
 
 impl Writer {
@@ -110,6 +147,7 @@ impl Writer {
         match self {
             Writer::Maildir(w) => w.write(chunk).await,
             Writer::Smtp(w) => w.write(chunk).await,
+            Writer::Spool(w) => w.write(chunk).await.map_err(spool_error),
         }
     }
 
@@ -118,6 +156,13 @@ impl Writer {
         match self {
             Writer::Maildir(w) => w.commit().await,
             Writer::Smtp(w) => w.commit().await,
+            Writer::Spool(w) => {
+                let record = w.commit().await.map_err(spool_error)?;
+                Ok(Delivered {
+                    location: format!("outbound queue id {}", record.id),
+                    size: record.size,
+                })
+            }
         }
     }
 
@@ -126,6 +171,7 @@ impl Writer {
         match self {
             Writer::Maildir(w) => w.abort().await,
             Writer::Smtp(w) => w.abort(),
+            Writer::Spool(w) => w.abort().await,
         }
     }
 }

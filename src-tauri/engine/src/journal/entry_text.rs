@@ -133,6 +133,51 @@ pub fn entries_for(event: &Event) -> Vec<(Kind, String)> {
         ),
         Event::Paused => one(Kind::Config, "automatic fetching paused".into()),
         Event::Resumed => one(Kind::Config, "automatic fetching resumed".into()),
+        Event::OutboundQueued { id, from, to, size } => one(
+            Kind::Message,
+            format!(
+                "outbound {id} queued from <{from}> to {} ({size} bytes)",
+                angle_list(to)
+            ),
+        ),
+        Event::OutboundDelivered { id, to, via, reply } => one(
+            Kind::Message,
+            format!("outbound {id} to <{to}> delivered via {via}: {reply}"),
+        ),
+        Event::OutboundDeferred {
+            id,
+            to,
+            reply,
+            attempts,
+            next_attempt,
+        } => one(
+            Kind::Message,
+            format!(
+                "outbound {id} to <{to}> deferred after {attempts} attempt(s): {reply}; next attempt {}",
+                next_attempt.as_deref().unwrap_or("when the link is up")
+            ),
+        ),
+        Event::OutboundBounced {
+            id,
+            to,
+            reply,
+            dsn_sent,
+        } => one(
+            Kind::Message,
+            format!(
+                "outbound {id} to <{to}> bounced: {reply}{}",
+                if *dsn_sent {
+                    " (DSN sent to the sender)"
+                } else {
+                    " (no DSN)"
+                }
+            ),
+        ),
+        Event::OutboundDropped { id } => one(
+            Kind::Message,
+            format!("outbound {id} dropped from the queue by request (no DSN)"),
+        ),
+        Event::OutboundCommandDone { .. } => Vec::new(),
     }
 }
 

@@ -26,6 +26,10 @@ pub struct ServerSettings {
     pub max_junk_commands: u32,
     /// Ends a session that goes on longer than this, whatever it does.
     pub session_timeout: Option<Duration>,
+    /// `None`: the inbound listener, recipients only in `domains`. `Some(networks)`: the
+    /// submission listener ([outbound]), any recipient from a client in these networks and
+    /// "relaying denied" for everyone else.
+    pub relay_from: Option<Vec<ipnet::IpNet>>,
 }
 
 impl Default for ServerSettings {
@@ -43,6 +47,7 @@ impl Default for ServerSettings {
             max_connections_per_client: crate::config::defaults::MAX_CONNECTIONS_PER_CLIENT,
             max_junk_commands: crate::config::defaults::MAX_JUNK_COMMANDS,
             session_timeout: Some(crate::config::defaults::MAX_SESSION_TIME),
+            relay_from: None,
         }
     }
 }
@@ -64,6 +69,7 @@ impl ServerSettings {
             max_connections_per_client: config.inbound.max_connections_per_client,
             max_junk_commands: config.inbound.max_junk_commands,
             session_timeout: Some(config.inbound.max_session_time),
+            relay_from: None,
         }
     }
 }

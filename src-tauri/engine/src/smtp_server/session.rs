@@ -377,7 +377,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 "5.7.1 Relaying denied: %-hacks and bang paths are not accepted",
             );
         }
-        if !self.ctx.settings.domains.contains(&domain) {
+        if let Some(allowed) = &self.ctx.settings.relay_from {
+            let client = self.info.peer.map(|p| p.ip().to_canonical());
+            if !client.is_some_and(|ip| allowed.iter().any(|net| net.contains(&ip))) {
+                return self.error(
+                    550,
+                    "5.7.1 Relaying denied: this client may not send through here",
+                );
+            }
+        } else if !self.ctx.settings.domains.contains(&domain) {
             return self.error(
                 550,
                 &format!("5.7.1 Relaying denied: {domain} is not a domain of this office"),

@@ -27,6 +27,9 @@ pub struct SupervisorDeps {
     /// The inbound listener and dequeuer context a reload changes; `None` when the supervisor
     /// runs alone (tests), and a reload then changes only the supervisor.
     pub reconfigurer: Option<Arc<Reconfigurer>>,
+    /// The outbound queue task, which carries out [`Command::Outbound`] (`None`: no
+    /// `[outbound]`).
+    pub outbound: Option<mpsc::UnboundedSender<crate::outbound::queue::QueueAction>>,
 }
 
 impl SupervisorDeps {
@@ -34,6 +37,7 @@ impl SupervisorDeps {
         SupervisorDeps {
             dequeuer,
             reconfigurer: None,
+            outbound: None,
         }
     }
 }
@@ -101,6 +105,17 @@ pub async fn run(mut config: Config, deps: SupervisorDeps, inputs: Inputs, outpu
                     secrets: None,
                     reply: None,
                 }),
+                Some(Command::Outbound(action)) => {
+                    let message = match &deps.outbound {
+                        Some(queue) if queue.send(action).is_ok() => None,
+                        Some(_) => Some("the outbound queue has stopped"),
+                        None => Some("there is no [outbound] section, so there is no outbound queue"),
+                    };
+                    if let Some(message) = message {
+                        let _ = events.send(Event::OutboundCommandDone { message: message.into() });
+                    }
+                    continue;
+                }
                 Some(Command::Shutdown) | None => break,
             },
             request = reloads.recv(), if reloads_open => match request {

@@ -21,6 +21,9 @@ pub enum Command {
     /// `ConfigReloaded`, or a `Warning` when nothing changed because it could not be applied.
     /// [`crate::api::EngineHandle::reload`] returns it instead.
     Reload(Box<Config>),
+    /// `posternd queue flush|retry|drop`, for the outbound queue; answered with an
+    /// `OutboundCommandDone` event.
+    Outbound(crate::outbound::queue::QueueAction),
     Shutdown,
 }
 

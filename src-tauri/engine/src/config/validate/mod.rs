@@ -40,11 +40,14 @@ pub(super) fn convert(raw: RawConfig, src: Src<'_>) -> R<Config> {
         )));
     };
     let inbound = self::inbound(inbound, &queue_servers, src)?;
-    let outbound = raw.outbound.map(|o| outbound(o, src)).transpose()?;
+    let state_dir = state_dir(raw.state_dir, src)?;
+    let outbound = raw
+        .outbound
+        .map(|o| outbound(o, &state_dir, src))
+        .transpose()?;
     let link = link(raw.link, src)?;
     let dns = dns(raw.dns, src)?;
     let desktop = desktop(raw.desktop);
-    let state_dir = state_dir(raw.state_dir, src)?;
     let journal = journal(raw.journal, src)?;
     Ok(Config {
         domains,

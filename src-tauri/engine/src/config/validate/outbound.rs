@@ -1,17 +1,19 @@
 //! `[outbound]`: the relay for the office's outgoing mail.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use toml::Spanned;
 
 use super::names::host;
 use super::servers::username;
-use super::values::{R, socket_addrs};
+use super::values::{Bounds, R, duration, socket_addrs};
 use crate::config::raw::RawOutbound;
 use crate::config::report::{Problem, Src};
 use crate::config::{Outbound, TlsMode, join_host_port, split_host_port};
 
-pub(super) fn outbound(raw: Spanned<RawOutbound>, src: Src<'_>) -> R<Outbound> {
+pub(super) fn outbound(raw: Spanned<RawOutbound>, state_dir: &Path, src: Src<'_>) -> R<Outbound> {
     let table = raw.span();
     let raw = raw.into_inner();
     let listen = match &raw.listen {
@@ -81,12 +83,70 @@ pub(super) fn outbound(raw: Spanned<RawOutbound>, src: Src<'_>) -> R<Outbound> {
             ));
         }
     }
+    let spool = match &raw.spool {
+        None => state_dir.join("outbound"),
+        Some(p) if Path::new(p.get_ref()).is_absolute() => PathBuf::from(p.get_ref()),
+        Some(p) => {
+            return Err(src.at(
+                p.span(),
+                Problem::new(
+                    format!("`spool` \"{}\" is not a full path", p.get_ref()),
+                    "write a full path, e.g. spool = \"/var/lib/postern/outbound\", or remove the \
+                     line for the default (the folder outbound in the state folder)",
+                ),
+            ));
+        }
+    };
+    let max_queue_lifetime = duration(
+        raw.max_queue_lifetime.as_ref(),
+        "max_queue_lifetime",
+        crate::config::outbound_defaults::MAX_QUEUE_LIFETIME,
+        Bounds::positive(),
+        src,
+    )?;
+    let retry_min = duration(
+        raw.retry_min.as_ref(),
+        "retry_min",
+        crate::config::outbound_defaults::RETRY_MIN,
+        Bounds::positive(),
+        src,
+    )?;
+    let retry_max = duration(
+        raw.retry_max.as_ref(),
+        "retry_max",
+        crate::config::outbound_defaults::RETRY_MAX,
+        Bounds::positive(),
+        src,
+    )?;
+    if retry_max < retry_min
+        && let Some(r) = raw.retry_max.as_ref().or(raw.retry_min.as_ref())
+    {
+        return Err(src.at(
+            r.span(),
+            Problem::new(
+                "`retry_max` is shorter than `retry_min`",
+                "make retry_max at least as long as retry_min, e.g. retry_min = \"5m\" and retry_max = \"1h\"",
+            ),
+        ));
+    }
+    let delay_warning = duration(
+        raw.delay_warning.as_ref(),
+        "delay_warning",
+        Duration::ZERO,
+        Bounds::zero_ok(),
+        src,
+    )?;
     Ok(Outbound {
         listen,
         allow,
         smarthost,
         smarthost_tls,
         smarthost_username,
+        spool,
+        max_queue_lifetime,
+        retry_min,
+        retry_max,
+        delay_warning,
     })
 }
 

@@ -1,0 +1,518 @@
+//! The queue task: decides when each spooled message is tried and carries the attempts out.
+//!
+//! - The link state is the supervisor's (its `Status`): while the link is down, nothing goes to
+//!   the smarthost and no attempt is counted; on the edge to up, every message is due at once
+//!   (the flush). Recipients in the office's own domains go to `[inbound] deliver` whatever the
+//!   link does.
+//! - One pass at a time walks the due messages over one smarthost connection (reused for the
+//!   whole burst). Each recipient gets its own result: 2xx delivered, 5xx bounced, anything else
+//!   stays queued for the next attempt ([`super::retry`]).
+//! - Every state change is saved to the spool before the next message, and a message whose
+//!   recipients are all final leaves the spool, after its DSN (to the sender, never to `<>`)
+//!   is itself durable.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::dsn::{self, Action as DsnAction};
+use super::queue::QueueAction;
+use super::retry::Schedule;
+use super::smarthost::{Connection, Failure, RcptResult, Smarthost, all_failed};
+use super::spool::{RcptState, Record, Spool, unix_now};
+use crate::deliver::Delivery;
+use crate::events::{Event, EventSender};
+use crate::link::LinkState;
+use crate::supervisor::Status;
+
+/// What the queue task works with.
+pub struct QueueContext {
+    pub spool: Spool,
+    pub smarthost: Smarthost,
+    /// `[inbound] deliver`: for recipients (and DSNs to senders) in the office's domains.
+    pub local: Delivery,
+    pub domains: Vec<String>,
+    pub hostname: String,
+    pub schedule: Schedule,
+    pub events: EventSender,
+}
+
+impl QueueContext {
+    fn is_local(&self, address: &str) -> bool {
+        address
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| self.domains.iter().any(|x| x.eq_ignore_ascii_case(d)))
+    }
+}
+
+/// Runs the queue until `shutdown` turns true.
+pub async fn run(
+    ctx: Arc<QueueContext>,
+    records: Vec<Record>,
+    mut feed: mpsc::UnboundedReceiver<Record>,
+    mut status: watch::Receiver<Status>,
+    mut actions: mpsc::UnboundedReceiver<QueueAction>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut queue: BTreeMap<String, Record> =
+        records.into_iter().map(|r| (r.id.clone(), r)).collect();
+    let mut busy: HashSet<String> = HashSet::new();
+    let mut passes: JoinSet<Vec<Record>> = JoinSet::new();
+    let mut link_up = status.borrow().link == LinkState::Up;
+    loop {
+        if passes.is_empty() {
+            let now = unix_now();
+            let due: Vec<Record> = queue
+                .values()
+                .filter(|r| is_due(&ctx, r, now, link_up))
+                .cloned()
+                .collect();
+            if !due.is_empty() {
+                busy = due.iter().map(|r| r.id.clone()).collect();
+                passes.spawn(pass(ctx.clone(), due, status.clone()));
+            }
+        }
+        let wake = if passes.is_empty() {
+            next_wake(&ctx, &queue, link_up)
+        } else {
+            None
+        };
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+            Some(record) = feed.recv() => {
+                let _ = ctx.events.send(Event::OutboundQueued {
+                    id: record.id.clone(),
+                    from: record.sender.clone(),
+                    to: record.recipients.iter().map(|r| r.address.clone()).collect(),
+                    size: record.size,
+                });
+                queue.insert(record.id.clone(), record);
+            }
+            changed = status.changed() => {
+                if changed.is_err() {
+                    // The supervisor is gone: the engine is stopping.
+                    break;
+                }
+                let up = status.borrow().link == LinkState::Up;
+                if up && !link_up {
+                    flush(&mut queue);
+                }
+                link_up = up;
+            }
+            Some(action) = actions.recv() => {
+                let message = act(&ctx, &mut queue, &busy, action).await;
+                let _ = ctx.events.send(Event::OutboundCommandDone { message });
+            }
+            Some(done) = passes.join_next(), if !passes.is_empty() => {
+                busy.clear();
+                match done {
+                    Ok(records) => {
+                        for record in records {
+                            if record.is_done() {
+                                queue.remove(&record.id);
+                            } else if queue.contains_key(&record.id) {
+                                queue.insert(record.id.clone(), record);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::error!("an outbound delivery pass ended unexpectedly: {e}"),
+                }
+            }
+            _ = sleep_until_unix(wake), if wake.is_some() => {}
+        }
+    }
+    passes.abort_all();
+}
+
+fn flush(queue: &mut BTreeMap<String, Record>) {
+    for r in queue.values_mut() {
+        r.next_attempt = None;
+    }
+}
+
+async fn act(
+    ctx: &QueueContext,
+    queue: &mut BTreeMap<String, Record>,
+    busy: &HashSet<String>,
+    action: QueueAction,
+) -> String {
+    match action {
+        QueueAction::Flush => {
+            flush(queue);
+            format!("{} message(s) will be attempted now", queue.len())
+        }
+        QueueAction::Retry { id } => match queue.get_mut(&id) {
+            Some(r) => {
+                r.next_attempt = None;
+                format!("{id} will be attempted now")
+            }
+            None => format!("no message {id} in the outbound queue"),
+        },
+        QueueAction::Drop { id } => {
+            if busy.contains(&id) {
+                return format!("{id} is being delivered right now; try again in a moment");
+            }
+            if queue.remove(&id).is_none() {
+                return format!("no message {id} in the outbound queue");
+            }
+            match ctx.spool.remove(&id) {
+                Ok(()) => {
+                    tracing::warn!(%id, "dropped from the outbound queue by request (no DSN)");
+                    let _ = ctx.events.send(Event::OutboundDropped { id: id.clone() });
+                    format!("{id} dropped (no DSN sent)")
+                }
+                Err(e) => format!("cannot drop {id}: {e}"),
+            }
+        }
+    }
+}
+
+/// Whether anything of `r` can be tried now.
+fn is_due(ctx: &QueueContext, r: &Record, now: u64, link_up: bool) -> bool {
+    if r.next_attempt.is_some_and(|at| at > now) {
+        return false;
+    }
+    r.pending().any(|p| link_up || ctx.is_local(&p.address))
+}
+
+/// The earliest time something becomes due.
+fn next_wake(ctx: &QueueContext, queue: &BTreeMap<String, Record>, link_up: bool) -> Option<u64> {
+    queue
+        .values()
+        .filter(|r| r.pending().any(|p| link_up || ctx.is_local(&p.address)))
+        .filter_map(|r| r.next_attempt)
+        .min()
+}
+
+async fn sleep_until_unix(at: Option<u64>) {
+    let Some(at) = at else {
+        return std::future::pending().await;
+    };
+    let wait = at.saturating_sub(unix_now());
+    tokio::time::sleep(Duration::from_secs(wait.max(1))).await;
+}
+
+/// One walk over `records`, sharing one smarthost connection.
+async fn pass(
+    ctx: Arc<QueueContext>,
+    records: Vec<Record>,
+    status: watch::Receiver<Status>,
+) -> Vec<Record> {
+    let mut conn: Option<Connection> = None;
+    let mut refused: Option<Failure> = None;
+    let mut out = Vec::with_capacity(records.len());
+    for mut record in records {
+        let link_up = status.borrow().link == LinkState::Up;
+        let before: Vec<RcptState> = record.recipients.iter().map(|r| r.state).collect();
+        deliver_local(&ctx, &mut record).await;
+        let remote: Vec<usize> = (0..record.recipients.len())
+            .filter(|&i| {
+                !record.recipients[i].state.is_final()
+                    && !ctx.is_local(&record.recipients[i].address)
+            })
+            .collect();
+        let mut attempted = false;
+        if !remote.is_empty() && link_up {
+            attempted = true;
+            record.attempts += 1;
+            let addresses: Vec<String> = remote
+                .iter()
+                .map(|&i| record.recipients[i].address.clone())
+                .collect();
+            let results = match &refused {
+                Some(f) => all_failed(f, addresses.len()),
+                None => send(&ctx, &mut conn, &mut refused, &record, &addresses).await,
+            };
+            for (&i, result) in remote.iter().zip(&results) {
+                apply(&ctx, &mut record, i, result, &ctx.smarthost.describe());
+            }
+        }
+        schedule(&ctx, &mut record, attempted);
+        finish(&ctx, &mut record, &before).await;
+        out.push(record);
+    }
+    if let Some(c) = conn {
+        c.quit().await;
+    }
+    out
+}
+
+async fn send(
+    ctx: &QueueContext,
+    conn: &mut Option<Connection>,
+    refused: &mut Option<Failure>,
+    record: &Record,
+    addresses: &[String],
+) -> Vec<RcptResult> {
+    if conn.is_none() {
+        match ctx.smarthost.connect().await {
+            Ok(c) => *conn = Some(c),
+            Err(f) => {
+                tracing::warn!("smarthost {}: {}", ctx.smarthost.describe(), f.text);
+                let results = all_failed(&f, addresses.len());
+                *refused = Some(f);
+                return results;
+            }
+        }
+    }
+    let Some(c) = conn.as_mut() else {
+        return Vec::new();
+    };
+    let path = ctx.spool.message_path(&record.id);
+    match c.send(&record.sender, addresses, record.size, &path).await {
+        Ok(results) => results,
+        Err(f) => {
+            // The connection is broken: the next message gets a new one.
+            *conn = None;
+            all_failed(&f, addresses.len())
+        }
+    }
+}
+
+fn apply(ctx: &QueueContext, record: &mut Record, i: usize, result: &RcptResult, via: &str) {
+    let rcpt = &mut record.recipients[i];
+    let (state, text) = match result {
+        RcptResult::Delivered(t) => (RcptState::Delivered, t),
+        RcptResult::Permanent(t) => (RcptState::Bounced, t),
+        RcptResult::Temporary(t) => (RcptState::Queued, t),
+    };
+    rcpt.state = state;
+    rcpt.reply = Some(text.clone());
+    record.last_reply = Some(text.clone());
+    if state == RcptState::Delivered {
+        let _ = ctx.events.send(Event::OutboundDelivered {
+            id: record.id.clone(),
+            to: rcpt.address.clone(),
+            via: via.to_string(),
+            reply: text.clone(),
+        });
+    }
+}
+
+/// Recipients in the office's own domains, through `[inbound] deliver`.
+async fn deliver_local(ctx: &QueueContext, record: &mut Record) {
+    let local: Vec<usize> = (0..record.recipients.len())
+        .filter(|&i| {
+            !record.recipients[i].state.is_final() && ctx.is_local(&record.recipients[i].address)
+        })
+        .collect();
+    if local.is_empty() {
+        return;
+    }
+    let mut transaction = ctx.local.transaction(&record.sender);
+    let mut accepted = Vec::new();
+    for &i in &local {
+        match transaction.rcpt(&record.recipients[i].address).await {
+            Ok(()) => accepted.push(i),
+            Err(refused) => {
+                let text = format!("{} {}", refused.code, refused.lines.join(" / "));
+                let result = if refused.code >= 500 {
+                    RcptResult::Permanent(text)
+                } else {
+                    RcptResult::Temporary(text)
+                };
+                apply(ctx, record, i, &result, &ctx.local.describe());
+            }
+        }
+    }
+    if accepted.is_empty() {
+        transaction.close().await;
+        return;
+    }
+    let path = ctx.spool.message_path(&record.id);
+    let result = match copy_to(transaction, &path).await {
+        Ok(location) => RcptResult::Delivered(location),
+        Err(e) => {
+            let (code, text) = e.reply();
+            let text = format!("{code} {text}");
+            if code >= 500 {
+                RcptResult::Permanent(text)
+            } else {
+                RcptResult::Temporary(text)
+            }
+        }
+    };
+    for i in accepted {
+        apply(ctx, record, i, &result, &ctx.local.describe());
+    }
+}
+
+async fn copy_to(
+    transaction: crate::deliver::Transaction,
+    path: &std::path::Path,
+) -> Result<String, crate::deliver::DeliverError> {
+    let mut writer = transaction.data().await?;
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) => {
+            writer.abort().await;
+            return Err(crate::deliver::DeliverError::io(
+                "read the spooled message",
+                e,
+            ));
+        }
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match file.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                writer.abort().await;
+                return Err(crate::deliver::DeliverError::io(
+                    "read the spooled message",
+                    e,
+                ));
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        if let Err(e) = writer.write(&buf[..n]).await {
+            writer.abort().await;
+            return Err(e);
+        }
+    }
+    Ok(writer.commit().await?.location)
+}
+
+/// The next attempt, expiry and the delay warning.
+fn schedule(ctx: &QueueContext, record: &mut Record, attempted: bool) {
+    if record.is_done() {
+        return;
+    }
+    let now = unix_now();
+    let age = Duration::from_secs(now.saturating_sub(record.arrived));
+    if ctx.schedule.expired(age, record.attempts) {
+        for r in record.recipients.iter_mut().filter(|r| !r.state.is_final()) {
+            r.state = RcptState::Expired;
+        }
+        return;
+    }
+    let wait = if attempted {
+        ctx.schedule.wait(record.attempts.max(1), fastrand::f64())
+    } else {
+        // Only local recipients were tried (the link is down): their own retry rhythm.
+        ctx.schedule.retry_min
+    };
+    record.next_attempt = Some(now + wait.as_secs());
+    let next = chrono::DateTime::from_timestamp(record.next_attempt.unwrap_or(now) as i64, 0)
+        .map(|t| t.to_rfc3339());
+    for r in record.recipients.iter().filter(|r| !r.state.is_final()) {
+        let _ = ctx.events.send(Event::OutboundDeferred {
+            id: record.id.clone(),
+            to: r.address.clone(),
+            reply: r.reply.clone().unwrap_or_default(),
+            attempts: record.attempts,
+            next_attempt: next.clone(),
+        });
+    }
+}
+
+/// Sends the DSNs the pass made necessary, then saves or removes the record.
+async fn finish(ctx: &QueueContext, record: &mut Record, before: &[RcptState]) {
+    let failed: Vec<dsn::Line> = record
+        .recipients
+        .iter()
+        .zip(before)
+        .filter(|(r, was)| {
+            matches!(r.state, RcptState::Bounced | RcptState::Expired) && !was.is_final()
+        })
+        .map(|(r, _)| dsn::Line {
+            recipient: r.address.clone(),
+            diagnostic: r.reply.clone().unwrap_or_else(|| "no reply".into()),
+            remote_mta: (!ctx.is_local(&r.address)).then(|| ctx.smarthost.host.clone()),
+            expired: r.state == RcptState::Expired,
+        })
+        .collect();
+    let dsn_sent = !failed.is_empty() && bounce(ctx, record, DsnAction::Failed, &failed).await;
+    for line in &failed {
+        let _ = ctx.events.send(Event::OutboundBounced {
+            id: record.id.clone(),
+            to: line.recipient.clone(),
+            reply: line.diagnostic.clone(),
+            dsn_sent,
+        });
+    }
+    let age = Duration::from_secs(unix_now().saturating_sub(record.arrived));
+    if !record.is_done() && ctx.schedule.warn_now(age, record.delay_warned) {
+        let waiting: Vec<dsn::Line> = record
+            .pending()
+            .map(|r| dsn::Line {
+                recipient: r.address.clone(),
+                diagnostic: r.reply.clone().unwrap_or_else(|| "not tried yet".into()),
+                remote_mta: None,
+                expired: false,
+            })
+            .collect();
+        bounce(ctx, record, DsnAction::Delayed, &waiting).await;
+        record.delay_warned = true;
+    }
+    let saved = if record.is_done() {
+        ctx.spool.remove(&record.id)
+    } else {
+        ctx.spool.save_async(record).await
+    };
+    if let Err(e) = saved {
+        tracing::error!("{e}");
+    }
+}
+
+/// Sends one DSN from `<>` to the sender; false when none may or could be sent.
+async fn bounce(
+    ctx: &QueueContext,
+    record: &Record,
+    action: DsnAction,
+    lines: &[dsn::Line],
+) -> bool {
+    // Never a DSN to the null sender: that is how bounce loops start.
+    if record.sender.is_empty() {
+        return false;
+    }
+    let head = dsn::original_head(&ctx.spool.message_path(&record.id)).await;
+    let message = dsn::build(&ctx.hostname, record, action, lines, &head);
+    let result = if ctx.is_local(&record.sender) {
+        deliver_bytes(&ctx.local, &record.sender, &message).await
+    } else {
+        spool_bytes(&ctx.spool, &record.sender, &message).await
+    };
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(id = %record.id, "cannot send the DSN to {}: {e}", record.sender);
+            false
+        }
+    }
+}
+
+async fn deliver_bytes(local: &Delivery, to: &str, message: &[u8]) -> Result<(), String> {
+    let mut t = local.transaction("");
+    t.rcpt(to)
+        .await
+        .map_err(|r| format!("{} {}", r.code, r.lines.join(" / ")))?;
+    let mut w = t.data().await.map_err(|e| e.to_string())?;
+    if let Err(e) = w.write(message).await {
+        w.abort().await;
+        return Err(e.to_string());
+    }
+    w.commit().await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+async fn spool_bytes(spool: &Spool, to: &str, message: &[u8]) -> Result<(), String> {
+    let mut w = spool
+        .begin("", &[to.to_string()], None, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Err(e) = w.write(message).await {
+        w.abort().await;
+        return Err(e.to_string());
+    }
+    w.commit().await.map(|_| ()).map_err(|e| e.to_string())
+}

@@ -1,0 +1,511 @@
+//! Issue 15: the outbound relay against real peers. The submission listener's relay policy,
+//! the durable spool under kill -9, the queue commands without an engine, and delivery through
+//! a private Postfix smarthost that relays one recipient, refuses one (550) and defers one
+//! (450), with smtp-sink as the far end and the DSN landing in the office Maildir.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use postern_tests::harness::messages::header_value;
+use postern_tests::harness::process::kill_pid;
+use postern_tests::harness::smtp_client::Transcript;
+use postern_tests::harness::{
+    Posternd, PostfixQueue, SmtpSink, TestMessage, digest_without_received, free_addr, free_port,
+    poll_until, posternd, posternd_with, read_maildir, wait_for_port,
+};
+use postern_tests::skip_unless_root;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A config whose outbound relay listens on `submit`, relays through `smarthost` and takes the
+/// link to be up exactly when `probe` answers.
+fn config(
+    state: &Path,
+    listen: SocketAddr,
+    submit: SocketAddr,
+    maildir: &Path,
+    smarthost: SocketAddr,
+    probe: SocketAddr,
+) -> String {
+    format!(
+        r#"domains = ["office.test"]
+state_dir = "{state}"
+
+[[queue_servers]]
+host = "127.0.0.1"
+port = {nobody}
+protocol = "etrn"
+timeout = "2s"
+
+[inbound]
+listen = ["{listen}"]
+deliver = "maildir:{maildir}"
+hostname = "office-gw.test"
+
+[outbound]
+listen = ["{submit}"]
+allow = ["127.0.0.1/32"]
+smarthost = "smtp://{smarthost}"
+smarthost_tls = "off"
+retry_min = "2s"
+retry_max = "4s"
+
+[link]
+refetch_every = "0"
+probe = "{probe}"
+"#,
+        state = state.display(),
+        maildir = maildir.display(),
+        nobody = free_port(),
+    )
+}
+
+/// The committed messages in the spool folder: Message-ID -> digests of each copy.
+fn spooled(spool: &Path) -> (HashMap<String, Vec<[u8; 32]>>, Vec<String>) {
+    let mut by_id: HashMap<String, Vec<[u8; 32]>> = HashMap::new();
+    let mut stray = Vec::new();
+    let names: HashSet<String> = std::fs::read_dir(spool)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    for name in &names {
+        if let Some(id) = name.strip_suffix(".msg") {
+            if !names.contains(&format!("{id}.rec")) {
+                stray.push(name.clone());
+                continue;
+            }
+            let bytes = std::fs::read(spool.join(name)).unwrap();
+            let mid = header_value(&bytes, "message-id").unwrap_or_default();
+            by_id
+                .entry(mid.trim_matches(['<', '>', ' ']).to_string())
+                .or_default()
+                .push(digest_without_received(&bytes));
+        } else if !name.ends_with(".rec") {
+            stray.push(name.clone());
+        }
+    }
+    (by_id, stray)
+}
+
+#[test]
+fn submission_is_for_allowed_clients_only_and_adds_date_and_message_id() {
+    let (state, maildir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (listen, submit, down) = (free_addr(), free_addr(), free_addr());
+    let cfg = config(state.path(), listen, submit, maildir.path(), down, down);
+    let postern = Posternd::run(&cfg, listen).unwrap();
+    wait_for_port(submit, WAIT).unwrap();
+
+    // 127.0.0.2 is not in allow.
+    let stranger = SocketAddr::from(([127, 0, 0, 2], 0));
+    let mut s = Transcript::connect_from(stranger, submit, WAIT).unwrap();
+    s.expect("EHLO pc.office.test", 250).unwrap();
+    s.expect("MAIL FROM:<boss@office.test>", 250).unwrap();
+    let denied = s.cmd("RCPT TO:<friend@example.net>").unwrap();
+    s.quit();
+    let mut s = Transcript::connect(submit).unwrap();
+    let ehlo = s.ehlo("pc.office.test").unwrap();
+    s.expect("MAIL FROM:<boss@office.test>", 250).unwrap();
+    s.expect("RCPT TO:<friend@example.net>", 250).unwrap();
+    let accepted = s
+        .data(b"From: boss@office.test\r\nSubject: no date, no id\r\n\r\n.hidden dot\r\nbody\r\n")
+        .unwrap();
+    s.quit();
+
+    assert_eq!(denied.code, 550, "{}", denied.text());
+    assert!(denied.text().contains("5.7.1"), "{}", denied.text());
+    assert!(
+        ehlo.has_keyword("STARTTLS"),
+        "the inbound certificate is offered"
+    );
+    assert_eq!(accepted.code, 250, "{}", accepted.text());
+    let list = posternd(&["queue", "list", "--json"], &cfg).unwrap();
+    let entries: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 1, "{entries}");
+    assert_eq!(entries[0]["recipients"][0]["address"], "friend@example.net");
+    assert_eq!(entries[0]["recipients"][0]["state"], "queued");
+    let spool = state.path().join("outbound");
+    let id = entries[0]["id"].as_str().unwrap();
+    let stored = std::fs::read(spool.join(format!("{id}.msg"))).unwrap();
+    let text = String::from_utf8_lossy(&stored);
+    assert!(text.starts_with("Received: from pc.office.test"), "{text}");
+    assert!(header_value(&stored, "date").is_some(), "{text}");
+    assert!(
+        header_value(&stored, "message-id")
+            .unwrap()
+            .ends_with("@office-gw.test>"),
+        "{text}"
+    );
+    assert!(text.contains("\r\n\r\n.hidden dot\r\nbody\r\n"), "{text}");
+    postern.stop().unwrap();
+}
+
+#[derive(Default)]
+struct Ledger {
+    sent: Mutex<HashMap<String, [u8; 32]>>,
+    acked: Mutex<HashSet<String>>,
+    acked_count: AtomicUsize,
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+fn submitter(submit: SocketAddr, ledger: &Ledger) {
+    loop {
+        let Ok(mut s) = Transcript::connect_timeout(submit, Duration::from_secs(10)) else {
+            return;
+        };
+        if s.greeting().code != 220 || s.ehlo("pc.office.test").is_err() {
+            return;
+        }
+        for _ in 0..5 {
+            let i = NEXT.fetch_add(1, Ordering::Relaxed);
+            let message = TestMessage::sized(i, 500 + (i * 7919) % 40_000, &["friend@example.net"]);
+            let id = message.message_id().unwrap();
+            let ok = s
+                .cmd("MAIL FROM:<boss@office.test>")
+                .is_ok_and(|r| r.code == 250)
+                && s.cmd("RCPT TO:<friend@example.net>")
+                    .is_ok_and(|r| r.code == 250);
+            if !ok {
+                return;
+            }
+            ledger
+                .sent
+                .lock()
+                .unwrap()
+                .insert(id.clone(), message.digest());
+            match s.data(&message.data) {
+                Ok(reply) if reply.code == 250 => {
+                    ledger.acked.lock().unwrap().insert(id);
+                    ledger.acked_count.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => return,
+            }
+        }
+        s.quit();
+    }
+}
+
+#[test]
+fn kill_9_under_submission_load_loses_and_duplicates_no_acknowledged_message() {
+    let (state, maildir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (listen, submit, down) = (free_addr(), free_addr(), free_addr());
+    let cfg = config(state.path(), listen, submit, maildir.path(), down, down);
+    let ledger = Arc::new(Ledger::default());
+
+    for round in 1..=3 {
+        let postern = Posternd::run(&cfg, listen).unwrap();
+        wait_for_port(submit, WAIT).unwrap();
+        let before = ledger.acked_count.load(Ordering::Relaxed);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let ledger = ledger.clone();
+                std::thread::spawn(move || submitter(submit, &ledger))
+            })
+            .collect();
+        let target = before + 20 + 7 * round;
+        poll_until(format!("{target} acknowledged"), WAIT, || {
+            (ledger.acked_count.load(Ordering::Relaxed) >= target).then_some(())
+        })
+        .unwrap();
+        kill_pid(i32::try_from(postern.pid()).unwrap());
+        for t in threads {
+            t.join().unwrap();
+        }
+        drop(postern);
+        let acked = ledger.acked_count.load(Ordering::Relaxed) - before;
+        eprintln!("MEASURED: outbound kill -9 round {round}: {acked} submissions acknowledged");
+    }
+    // Once more, so the start-up recovery has run; then a clean stop.
+    let postern = Posternd::run(&cfg, listen).unwrap();
+    wait_for_port(submit, WAIT).unwrap();
+    postern.stop().unwrap();
+
+    let (stored, stray) = spooled(&state.path().join("outbound"));
+    let sent = ledger.sent.lock().unwrap().clone();
+    let acked = ledger.acked.lock().unwrap().clone();
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|id| !stored.contains_key(*id))
+        .collect();
+    let duplicated: Vec<_> = stored.iter().filter(|(_, c)| c.len() > 1).collect();
+    let altered: Vec<_> = stored
+        .iter()
+        .filter(|(id, copies)| copies.iter().any(|d| sent.get(*id) != Some(d)))
+        .map(|(id, _)| id)
+        .collect();
+    let unacked = stored.keys().filter(|id| !acked.contains(*id)).count();
+    eprintln!(
+        "MEASURED: outbound kill -9 x3: {} sent, {} acknowledged, {} lost, {} duplicated, {} altered, \
+         {unacked} spooled but never acknowledged, {} uncommitted leftovers after restart",
+        sent.len(),
+        acked.len(),
+        lost.len(),
+        duplicated.len(),
+        altered.len(),
+        stray.len()
+    );
+    assert!(lost.is_empty(), "acknowledged but not spooled: {lost:?}");
+    assert!(duplicated.is_empty(), "spooled twice: {duplicated:?}");
+    assert!(altered.is_empty(), "spooled altered: {altered:?}");
+    assert!(
+        stray.is_empty(),
+        "leftovers not removed at start: {stray:?}"
+    );
+}
+
+#[test]
+fn queue_commands_work_on_the_spool_without_an_engine() {
+    let (state, maildir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (listen, submit, down) = (free_addr(), free_addr(), free_addr());
+    let cfg = config(state.path(), listen, submit, maildir.path(), down, down);
+    let postern = Posternd::run(&cfg, listen).unwrap();
+    wait_for_port(submit, WAIT).unwrap();
+    for i in 0..2 {
+        let m = TestMessage::sized(i, 800, &["friend@example.net"]);
+        let mut s = Transcript::connect(submit).unwrap();
+        s.ehlo("pc.office.test").unwrap();
+        s.expect("MAIL FROM:<boss@office.test>", 250).unwrap();
+        s.expect("RCPT TO:<friend@example.net>", 250).unwrap();
+        assert_eq!(s.data(&m.data).unwrap().code, 250);
+        s.quit();
+    }
+    let engine_config = postern.config_path().to_str().unwrap().to_string();
+    let through_engine = posternd_with(
+        &["queue", "flush", "--config", &engine_config],
+        None,
+        b"",
+        &[],
+        WAIT,
+    )
+    .unwrap();
+    postern.stop().unwrap();
+
+    let list = posternd(&["queue", "list", "--json"], &cfg).unwrap();
+    let entries: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let ids: Vec<String> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    let dropped = posternd(&["queue", "drop", &ids[0]], &cfg).unwrap();
+    let retried = posternd(&["queue", "retry", &ids[1]], &cfg).unwrap();
+    let missing = posternd(&["queue", "drop", "nosuchid"], &cfg).unwrap();
+    let after = posternd(&["queue", "list"], &cfg).unwrap();
+
+    assert!(through_engine.status.success(), "{through_engine:?}");
+    assert!(
+        String::from_utf8_lossy(&through_engine.stdout).contains("attempted now"),
+        "{through_engine:?}"
+    );
+    assert_eq!(ids.len(), 2);
+    assert!(dropped.status.success(), "{dropped:?}");
+    assert!(retried.status.success(), "{retried:?}");
+    assert!(!missing.status.success());
+    let text = String::from_utf8_lossy(&after.stdout);
+    assert!(text.contains(&ids[1]) && !text.contains(&ids[0]), "{text}");
+    assert!(text.contains("1 message(s)"), "{text}");
+}
+
+#[test]
+fn a_postfix_smarthost_relays_one_refuses_one_defers_one_and_the_dsn_lands_in_the_maildir() {
+    skip_unless_root!();
+    let sink = SmtpSink::start().unwrap();
+    let smarthost = PostfixQueue::builder()
+        .relay_domains(&[])
+        .deliver_at_once()
+        .hostname("smarthost.test")
+        .route("example.net", sink.addr())
+        .main_cf(
+            "smtpd_recipient_restrictions",
+            "check_recipient_access inline:{ {bad@example.net=550 5.1.1 no such user}, \
+             {slow@example.net=450 4.2.0 try later} }, permit_mynetworks, reject",
+        )
+        .start()
+        .unwrap();
+    let (state, maildir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (listen, submit) = (free_addr(), free_addr());
+    let cfg = config(
+        state.path(),
+        listen,
+        submit,
+        maildir.path(),
+        smarthost.addr(),
+        smarthost.addr(),
+    );
+    let postern = Posternd::run(&cfg, listen).unwrap();
+    wait_for_port(submit, WAIT).unwrap();
+    postern
+        .wait_for_event(|e| e["type"] == "link_changed" && e["up"] == true, WAIT)
+        .unwrap();
+
+    let mut s = Transcript::connect(submit).unwrap();
+    s.ehlo("pc.office.test").unwrap();
+    s.expect("MAIL FROM:<boss@office.test>", 250).unwrap();
+    for rcpt in [
+        "good@example.net",
+        "bad@example.net",
+        "slow@example.net",
+        "user@office.test",
+    ] {
+        s.expect(&format!("RCPT TO:<{rcpt}>"), 250).unwrap();
+    }
+    let reply = s
+        .data(
+            b"From: boss@office.test\r\nSubject: quarterly figures\r\nMessage-ID: <q1@office.test>\r\n\r\n\
+              .a line that starts with a dot\r\n..two dots\r\nend\r\n",
+        )
+        .unwrap();
+    s.quit();
+    assert_eq!(reply.code, 250);
+
+    let at_sink = poll_until("the message at the sink", WAIT, || {
+        sink.messages()
+            .into_iter()
+            .find(|m| m.recipients() == ["good@example.net"])
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}\n--- events ---\n{}\n--- posternd ---\n{}\n--- smarthost ---\n{}",
+            postern.stdout_lines().join("\n"),
+            postern.log_text(),
+            smarthost.log_text()
+        )
+    });
+    let dsn = poll_until("the DSN in the office Maildir", WAIT, || {
+        read_maildir(maildir.path())
+            .into_iter()
+            .find(|m| String::from_utf8_lossy(m).contains("multipart/report"))
+    })
+    .unwrap();
+    let local = read_maildir(maildir.path())
+        .into_iter()
+        .find(|m| header_value(m, "message-id").as_deref() == Some("<q1@office.test>"));
+    let deferred = postern
+        .wait_for_event(
+            |e| e["type"] == "outbound_deferred" && e["to"] == "slow@example.net",
+            WAIT,
+        )
+        .unwrap();
+    let list = posternd(&["queue", "list", "--json"], &cfg).unwrap();
+    let entries: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+
+    let body = String::from_utf8_lossy(&at_sink.data);
+    assert!(
+        body.contains("\n.a line that starts with a dot\n..two dots\nend"),
+        "{body}"
+    );
+    let dsn_text = String::from_utf8_lossy(&dsn);
+    assert!(dsn_text.contains("report-type"), "{dsn_text}");
+    assert!(
+        dsn_text.contains("Final-Recipient: rfc822; bad@example.net"),
+        "{dsn_text}"
+    );
+    assert!(dsn_text.contains("Action: failed"), "{dsn_text}");
+    assert!(dsn_text.contains("Status: 5.1.1"), "{dsn_text}");
+    assert!(
+        dsn_text.contains("Diagnostic-Code: smtp; 550 5.1.1"),
+        "{dsn_text}"
+    );
+    assert!(dsn_text.contains("text/rfc822-headers"), "{dsn_text}");
+    assert!(
+        dsn_text.contains("Subject: quarterly figures"),
+        "{dsn_text}"
+    );
+    assert!(
+        !dsn_text.contains("slow@example.net\nAction"),
+        "no DSN for the deferred one"
+    );
+    assert!(
+        local.is_some(),
+        "the office recipient got it through [inbound] deliver"
+    );
+    assert!(
+        deferred["reply"].as_str().unwrap().starts_with("450 4.2.0"),
+        "{deferred}"
+    );
+    let entry = &entries[0];
+    assert_eq!(entries.as_array().unwrap().len(), 1, "{entries}");
+    let states: HashMap<&str, &str> = entry["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["address"].as_str().unwrap(), r["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states["good@example.net"], "delivered");
+    assert_eq!(states["bad@example.net"], "bounced");
+    assert_eq!(states["slow@example.net"], "queued");
+    assert_eq!(states["user@office.test"], "delivered");
+    postern.stop().unwrap();
+}
+
+/// Peak resident memory of a process (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_50_mb_message_goes_through_the_spool_to_the_sink_within_32_mb_of_memory() {
+    skip_unless_root!();
+    let sink = SmtpSink::start().unwrap();
+    let (state, maildir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (listen, submit) = (free_addr(), free_addr());
+    let cfg = config(
+        state.path(),
+        listen,
+        submit,
+        maildir.path(),
+        sink.addr(),
+        sink.addr(),
+    )
+    .replace(
+        "hostname = \"office-gw.test\"",
+        "hostname = \"office-gw.test\"\nmax_message_size = \"60M\"",
+    );
+    let postern = Posternd::run(&cfg, listen).unwrap();
+    wait_for_port(submit, WAIT).unwrap();
+    let message = TestMessage::sized(1, 50 * 1024 * 1024, &["far@example.net"]);
+
+    let mut s = Transcript::connect(submit).unwrap();
+    s.ehlo("pc.office.test").unwrap();
+    s.expect("MAIL FROM:<boss@office.test>", 250).unwrap();
+    s.expect("RCPT TO:<far@example.net>", 250).unwrap();
+    let reply = s.data(&message.data).unwrap();
+    s.quit();
+    postern
+        .wait_for_event(
+            |e| e["type"] == "outbound_delivered",
+            Duration::from_secs(300),
+        )
+        .unwrap();
+    let peak = peak_rss_kib(postern.pid());
+    let at_sink = poll_until("the message at the sink", WAIT, || {
+        sink.messages()
+            .into_iter()
+            .find(|m| m.recipients() == ["far@example.net"])
+    })
+    .unwrap();
+    eprintln!(
+        "MEASURED: posternd peak RSS relaying a 50 MiB message: {} KiB",
+        peak
+    );
+
+    assert_eq!(reply.code, 250, "{}", reply.text());
+    assert_eq!(
+        digest_without_received(&at_sink.data),
+        message.digest(),
+        "arrived unaltered"
+    );
+    assert!(peak <= 32 * 1024, "peak RSS {peak} KiB is over 32 MiB");
+    postern.stop().unwrap();
+}
