@@ -5,7 +5,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::process::terminate;
-use super::{HarnessError, IoContext, Result, poll_until, ports};
+use super::error::{HarnessError, IoContext, Result};
+use super::wait::poll_until;
+use super::ports;
 
 /// Records for [`Dnsmasq`]; everything under `.test` that is not given is NXDOMAIN.
 #[derive(Clone, Debug, Default)]

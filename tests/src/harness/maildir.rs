@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Result, poll_until};
+use super::error::Result;
+use super::wait::poll_until;
 
 fn message_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<(std::time::SystemTime, PathBuf)> = ["new", "cur"]

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::process::run;
-use super::{HarnessError, Result, require_root};
+use super::error::{HarnessError, Result};
+use super::preconditions::require_root;
 
 const IP_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -5,7 +5,8 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use super::{Result, poll_until};
+use super::error::Result;
+use super::wait::poll_until;
 
 fn handed_out() -> &'static Mutex<HashSet<u16>> {
     static PORTS: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();

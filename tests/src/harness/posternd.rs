@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::process::{output_within, terminate};
-use super::{HarnessError, IoContext, Result, ports};
+use super::error::{HarnessError, IoContext, Result};
+use super::ports;
 
 /// Time allowed for one-shot commands (`fetch`, `config check`, ...).
 pub const ONE_SHOT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -83,7 +84,7 @@ impl PosterndBuilder {
     }
 
     /// Runs the daemon inside a namespace (`ip netns exec NAME posternd ...`).
-    pub fn in_netns(mut self, ns: &super::NetNs) -> Self {
+    pub fn in_netns(mut self, ns: &super::netns::NetNs) -> Self {
         self.netns = Some(ns.name().to_string());
         self
     }

@@ -17,7 +17,11 @@ use std::time::Duration;
 use super::messages::TestMessage;
 use super::netns::NetNs;
 use super::process::{kill_pid, pid_alive, run};
-use super::{HarnessError, IoContext, Result, poll_until, ports, require_root, smtp_client};
+use super::error::{HarnessError, IoContext, Result};
+use super::preconditions::require_root;
+use super::wait::poll_until;
+use super::ports;
+use super::smtp_client;
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 const START_TIMEOUT: Duration = Duration::from_secs(20);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{IoContext, Result};
+use super::error::{IoContext, Result};
 
 /// What the script answers to one command line (without CRLF): the reply text, one or more
 /// lines separated by "\n" (CRLF is added), or `None` to close the connection without a reply.
@@ -102,7 +102,7 @@ impl ScriptedServer {
         matches: impl Fn(&str) -> bool,
         timeout: Duration,
     ) -> Result<String> {
-        super::poll_until("a matching command at the scripted server", timeout, || {
+        super::wait::poll_until("a matching command at the scripted server", timeout, || {
             self.commands().into_iter().find(|c| matches(c))
         })
     }

@@ -11,7 +11,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::process::terminate;
-use super::{HarnessError, IoContext, Result, poll_until, ports, require_root};
+use super::error::{HarnessError, IoContext, Result};
+use super::preconditions::require_root;
+use super::wait::poll_until;
+use super::ports;
 
 /// One mail transaction as `smtp-sink` dumped it.
 #[derive(Clone, Debug, PartialEq, Eq)]

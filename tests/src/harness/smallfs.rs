@@ -6,7 +6,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::process::run;
-use super::{HarnessError, IoContext, Result, require_root};
+use super::error::{HarnessError, IoContext, Result};
+use super::preconditions::require_root;
 
 const MOUNT_TIMEOUT: Duration = Duration::from_secs(20);
 

@@ -8,44 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::messages::TestMessage;
-use super::{HarnessError, IoContext, Result};
+pub use super::reply::Reply;
+use super::error::{HarnessError, IoContext, Result};
 
 /// Default time allowed for connecting and for each read/write.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// One SMTP reply: its code and its text lines (without the code and separator).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reply {
-    pub code: u16,
-    pub lines: Vec<String>,
-}
-
-impl Reply {
-    /// The text lines joined with '\n'.
-    pub fn text(&self) -> String {
-        self.lines.join("\n")
-    }
-
-    /// Whether an EHLO reply lists `keyword` (case-insensitive, arguments ignored), e.g. "ETRN".
-    pub fn has_keyword(&self, keyword: &str) -> bool {
-        self.lines.iter().skip(1).any(|line| {
-            line.split_whitespace()
-                .next()
-                .is_some_and(|word| word.eq_ignore_ascii_case(keyword))
-        })
-    }
-
-    /// 2xx or 3xx.
-    pub fn is_positive(&self) -> bool {
-        (200..400).contains(&self.code)
-    }
-}
-
-impl fmt::Display for Reply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.code, self.lines.join(" / "))
-    }
-}
 
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
-use super::{HarnessError, IoContext, Result};
+use super::error::{HarnessError, IoContext, Result};
 
 /// A CA and a server certificate for `names` (PEM strings).
 #[derive(Clone, Debug)]

@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
-use super::Shared;
+use super::model::Shared;
 
 /// Long enough for an AUTH response (RFC 4954 §4: 12288 octets).
 pub(super) const MAX_LINE: usize = 12_288;

@@ -2,7 +2,7 @@
 //! RFC 821 TURN). Held mail is removed only after 250 to the final dot.
 
 use super::io::{Conn, IoError};
-use super::{DeliveryAttempt, Fault, domain_of};
+use super::model::{DeliveryAttempt, Fault, domain_of};
 
 #[derive(Debug)]
 struct Reply {

@@ -4,7 +4,8 @@ use tokio::net::TcpStream;
 
 use super::io::{Conn, IoError};
 use super::sasl::{self, ScramError, ScramServer};
-use super::{AuthAttempt, AuthOutcome, Fault, Mechanism, Shared, User, relay};
+use super::model::{AuthAttempt, AuthOutcome, Fault, Mechanism, Shared, User};
+use super::relay;
 
 pub(super) async fn run(stream: TcpStream, id: u64, shared: &Shared) {
     let mut conn = Conn::new(stream, id, shared);
@@ -493,7 +494,7 @@ async fn release(
             e.message
                 .rcpts
                 .iter()
-                .any(|r| domains.contains(&super::domain_of(r)))
+                .any(|r| domains.contains(&super::model::domain_of(r)))
         });
         if let Some(d) = domains.iter().find(|d| state.busy_domains.contains(*d)) {
             Err(format!(
