@@ -4,10 +4,10 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::process::terminate;
 use super::error::{HarnessError, IoContext, Result};
-use super::wait::poll_until;
 use super::ports;
+use super::process::terminate;
+use super::wait::poll_until;
 
 /// Records for [`Dnsmasq`]; everything under `.test` that is not given is NXDOMAIN.
 #[derive(Clone, Debug, Default)]

@@ -16,8 +16,8 @@
 //! used from plain `#[test]`s and from inside a tokio test alike.
 
 pub mod config;
-pub mod error;
 pub mod dnsmasq;
+pub mod error;
 pub mod maildir;
 pub mod messages;
 pub mod netns;
@@ -36,23 +36,21 @@ pub mod tls;
 pub mod wait;
 
 pub use config::PosternConfig;
-pub use error::{HarnessError, Result};
-pub(crate) use error::IoContext;
-pub use preconditions::{require_root, require_session_bus};
-pub use wait::poll_until;
 pub use dnsmasq::{DnsAnswer, Dnsmasq, DnsmasqBuilder};
+pub use error::{HarnessError, Result};
 pub use maildir::{count as maildir_count, read_maildir, wait_for_maildir};
 pub use messages::{TestMessage, digest_without_headers, digest_without_received};
 pub use netns::NetNs;
 pub use ports::{free_addr, free_port, wait_for_port};
 pub use posternd::{Posternd, PosterndBuilder, posternd, posternd_bin, posternd_with};
 pub use postfix::{PostfixQueue, PostfixQueueBuilder};
+pub use preconditions::{require_root, require_session_bus};
 pub use scripted::{DripServer, ScriptedServer};
 pub use sink::{SilentServer, SinkMessage, SmtpSink};
 pub use smallfs::SmallFs;
 pub use smtp_client::{Reply, Transcript, send, send_all};
 pub use tls::{OpensslSelfSigned, TestPki};
-
+pub use wait::poll_until;
 
 /// Returns from the calling test (after saying why on stderr) unless we are root; panics under CI.
 #[macro_export]

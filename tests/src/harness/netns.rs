@@ -6,9 +6,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use super::process::run;
 use super::error::{HarnessError, Result};
 use super::preconditions::require_root;
+use super::process::run;
 
 const IP_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -9,9 +9,9 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::process::{output_within, terminate};
 use super::error::{HarnessError, IoContext, Result};
 use super::ports;
+use super::process::{output_within, terminate};
 
 /// Time allowed for one-shot commands (`fetch`, `config check`, ...).
 pub const ONE_SHOT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -14,14 +14,14 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use super::error::{HarnessError, IoContext, Result};
 use super::messages::TestMessage;
 use super::netns::NetNs;
-use super::process::{kill_pid, pid_alive, run};
-use super::error::{HarnessError, IoContext, Result};
-use super::preconditions::require_root;
-use super::wait::poll_until;
 use super::ports;
+use super::preconditions::require_root;
+use super::process::{kill_pid, pid_alive, run};
 use super::smtp_client;
+use super::wait::poll_until;
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 const START_TIMEOUT: Duration = Duration::from_secs(20);

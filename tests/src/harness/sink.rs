@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::process::terminate;
 use super::error::{HarnessError, IoContext, Result};
-use super::preconditions::require_root;
-use super::wait::poll_until;
 use super::ports;
+use super::preconditions::require_root;
+use super::process::terminate;
+use super::wait::poll_until;
 
 /// One mail transaction as `smtp-sink` dumped it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,9 +5,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use super::process::run;
 use super::error::{HarnessError, IoContext, Result};
 use super::preconditions::require_root;
+use super::process::run;
 
 const MOUNT_TIMEOUT: Duration = Duration::from_secs(20);
 

@@ -1,15 +1,14 @@
 //! A small synchronous SMTP client for tests: `send` submits a message, `Transcript` talks to a
 //! server line by line and keeps the whole conversation for assertion messages.
 
-use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::{HarnessError, IoContext, Result};
 use super::messages::TestMessage;
 pub use super::reply::Reply;
-use super::error::{HarnessError, IoContext, Result};
 
 /// Default time allowed for connecting and for each read/write.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);

@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::cert::TestCert;
+
 /// A customer account of the provider.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -55,7 +57,7 @@ impl Mechanism {
     }
 
     /// Mechanisms that send the password in the clear.
-    fn is_plaintext(self) -> bool {
+    pub(crate) fn is_plaintext(self) -> bool {
         matches!(self, Mechanism::Plain | Mechanism::Login)
     }
 }

@@ -3,9 +3,9 @@
 use tokio::net::TcpStream;
 
 use super::io::{Conn, IoError};
-use super::sasl::{self, ScramError, ScramServer};
 use super::model::{AuthAttempt, AuthOutcome, Fault, Mechanism, Shared, User};
 use super::relay;
+use super::sasl::{self, ScramError, ScramServer};
 
 pub(super) async fn run(stream: TcpStream, id: u64, shared: &Shared) {
     let mut conn = Conn::new(stream, id, shared);
