@@ -3,15 +3,16 @@
 //! connections from one address, kill -9 under load, and a full disk.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use postern_tests::harness::load::{Envelope, Ledger};
 use postern_tests::harness::messages::header_value;
 use postern_tests::harness::process::kill_pid;
 use postern_tests::harness::smtp_client::Transcript;
@@ -410,55 +411,11 @@ fn max_connections_per_client_admits_that_many_and_refuses_the_rest_with_421() {
 // ---------------------------------------------------------------------------------------------
 // §8 kill -9 under load
 
-/// What the senders did: every message sent (by Message-ID, with its digest) and those that got
-/// 250 after DATA.
-#[derive(Default)]
-struct Ledger {
-    sent: Mutex<HashMap<String, [u8; 32]>>,
-    acked: Mutex<HashSet<String>>,
-    acked_count: AtomicUsize,
-}
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// Sends messages over fresh connections (5 per connection) until the server goes away.
-fn sender(listen: SocketAddr, ledger: &Ledger) {
-    loop {
-        let Ok(mut s) = Transcript::connect_timeout(listen, Duration::from_secs(10)) else {
-            return;
-        };
-        if s.greeting().code != 220 || s.ehlo("load.test").is_err() {
-            return;
-        }
-        for _ in 0..5 {
-            let i = NEXT.fetch_add(1, Ordering::Relaxed);
-            let size = 500 + (i * 7919) % 40_000;
-            let message = TestMessage::sized(i, size, &["user@office.test"]);
-            let id = message.message_id().unwrap();
-            let ok = s
-                .cmd("MAIL FROM:<load@example.net>")
-                .is_ok_and(|r| r.code == 250)
-                && s.cmd("RCPT TO:<user@office.test>")
-                    .is_ok_and(|r| r.code == 250);
-            if !ok {
-                return;
-            }
-            ledger
-                .sent
-                .lock()
-                .unwrap()
-                .insert(id.clone(), message.digest());
-            match s.data(&message.data) {
-                Ok(reply) if reply.code == 250 => {
-                    ledger.acked.lock().unwrap().insert(id);
-                    ledger.acked_count.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => return,
-            }
-        }
-        s.quit();
-    }
-}
+const LOAD: Envelope = Envelope {
+    ehlo: "load.test",
+    from: "load@example.net",
+    to: "user@office.test",
+};
 
 #[test]
 fn kill_9_under_load_loses_and_duplicates_no_acknowledged_message() {
@@ -470,16 +427,16 @@ fn kill_9_under_load_loses_and_duplicates_no_acknowledged_message() {
 
     for round in 1..=3 {
         let postern = Posternd::run(&cfg, listen).unwrap();
-        let before = ledger.acked_count.load(Ordering::Relaxed);
+        let before = ledger.acked_count();
         let senders: Vec<_> = (0..4)
             .map(|_| {
                 let ledger = ledger.clone();
-                std::thread::spawn(move || sender(listen, &ledger))
+                std::thread::spawn(move || ledger.send_until_gone(listen, LOAD))
             })
             .collect();
         let target = before + 20 + 7 * round;
         poll_until(format!("{target} acknowledged messages"), WAIT, || {
-            (ledger.acked_count.load(Ordering::Relaxed) >= target).then_some(())
+            (ledger.acked_count() >= target).then_some(())
         })
         .unwrap();
         kill_pid(i32::try_from(postern.pid()).unwrap());
@@ -487,14 +444,12 @@ fn kill_9_under_load_loses_and_duplicates_no_acknowledged_message() {
             thread.join().unwrap();
         }
         drop(postern);
-        let acked = ledger.acked_count.load(Ordering::Relaxed) - before;
+        let acked = ledger.acked_count() - before;
         eprintln!("MEASURED: kill -9 round {round}: {acked} messages acknowledged in the round");
     }
     // Start once more so that whatever start-up recovery there is has run, then stop cleanly.
     Posternd::run(&cfg, listen).unwrap().stop().unwrap();
 
-    let sent = ledger.sent.lock().unwrap().clone();
-    let acked = ledger.acked.lock().unwrap().clone();
     let mut stored: HashMap<String, Vec<[u8; 32]>> = HashMap::new();
     let mut unknown = 0;
     for message in read_maildir(maildir.path()) {
@@ -506,36 +461,36 @@ fn kill_9_under_load_loses_and_duplicates_no_acknowledged_message() {
             None => unknown += 1,
         }
     }
-    let lost: Vec<_> = acked
-        .iter()
-        .filter(|id| !stored.contains_key(*id))
-        .collect();
-    let duplicated: Vec<_> = stored.iter().filter(|(_, c)| c.len() > 1).collect();
-    let incomplete: Vec<_> = stored
-        .iter()
-        .filter(|(id, copies)| copies.iter().any(|d| sent.get(*id) != Some(d)))
-        .map(|(id, _)| id)
-        .collect();
-    let unacked_stored = stored.keys().filter(|id| !acked.contains(*id)).count();
+    let account = ledger.account(&stored);
     let tmp_left = std::fs::read_dir(maildir.path().join("tmp"))
         .map(|d| d.count())
         .unwrap_or(0);
     eprintln!(
         "MEASURED: kill -9 x3: {} sent, {} acknowledged, {} lost, {} duplicated, {} incomplete, \
-         {unacked_stored} stored but never acknowledged, {tmp_left} left in tmp/",
-        sent.len(),
-        acked.len(),
-        lost.len(),
-        duplicated.len(),
-        incomplete.len()
+         {} stored but never acknowledged, {tmp_left} left in tmp/",
+        account.sent,
+        account.acked,
+        account.lost.len(),
+        account.duplicated.len(),
+        account.altered.len(),
+        account.stored_unacked
     );
 
     assert_eq!(unknown, 0, "messages without a Message-ID in the Maildir");
-    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
-    assert!(duplicated.is_empty(), "stored twice: {duplicated:?}");
     assert!(
-        incomplete.is_empty(),
-        "stored incomplete or altered: {incomplete:?}"
+        account.lost.is_empty(),
+        "acknowledged but not stored: {:?}",
+        account.lost
+    );
+    assert!(
+        account.duplicated.is_empty(),
+        "stored twice: {:?}",
+        account.duplicated
+    );
+    assert!(
+        account.altered.is_empty(),
+        "stored incomplete or altered: {:?}",
+        account.altered
     );
 }
 

@@ -7,10 +7,10 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use postern_tests::harness::load::{Envelope, Ledger};
 use postern_tests::harness::messages::header_value;
 use postern_tests::harness::process::kill_pid;
 use postern_tests::harness::smtp_client::Transcript;
@@ -144,51 +144,11 @@ fn submission_is_for_allowed_clients_only_and_adds_date_and_message_id() {
     postern.stop().unwrap();
 }
 
-#[derive(Default)]
-struct Ledger {
-    sent: Mutex<HashMap<String, [u8; 32]>>,
-    acked: Mutex<HashSet<String>>,
-    acked_count: AtomicUsize,
-}
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-fn submitter(submit: SocketAddr, ledger: &Ledger) {
-    loop {
-        let Ok(mut s) = Transcript::connect_timeout(submit, Duration::from_secs(10)) else {
-            return;
-        };
-        if s.greeting().code != 220 || s.ehlo("pc.office.test").is_err() {
-            return;
-        }
-        for _ in 0..5 {
-            let i = NEXT.fetch_add(1, Ordering::Relaxed);
-            let message = TestMessage::sized(i, 500 + (i * 7919) % 40_000, &["friend@example.net"]);
-            let id = message.message_id().unwrap();
-            let ok = s
-                .cmd("MAIL FROM:<boss@office.test>")
-                .is_ok_and(|r| r.code == 250)
-                && s.cmd("RCPT TO:<friend@example.net>")
-                    .is_ok_and(|r| r.code == 250);
-            if !ok {
-                return;
-            }
-            ledger
-                .sent
-                .lock()
-                .unwrap()
-                .insert(id.clone(), message.digest());
-            match s.data(&message.data) {
-                Ok(reply) if reply.code == 250 => {
-                    ledger.acked.lock().unwrap().insert(id);
-                    ledger.acked_count.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => return,
-            }
-        }
-        s.quit();
-    }
-}
+const SUBMISSIONS: Envelope = Envelope {
+    ehlo: "pc.office.test",
+    from: "boss@office.test",
+    to: "friend@example.net",
+};
 
 #[test]
 fn kill_9_under_submission_load_loses_and_duplicates_no_acknowledged_message() {
@@ -200,16 +160,16 @@ fn kill_9_under_submission_load_loses_and_duplicates_no_acknowledged_message() {
     for round in 1..=3 {
         let postern = Posternd::run(&cfg, listen).unwrap();
         wait_for_port(submit, WAIT).unwrap();
-        let before = ledger.acked_count.load(Ordering::Relaxed);
+        let before = ledger.acked_count();
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let ledger = ledger.clone();
-                std::thread::spawn(move || submitter(submit, &ledger))
+                std::thread::spawn(move || ledger.send_until_gone(submit, SUBMISSIONS))
             })
             .collect();
         let target = before + 20 + 7 * round;
         poll_until(format!("{target} acknowledged"), WAIT, || {
-            (ledger.acked_count.load(Ordering::Relaxed) >= target).then_some(())
+            (ledger.acked_count() >= target).then_some(())
         })
         .unwrap();
         kill_pid(i32::try_from(postern.pid()).unwrap());
@@ -217,7 +177,7 @@ fn kill_9_under_submission_load_loses_and_duplicates_no_acknowledged_message() {
             t.join().unwrap();
         }
         drop(postern);
-        let acked = ledger.acked_count.load(Ordering::Relaxed) - before;
+        let acked = ledger.acked_count() - before;
         eprintln!("MEASURED: outbound kill -9 round {round}: {acked} submissions acknowledged");
     }
     // Once more, so the start-up recovery has run; then a clean stop.
@@ -226,32 +186,33 @@ fn kill_9_under_submission_load_loses_and_duplicates_no_acknowledged_message() {
     postern.stop().unwrap();
 
     let (stored, stray) = spooled(&state.path().join("outbound"));
-    let sent = ledger.sent.lock().unwrap().clone();
-    let acked = ledger.acked.lock().unwrap().clone();
-    let lost: Vec<_> = acked
-        .iter()
-        .filter(|id| !stored.contains_key(*id))
-        .collect();
-    let duplicated: Vec<_> = stored.iter().filter(|(_, c)| c.len() > 1).collect();
-    let altered: Vec<_> = stored
-        .iter()
-        .filter(|(id, copies)| copies.iter().any(|d| sent.get(*id) != Some(d)))
-        .map(|(id, _)| id)
-        .collect();
-    let unacked = stored.keys().filter(|id| !acked.contains(*id)).count();
+    let account = ledger.account(&stored);
     eprintln!(
         "MEASURED: outbound kill -9 x3: {} sent, {} acknowledged, {} lost, {} duplicated, {} altered, \
-         {unacked} spooled but never acknowledged, {} uncommitted leftovers after restart",
-        sent.len(),
-        acked.len(),
-        lost.len(),
-        duplicated.len(),
-        altered.len(),
+         {} spooled but never acknowledged, {} uncommitted leftovers after restart",
+        account.sent,
+        account.acked,
+        account.lost.len(),
+        account.duplicated.len(),
+        account.altered.len(),
+        account.stored_unacked,
         stray.len()
     );
-    assert!(lost.is_empty(), "acknowledged but not spooled: {lost:?}");
-    assert!(duplicated.is_empty(), "spooled twice: {duplicated:?}");
-    assert!(altered.is_empty(), "spooled altered: {altered:?}");
+    assert!(
+        account.lost.is_empty(),
+        "acknowledged but not spooled: {:?}",
+        account.lost
+    );
+    assert!(
+        account.duplicated.is_empty(),
+        "spooled twice: {:?}",
+        account.duplicated
+    );
+    assert!(
+        account.altered.is_empty(),
+        "spooled altered: {:?}",
+        account.altered
+    );
     assert!(
         stray.is_empty(),
         "leftovers not removed at start: {stray:?}"

@@ -18,6 +18,7 @@
 pub mod config;
 pub mod dnsmasq;
 pub mod error;
+pub mod load;
 pub mod maildir;
 pub mod messages;
 pub mod netns;
