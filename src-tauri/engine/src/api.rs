@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::backup::server::BackupServer;
 use crate::config::Config;
 use crate::deliver::DeliverError;
 use crate::dequeue::DequeueContext;
@@ -38,6 +39,8 @@ pub enum StartError {
     InboundTls(#[from] crate::smtp_server::tls::InboundTlsError),
     #[error(transparent)]
     Outbound(#[from] crate::outbound::listener::OutboundError),
+    #[error("the backup MX ([[backup_for]]): {0}")]
+    Backup(#[from] crate::outbound::spool::SpoolError),
 }
 
 pub struct EngineHandle {
@@ -153,14 +156,24 @@ pub async fn start_with_link(
         .enabled
         .then(|| crate::journal::start(journal_path.clone(), config.journal.retention, &events));
     let (arrivals_tx, arrivals) = mpsc::unbounded_channel();
+    let backup = match BackupServer::from_config(&config, events.clone()) {
+        Some(b) => {
+            let held = b.open_spool()?;
+            tracing::info!(held, "backup MX for {} domain(s)", b.entries.len());
+            Some(Arc::new(b))
+        }
+        None => None,
+    };
     let ctx = Arc::new(
         SessionContext::from_config(&config, events.clone())?
             .with_tls(&config)?
-            .with_arrivals(Some(arrivals_tx.clone())),
+            .with_arrivals(Some(arrivals_tx.clone()))
+            .with_backup(backup.clone()),
     );
     let (inbound, sessions) = Inbound::bind(&config.inbound.listen, ctx.clone()).await?;
     let local_addrs = inbound.local_addrs();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let sweep_shutdown = shutdown_rx.clone();
     let (command_tx, command_rx) = mpsc::channel(32);
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let (status_tx, status_rx) = watch::channel(Status::default());
@@ -184,6 +197,7 @@ pub async fn start_with_link(
         dequeuer: dequeuer.clone(),
         events: events.clone(),
         arrivals: Some(arrivals_tx),
+        backup: backup.clone(),
     });
     let mut supervisor_deps = SupervisorDeps::new(dequeuer);
     supervisor_deps.reconfigurer = Some(reconfigurer.clone());
@@ -193,6 +207,10 @@ pub async fn start_with_link(
         reconfigurer.close().await;
         draining.finish().await;
     });
+    let config_retry = config
+        .outbound
+        .as_ref()
+        .map_or(crate::config::outbound_defaults::RETRY_MIN, |o| o.retry_min);
     let supervisor = tokio::spawn(crate::supervisor::run(
         config,
         supervisor_deps,
@@ -210,9 +228,21 @@ pub async fn start_with_link(
     ));
     let mut tasks = vec![supervisor, server];
     let mut outbound_addrs = Vec::new();
+    if let (Some(b), Some(relay)) = (&backup, &outbound) {
+        b.set_outbound(relay.spool.clone());
+    }
     if let Some(relay) = outbound {
         outbound_addrs = relay.local_addrs;
         tasks.extend(relay.tasks);
+    }
+    if let Some(b) = backup {
+        let retry = config_retry;
+        tasks.push(tokio::spawn(crate::backup::sweep::run(
+            b,
+            crate::backup::sweep::SWEEP_EVERY,
+            retry,
+            sweep_shutdown,
+        )));
     }
     Ok(EngineHandle {
         commands: command_tx,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod backup;
 mod keys;
 mod load;
 mod raw;
@@ -19,6 +20,13 @@ mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_backup;
+
+pub use backup::{
+    Backup, BackupFor, BackupTarget, DEFAULT_ETRN_PER_MINUTE, DEFAULT_MAX_HOLD, Release,
+    parse_backup_target,
+};
 
 /// The validated configuration.
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -47,6 +55,13 @@ pub struct Config {
     /// The mail-flow journal in the state folder.
     #[serde(default, skip_serializing_if = "Journal::is_default")]
     pub journal: Journal,
+    /// The neighbours' domains this office is the backup MX for (§10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(test, ts(optional = nullable))]
+    pub backup_for: Vec<BackupFor>,
+    #[serde(default, skip_serializing_if = "Backup::is_default")]
+    #[cfg_attr(test, ts(optional = nullable))]
+    pub backup: Backup,
 }
 
 fn is_default_state_dir(path: &Path) -> bool {
@@ -637,7 +652,10 @@ struct Inactive {
 }
 
 /// Remove an entry when its feature lands.
-const NOT_YET_ACTIVE: &[Inactive] = &[];
+const NOT_YET_ACTIVE: &[Inactive] = &[Inactive {
+    applies: |c| c.backup_for.iter().any(|b| b.allows(Release::Atrn)),
+    note: "[[backup_for]] release = [\"atrn\"]: the ODMR/ATRN server ([backup] odmr_listen) is not served in this version yet; the neighbour can use ETRN",
+}];
 
 /// Where the config file is: `--config`, else `$POSTERN_CONFIG`, else the OS config dir.
 pub fn config_path(flag: Option<&Path>) -> Option<PathBuf> {

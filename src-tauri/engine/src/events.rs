@@ -142,6 +142,40 @@ pub enum Event {
     OutboundCommandDone {
         message: String,
     },
+    /// The backup MX: a delivery run of the mail held for the neighbour's `domain` began,
+    /// asked for by `trigger` (`ETRN from 192.0.2.7`, `ATRN by neighbour`, `retry schedule`);
+    /// `held` messages wait, `target` is where they go.
+    BackupReleaseStarted {
+        domain: String,
+        trigger: String,
+        held: u32,
+        target: String,
+    },
+    /// A held message reached a recipient at the neighbour's server `via`.
+    BackupDelivered {
+        id: String,
+        domain: String,
+        to: String,
+        via: String,
+        reply: String,
+    },
+    /// The run ended; what is not delivered stays held (`problem`: why the run stopped early).
+    BackupReleaseFinished {
+        domain: String,
+        delivered: u32,
+        deferred: u32,
+        bounced: u32,
+        problem: Option<String>,
+    },
+    /// A held recipient was returned to the sender: refused for good, held longer than
+    /// `max_hold`, or its domain is no longer backed up here.
+    BackupBounced {
+        id: String,
+        domain: String,
+        to: String,
+        reply: String,
+        dsn_sent: bool,
+    },
     /// Automatic dequeues are paused (FetchNow still works).
     Paused,
     Resumed,

@@ -72,6 +72,7 @@ pub mod journal;
 pub mod outcome;
 pub mod secrets;
 
+pub mod backup;
 pub mod deliver;
 pub mod dequeue;
 pub mod link;

@@ -44,15 +44,18 @@ pub(crate) async fn run(arg: ConfigArg, action: Option<QueueAction>, json: bool)
 
 fn spool_of(arg: &ConfigArg) -> Result<Spool, String> {
     let config = load_config(arg)?;
-    let Some(outbound) = &config.outbound else {
-        return Err(
-            "there is no [outbound] section in the config, so there is no outbound queue".into(),
-        );
+    let dir = match &config.outbound {
+        Some(outbound) => outbound.spool_dir(&config.state_dir),
+        // The backup MX holds its mail in the same folder.
+        None if !config.backup_for.is_empty() => config.state_dir.join("outbound"),
+        None => {
+            return Err(
+                "there is no [outbound] section in the config, so there is no outbound queue"
+                    .into(),
+            );
+        }
     };
-    Ok(Spool::at(
-        &outbound.spool_dir(&config.state_dir),
-        &config.inbound.hostname,
-    ))
+    Ok(Spool::at(&dir, &config.inbound.hostname))
 }
 
 fn list(arg: &ConfigArg, json: bool) -> ExitCode {

@@ -184,6 +184,9 @@ pub fn changes(old: &Config, new: &Config) -> Vec<String> {
     if old.outbound != new.outbound {
         out.push("[outbound] changed: restart Postern to apply it (the outbound relay keeps its start configuration)".into());
     }
+    if old.backup_for != new.backup_for || old.backup != new.backup {
+        out.push("[[backup_for]] or [backup] changed: restart Postern to apply it (the backup MX keeps its start configuration)".into());
+    }
     out
 }
 
@@ -229,6 +232,8 @@ pub struct Reconfigurer {
     pub(crate) dequeuer: Arc<SwappableDequeuer>,
     pub(crate) events: EventSender,
     pub(crate) arrivals: Option<ArrivalSender>,
+    /// The backup MX of the start configuration, kept across reloads.
+    pub(crate) backup: Option<Arc<crate::backup::server::BackupServer>>,
 }
 
 impl Reconfigurer {
@@ -245,7 +250,8 @@ impl Reconfigurer {
         let ctx = Arc::new(
             SessionContext::from_config(config, self.events.clone())?
                 .with_tls(config)?
-                .with_arrivals(self.arrivals.clone()),
+                .with_arrivals(self.arrivals.clone())
+                .with_backup(self.backup.clone()),
         );
         let moved = inbound.configured() != config.inbound.listen;
         inbound.switch(rebind, ctx.clone()).await;

@@ -169,6 +169,28 @@ impl PosternConfig {
         self
     }
 
+    /// A `[[backup_for]]` entry: this office is the backup MX of `domain`, releasing its mail
+    /// to `deliver_to` (`"mx"` or `"smtp://host:port"`) when asked by one of `release`; `extra`
+    /// are more `key = value` lines (values in TOML syntax), e.g. `("username", "\"n\"")`.
+    pub fn backup_for(
+        self,
+        domain: &str,
+        deliver_to: &str,
+        release: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let mut toml = format!(
+            "[[backup_for]]\ndomain = {}\ndeliver_to = {}\nrelease = {}\n",
+            quoted(domain),
+            quoted(deliver_to),
+            list(release)
+        );
+        for (key, value) in extra {
+            toml.push_str(&format!("{key} = {value}\n"));
+        }
+        self.append(&toml)
+    }
+
     /// Raw TOML appended at the end.
     pub fn append(mut self, toml: &str) -> Self {
         self.extra.push_str(toml);

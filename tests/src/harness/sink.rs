@@ -82,7 +82,17 @@ impl SmtpSink {
         Self::spawn(args)
     }
 
+    /// Accepts every message with 250, listening on `addr` (any loopback address, e.g. a
+    /// client's own address in the abuse tests).
+    pub fn start_at(addr: SocketAddr) -> Result<Self> {
+        Self::spawn_at(&[], addr)
+    }
+
     fn spawn(extra: &[&str]) -> Result<Self> {
+        Self::spawn_at(extra, ports::free_addr())
+    }
+
+    fn spawn_at(extra: &[&str], addr: SocketAddr) -> Result<Self> {
         use std::os::unix::fs::PermissionsExt;
         // As root smtp-sink must drop privileges (`-u`), and then writes its dumps as that user.
         require_root().map_err(HarnessError::Other)?;
@@ -92,7 +102,6 @@ impl SmtpSink {
             .context(|| "create smtp-sink dump directory".into())?;
         std::fs::set_permissions(dump.path(), std::fs::Permissions::from_mode(0o777))
             .context(|| "chmod dump directory".into())?;
-        let addr = ports::free_addr();
         let template = format!("{}/%Y%m%d%H%M%S.", dump.path().display());
         let child = Command::new("smtp-sink")
             .args(["-u", "nobody", "-d", &template])

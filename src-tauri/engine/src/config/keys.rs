@@ -314,6 +314,72 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "true or false, without quotes",
         "notifications = true",
     ),
+    k(
+        "",
+        "backup_for",
+        "one or more [[backup_for]] tables",
+        "a line [[backup_for]] followed by domain = \"neighbour.example\"",
+    ),
+    k(
+        "",
+        "backup",
+        "a [backup] table",
+        "a line [backup] followed by odmr_listen = [\"0.0.0.0:366\"]",
+    ),
+    k(
+        "backup_for",
+        "domain",
+        "a domain name in quotes",
+        r#"domain = "neighbour.example""#,
+    ),
+    k(
+        "backup_for",
+        "deliver_to",
+        r#""mx" or "smtp://host:port", in quotes"#,
+        r#"deliver_to = "mx""#,
+    ),
+    k(
+        "backup_for",
+        "release",
+        r#"a list of "etrn" and/or "atrn""#,
+        r#"release = ["etrn", "atrn"]"#,
+    ),
+    k(
+        "backup_for",
+        "username",
+        "a login name in quotes",
+        r#"username = "neighbour""#,
+    ),
+    k(
+        "backup_for",
+        "hold",
+        "true or false, without quotes",
+        "hold = true",
+    ),
+    k(
+        "backup_for",
+        "max_hold",
+        "a duration in quotes",
+        r#"max_hold = "7d""#,
+    ),
+    k(
+        "backup",
+        "odmr_listen",
+        "a list of IP:port addresses in quotes",
+        r#"odmr_listen = ["0.0.0.0:366"]"#,
+    ),
+    k(
+        "backup",
+        "mx_port",
+        "a port number without quotes",
+        "mx_port = 25",
+    ),
+    k(
+        "backup",
+        "etrn_per_minute",
+        "a whole number without quotes (0 = no limit)",
+        "etrn_per_minute = 10",
+    ),
 ];
 
 pub(crate) fn lookup(section: &str, key: &str) -> Option<&'static KeyDoc> {

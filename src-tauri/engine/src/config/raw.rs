@@ -20,6 +20,8 @@ pub(super) struct RawConfig {
     pub desktop: Option<S<RawDesktop>>,
     pub state_dir: Option<S<String>>,
     pub journal: Option<S<RawJournal>>,
+    pub backup_for: Option<S<Vec<S<RawBackupFor>>>>,
+    pub backup: Option<S<RawBackup>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,4 +105,23 @@ pub(super) struct RawDesktop {
 pub(super) struct RawJournal {
     pub enabled: Option<S<bool>>,
     pub retention: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackupFor {
+    pub domain: Option<S<String>>,
+    pub deliver_to: Option<S<String>>,
+    pub release: Option<S<Vec<S<String>>>>,
+    pub username: Option<S<String>>,
+    pub hold: Option<S<bool>>,
+    pub max_hold: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackup {
+    pub odmr_listen: Option<S<Vec<S<String>>>>,
+    pub mx_port: Option<S<i64>>,
+    pub etrn_per_minute: Option<S<i64>>,
 }

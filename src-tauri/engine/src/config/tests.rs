@@ -39,7 +39,7 @@ refetch_every = "15m"                    # re-dequeue while online; "0" = only o
 nameservers = []                         # empty = system resolver; ["127.0.0.1:5353"] for tests/split DNS
 "##;
 
-const MINIMAL: &str = r#"
+pub(super) const MINIMAL: &str = r#"
 domains = ["office.example"]
 
 [[queue_servers]]
@@ -49,7 +49,7 @@ host = "mail.isp.example"
 deliver = "maildir:/srv/mail/Maildir"
 "#;
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
+pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, Path::new("postern.toml"))
 }
 
@@ -57,7 +57,7 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("test address")
 }
 
-fn invalid(err: ConfigError) -> (usize, usize, String, String) {
+pub(super) fn invalid(err: ConfigError) -> (usize, usize, String, String) {
     match err {
         ConfigError::Invalid {
             line,

@@ -61,6 +61,7 @@ impl Delivery {
                 spool: s.clone(),
                 mail_from: mail_from.to_string(),
                 rcpts: Vec::new(),
+                held_for: None,
             },
         }
     }
@@ -83,6 +84,8 @@ pub enum Transaction {
         spool: Spool,
         mail_from: String,
         rcpts: Vec<String>,
+        /// Held for a neighbour's domain (the backup MX): kept as it came, no header added.
+        held_for: Option<String>,
     },
 }
 
@@ -109,12 +112,17 @@ impl Transaction {
                 spool,
                 mail_from,
                 rcpts,
-            } => Writer::Spool(Box::new(
-                spool
-                    .begin(&mail_from, &rcpts, None, true)
+                held_for,
+            } => {
+                let mut writer = spool
+                    .begin(&mail_from, &rcpts, None, held_for.is_none())
                     .await
-                    .map_err(spool_error)?,
-            )),
+                    .map_err(spool_error)?;
+                if let Some(domain) = &held_for {
+                    writer.hold_for(domain);
+                }
+                Writer::Spool(Box::new(writer))
+            }
         })
     }
 
@@ -158,8 +166,12 @@ impl Writer {
             Writer::Smtp(w) => w.commit().await,
             Writer::Spool(w) => {
                 let record = w.commit().await.map_err(spool_error)?;
+                let location = match &record.held_for {
+                    Some(domain) => format!("held for {domain}, queue id {}", record.id),
+                    None => format!("outbound queue id {}", record.id),
+                };
                 Ok(Delivered {
-                    location: format!("outbound queue id {}", record.id),
+                    location,
                     size: record.size,
                 })
             }

@@ -115,6 +115,8 @@ pub async fn run(
     let mut settings = inbound.settings.clone();
     settings.idle_timeout = server.timeout;
     settings.session_timeout = Some(TURNAROUND_LIMIT);
+    // Mail that comes to us over a turnaround is the office's own.
+    settings.backup = None;
     let session_ctx = Arc::new(SessionContext {
         settings,
         delivery: inbound.delivery.clone(),

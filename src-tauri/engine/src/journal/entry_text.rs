@@ -178,6 +178,63 @@ pub fn entries_for(event: &Event) -> Vec<(Kind, String)> {
             format!("outbound {id} dropped from the queue by request (no DSN)"),
         ),
         Event::OutboundCommandDone { .. } => Vec::new(),
+        Event::BackupReleaseStarted {
+            domain,
+            trigger,
+            held,
+            target,
+        } => one(
+            Kind::Fetch,
+            format!(
+                "backup MX: releasing {held} message(s) held for {domain} to {target} ({trigger})"
+            ),
+        ),
+        Event::BackupDelivered {
+            id, to, via, reply, ..
+        } => one(
+            Kind::Message,
+            format!("held {id} delivered to <{to}> via {via}: {reply}"),
+        ),
+        Event::BackupReleaseFinished {
+            domain,
+            delivered,
+            deferred,
+            bounced,
+            problem,
+        } => {
+            let kind = if problem.is_some() {
+                Kind::Problem
+            } else {
+                Kind::Fetch
+            };
+            one(
+                kind,
+                format!(
+                    "backup MX: {domain}: {delivered} delivered, {deferred} still held, {bounced} returned{}",
+                    problem
+                        .as_ref()
+                        .map(|p| format!("; {p}"))
+                        .unwrap_or_default()
+                ),
+            )
+        }
+        Event::BackupBounced {
+            id,
+            domain,
+            to,
+            reply,
+            dsn_sent,
+        } => one(
+            Kind::Message,
+            format!(
+                "held {id} for {domain} to <{to}> returned: {reply}{}",
+                if *dsn_sent {
+                    " (DSN sent to the sender)"
+                } else {
+                    " (no DSN)"
+                }
+            ),
+        ),
     }
 }
 

@@ -9,7 +9,7 @@
 
 pub mod check;
 pub mod cli;
-mod dns;
+pub(crate) mod dns;
 pub mod findings;
 mod net;
 mod render;

@@ -206,6 +206,7 @@ mod tests {
             last_reply: None,
             client: None,
             delay_warned: false,
+            held_for: None,
         }
     }
 

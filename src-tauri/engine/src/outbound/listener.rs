@@ -43,6 +43,8 @@ pub struct OutboundRelay {
     /// Flush, retry and drop for the queue task.
     pub actions: mpsc::UnboundedSender<QueueAction>,
     pub tasks: Vec<JoinHandle<()>>,
+    /// The spool as the submission listener writes it (each new message reaches the queue task).
+    pub spool: Spool,
 }
 
 /// The submission sessions' settings: `[inbound]`'s limits with the relay policy of `allow`.
@@ -108,7 +110,7 @@ pub async fn start(
         draining.finish().await;
     });
     let queue = Arc::new(QueueContext {
-        spool,
+        spool: spool.clone(),
         smarthost: Smarthost::from_config(outbound, &hostname, secrets),
         local,
         domains: config.domains.clone(),
@@ -117,17 +119,19 @@ pub async fn start(
         events,
     });
     let (actions_tx, actions_rx) = mpsc::unbounded_channel();
+    // Mail held for a neighbour (backup MX) shares the folder but is the backup server's.
+    let own: Vec<_> = recovered
+        .records
+        .into_iter()
+        .filter(|r| r.held_for.is_none())
+        .collect();
     let runner = tokio::spawn(runner::run(
-        queue,
-        recovered.records,
-        feed_rx,
-        status,
-        actions_rx,
-        shutdown,
+        queue, own, feed_rx, status, actions_rx, shutdown,
     ));
     Ok(Some(OutboundRelay {
         local_addrs,
         actions: actions_tx,
         tasks: vec![server, runner],
+        spool,
     }))
 }

@@ -39,6 +39,9 @@ pub struct QueueEntry {
     pub meaning: Option<String>,
     /// RFC 3339; `None`: at the next chance (when the link is up).
     pub next_attempt: Option<String>,
+    /// Held for this neighbour's domain (backup MX), until the neighbour asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_for: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +95,7 @@ impl QueueEntry {
                 .next_attempt
                 .and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
                 .map(|t| t.to_rfc3339()),
+            held_for: record.held_for.clone(),
         }
     }
 }
@@ -106,11 +110,37 @@ pub fn list(spool: &Spool) -> Result<Vec<QueueEntry>, SpoolError> {
         .collect())
 }
 
-/// The list for a person: one block per message.
+/// The list for a person: the outbound queue, then the mail held for neighbours, one block
+/// per message.
 pub fn render(entries: &[QueueEntry]) -> String {
-    if entries.is_empty() {
-        return "The outbound queue is empty.\n".into();
+    let (held, own): (Vec<&QueueEntry>, Vec<&QueueEntry>) =
+        entries.iter().partition(|e| e.held_for.is_some());
+    let mut out = if own.is_empty() {
+        "The outbound queue is empty.\n".to_string()
+    } else {
+        let mut text = render_blocks(&own);
+        text.push_str(&format!("{} message(s)\n", own.len()));
+        text
+    };
+    if !held.is_empty() {
+        let mut domains: Vec<&str> = held.iter().filter_map(|e| e.held_for.as_deref()).collect();
+        domains.sort_unstable();
+        domains.dedup();
+        out.push_str("\nHeld for neighbours (backup MX), released when they ask (ETRN/ATRN):\n");
+        for d in domains {
+            let of_d: Vec<&QueueEntry> = held
+                .iter()
+                .copied()
+                .filter(|e| e.held_for.as_deref() == Some(d))
+                .collect();
+            out.push_str(&format!("{d}: {} message(s)\n", of_d.len()));
+            out.push_str(&render_blocks(&of_d));
+        }
     }
+    out
+}
+
+fn render_blocks(entries: &[&QueueEntry]) -> String {
     let mut out = String::new();
     for e in entries {
         out.push_str(&format!(
@@ -141,7 +171,6 @@ pub fn render(entries: &[QueueEntry]) -> String {
             out.push_str(&format!("    last reply: {reply}: {meaning}\n"));
         }
     }
-    out.push_str(&format!("{} message(s)\n", entries.len()));
     out
 }
 

@@ -44,6 +44,9 @@ pub struct Smarthost {
     pub timeout: Duration,
     pub trust: TrustPolicy,
     pub secrets: Arc<dyn SecretStore>,
+    /// Connect here instead of resolving `host` with the system resolver (a neighbour's MX
+    /// host found with the engine's own DNS).
+    pub connect_addr: Option<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for Smarthost {
@@ -117,6 +120,7 @@ impl Smarthost {
             timeout: DEFAULT_TIMEOUT,
             trust: TrustPolicy::default(),
             secrets,
+            connect_addr: None,
         }
     }
 
@@ -132,7 +136,7 @@ impl Smarthost {
             timeout: self.timeout,
             helo_name: self.helo_name.clone(),
             trust: self.trust.clone(),
-            connect_addr: None,
+            connect_addr: self.connect_addr,
         }
     }
 

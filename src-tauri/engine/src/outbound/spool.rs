@@ -88,6 +88,11 @@ pub struct Record {
     pub client: Option<String>,
     #[serde(default)]
     pub delay_warned: bool,
+    /// Mail this office holds as a backup MX for the neighbour's domain (`[[backup_for]]`):
+    /// it goes only to that domain's own target, when the neighbour asks. Absent in records
+    /// written before the backup MX existed: they are the office's own outgoing mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_for: Option<String>,
 }
 
 impl Record {
@@ -321,6 +326,7 @@ impl Spool {
                 last_reply: None,
                 client,
                 delay_warned: false,
+                held_for: None,
             },
             fix: fix_headers.then(|| HeaderFix::new(message_id)),
             pending: Vec::with_capacity(16 * 1024),
@@ -342,6 +348,11 @@ pub struct SpoolWriter {
 impl SpoolWriter {
     pub fn id(&self) -> &str {
         &self.record.id
+    }
+
+    /// Marks the message as held for the neighbour's `domain` (see [`Record::held_for`]).
+    pub fn hold_for(&mut self, domain: &str) {
+        self.record.held_for = Some(domain.to_string());
     }
 
     /// Appends message bytes (unstuffed, CRLF line ends).
@@ -565,6 +576,16 @@ mod tests {
         assert_eq!(found.records, vec![record.clone()]);
         spool.remove(&record.id).unwrap();
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_record_from_before_the_backup_mx_is_read_as_outgoing_mail() {
+        let old = r#"{"id":"a","sender":"s@office.test","recipients":[{"address":"x@example.net","state":"queued"}],"arrived":1,"size":3,"attempts":0,"delay_warned":false}"#;
+
+        let record: Record = serde_json::from_str(old).unwrap();
+
+        assert_eq!(record.held_for, None);
+        assert!(!serde_json::to_string(&record).unwrap().contains("held_for"));
     }
 
     #[tokio::test]

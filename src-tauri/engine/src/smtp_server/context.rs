@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backup::server::BackupServer;
 use crate::config::Config;
 use crate::deliver::Delivery;
 use crate::events::{Arrival, ArrivalSender, EventSender};
@@ -30,6 +31,9 @@ pub struct ServerSettings {
     /// submission listener ([outbound]), any recipient from a client in these networks and
     /// "relaying denied" for everyone else.
     pub relay_from: Option<Vec<ipnet::IpNet>>,
+    /// The backup MX (`[[backup_for]]`): recipients in its domains are held in the spool, and
+    /// ETRN is answered. `None`: neither (the submission listener, the ATRN turnaround).
+    pub backup: Option<Arc<BackupServer>>,
 }
 
 impl Default for ServerSettings {
@@ -48,6 +52,7 @@ impl Default for ServerSettings {
             max_junk_commands: crate::config::defaults::MAX_JUNK_COMMANDS,
             session_timeout: Some(crate::config::defaults::MAX_SESSION_TIME),
             relay_from: None,
+            backup: None,
         }
     }
 }
@@ -70,6 +75,7 @@ impl ServerSettings {
             max_junk_commands: config.inbound.max_junk_commands,
             session_timeout: Some(config.inbound.max_session_time),
             relay_from: None,
+            backup: None,
         }
     }
 }
@@ -116,6 +122,12 @@ impl SessionContext {
         let server = super::tls::server_config(config)?;
         self.tls = Some(server);
         Ok(self)
+    }
+
+    /// The same context, holding mail for the backup MX's domains and answering ETRN.
+    pub fn with_backup(mut self, backup: Option<Arc<BackupServer>>) -> SessionContext {
+        self.settings.backup = backup;
+        self
     }
 
     /// The same context, reporting arrivals to `arrivals`.

@@ -68,6 +68,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         esmtp: false,
         mail_from: None,
         rcpts: Vec::new(),
+        held_for: None,
         transaction: None,
         errors: 0,
         junk: 0,
@@ -107,6 +108,9 @@ struct Session<'a, S> {
     esmtp: bool,
     mail_from: Option<String>,
     rcpts: Vec<String>,
+    /// The neighbour's domain this transaction's mail is held for (backup MX), once the
+    /// first recipient decided it; `Some(None)`: the office's own mail.
+    held_for: Option<Option<String>>,
     /// Open on the delivery target from the first recipient on (the office server is asked
     /// about each recipient at RCPT time).
     transaction: Option<Transaction>,
@@ -275,6 +279,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                 );
                 Flow::Continue
             }
+            Request::Etrn { name } if self.etrn_offered() => self.etrn(&name),
             Request::Expn { .. }
             | Request::Auth { .. }
             | Request::Etrn { .. }
@@ -311,6 +316,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             ];
             if self.can_start_tls() {
                 lines.push("STARTTLS".to_string());
+            }
+            if self.etrn_offered() {
+                lines.push("ETRN".to_string());
             }
             self.reply_lines(250, &lines);
         } else {
@@ -385,19 +393,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     "5.7.1 Relaying denied: this client may not send through here",
                 );
             }
-        } else if !self.ctx.settings.domains.contains(&domain) {
+        }
+        let held = if self.ctx.settings.relay_from.is_some()
+            || self.ctx.settings.domains.contains(&domain)
+        {
+            None
+        } else if let Some(backup) = self
+            .ctx
+            .settings
+            .backup
+            .as_ref()
+            .filter(|b| b.entry(&domain).is_some())
+        {
+            Some((backup.clone(), domain.clone()))
+        } else {
             return self.error(
                 550,
                 &format!("5.7.1 Relaying denied: {domain} is not a domain of this office"),
             );
+        };
+        let bucket = held.as_ref().map(|(_, d)| d.clone());
+        if self.held_for.as_ref().is_some_and(|b| *b != bucket) {
+            // Held mail and the office's own (or two neighbours') never share a message: the
+            // client sends the rest in a new transaction (RFC 5321 §4.5.3.1.10).
+            self.reply(452, "4.5.3 Send mail for this domain in a separate message");
+            return Flow::Continue;
         }
         if self.rcpts.len() >= self.ctx.settings.max_recipients {
             self.reply(452, "4.5.3 Too many recipients");
             return Flow::Continue;
         }
-        let transaction = self
-            .transaction
-            .get_or_insert_with(|| self.ctx.delivery.transaction(&mail_from));
+        self.held_for = Some(bucket);
+        let transaction = self.transaction.get_or_insert_with(|| match &held {
+            Some((backup, domain)) => backup.transaction(domain, &mail_from),
+            None => self.ctx.delivery.transaction(&mail_from),
+        });
         match transaction.rcpt(&address).await {
             Ok(()) => {
                 self.rcpts.push(address.into_owned());
@@ -413,6 +443,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     Flow::Continue
                 }
             }
+        }
+    }
+
+    /// ETRN is offered when this office is the backup MX of a domain that may use it.
+    fn etrn_offered(&self) -> bool {
+        self.ctx.settings.backup.as_ref().is_some_and(|b| {
+            b.entries
+                .iter()
+                .any(|e| e.allows(crate::config::Release::Etrn))
+        })
+    }
+
+    /// RFC 1985, answered by [`crate::backup::etrn`].
+    fn etrn(&mut self, arg: &str) -> Flow {
+        if self.helo.is_none() {
+            return self.error(503, "5.5.1 Say EHLO first");
+        }
+        if self.mail_from.is_some() {
+            return self.error(503, "5.5.1 ETRN is not allowed inside a mail transaction");
+        }
+        let Some(backup) = self.ctx.settings.backup.clone() else {
+            return self.error(502, "5.5.1 ETRN is not implemented here");
+        };
+        let client = self.info.peer.map(|p| p.ip().to_canonical());
+        let (code, text) = crate::backup::etrn::answer(&backup, arg, client);
+        tracing::info!(peer = %self.peer_label, "ETRN {arg}: {code} {text}");
+        self.reply(code, &text);
+        if code >= 500 {
+            Flow::Error
+        } else {
+            Flow::Continue
         }
     }
 
@@ -621,6 +682,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     async fn reset(&mut self) {
         self.mail_from = None;
         self.rcpts.clear();
+        self.held_for = None;
         if let Some(transaction) = self.transaction.take() {
             transaction.close().await;
         }

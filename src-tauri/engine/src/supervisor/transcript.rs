@@ -56,6 +56,8 @@ pub fn config(hosts: &[&str]) -> Config {
         desktop: Default::default(),
         state_dir: PathBuf::from("/nonexistent/state"),
         journal: Default::default(),
+        backup_for: Vec::new(),
+        backup: Default::default(),
     }
 }
 

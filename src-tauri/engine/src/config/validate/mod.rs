@@ -1,8 +1,9 @@
 //! From [`raw`](super::raw) to [`Config`]: defaults filled in, every value checked, every problem
 //! placed at the value (or the table) it comes from. One file per part of the file: the domains
 //! ([`names`]), `[[queue_servers]]` ([`servers`]), `[inbound]`, `[outbound]`, `[link]` and
-//! `[dns]` ([`link`]); the checks they share are in [`values`].
+//! `[dns]` ([`link`]), `[[backup_for]]` and `[backup]` ([`backup`]); the checks they share are in [`values`].
 
+mod backup;
 mod inbound;
 mod journal;
 mod link;
@@ -21,6 +22,7 @@ use toml::Spanned;
 use crate::config::raw::{RawConfig, RawDesktop};
 use crate::config::report::{Problem, Src};
 use crate::config::{Config, Desktop};
+use backup::{backup, backup_for};
 use inbound::{inbound, state_dir};
 use journal::journal;
 use link::{dns, link};
@@ -49,6 +51,8 @@ pub(super) fn convert(raw: RawConfig, src: Src<'_>) -> R<Config> {
     let dns = dns(raw.dns, src)?;
     let desktop = desktop(raw.desktop);
     let journal = journal(raw.journal, src)?;
+    let backup_for = backup_for(raw.backup_for, &domains, src)?;
+    let backup = backup(raw.backup, &backup_for, src)?;
     Ok(Config {
         domains,
         queue_servers,
@@ -59,6 +63,8 @@ pub(super) fn convert(raw: RawConfig, src: Src<'_>) -> R<Config> {
         desktop,
         state_dir,
         journal,
+        backup_for,
+        backup,
     })
 }
 
