@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{humantime_serde_compat, join_host_port, split_host_port};
+use super::text::{humantime_serde_compat, join_host_port, split_host_port};
 
 /// One neighbour's domain whose mail this office holds until the neighbour asks for it.
 #[cfg_attr(test, derive(ts_rs::TS))]
