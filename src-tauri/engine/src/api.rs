@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::backup::odmr::session::OdmrContext;
 use crate::backup::server::BackupServer;
 use crate::config::Config;
 use crate::deliver::DeliverError;
@@ -174,6 +175,25 @@ pub async fn start_with_link(
     let local_addrs = inbound.local_addrs();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let sweep_shutdown = shutdown_rx.clone();
+    let odmr_tasks = match &backup {
+        Some(b) if !config.backup.odmr_listen.is_empty() => {
+            let ctx = Arc::new(OdmrContext {
+                backup: b.clone(),
+                tls: Some(crate::smtp_server::tls::server_config(&config)?),
+                secrets: deps.secrets.clone(),
+                idle_timeout: config.inbound.idle_timeout,
+                session_limit: config.inbound.max_session_time,
+            });
+            crate::backup::odmr::listener::start(
+                &config.backup.odmr_listen,
+                ctx,
+                shutdown_rx.clone(),
+            )
+            .await?
+            .1
+        }
+        _ => Vec::new(),
+    };
     let (command_tx, command_rx) = mpsc::channel(32);
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let (status_tx, status_rx) = watch::channel(Status::default());
@@ -227,6 +247,7 @@ pub async fn start_with_link(
         },
     ));
     let mut tasks = vec![supervisor, server];
+    tasks.extend(odmr_tasks);
     let mut outbound_addrs = Vec::new();
     if let (Some(b), Some(relay)) = (&backup, &outbound) {
         b.set_outbound(relay.spool.clone());

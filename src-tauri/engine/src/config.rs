@@ -579,10 +579,7 @@ struct Inactive {
 }
 
 /// Remove an entry when its feature lands.
-const NOT_YET_ACTIVE: &[Inactive] = &[Inactive {
-    applies: |c| c.backup_for.iter().any(|b| b.allows(Release::Atrn)),
-    note: "[[backup_for]] release = [\"atrn\"]: the ODMR/ATRN server ([backup] odmr_listen) is not served in this version yet; the neighbour can use ETRN",
-}];
+const NOT_YET_ACTIVE: &[Inactive] = &[];
 
 /// Where the config file is: `--config`, else `$POSTERN_CONFIG`, else the OS config dir.
 pub fn config_path(flag: Option<&Path>) -> Option<PathBuf> {

@@ -14,6 +14,7 @@
 
 pub mod bounce;
 pub mod etrn;
+pub mod odmr;
 pub mod release;
 pub mod server;
 pub mod sweep;

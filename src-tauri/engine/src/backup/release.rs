@@ -88,6 +88,36 @@ pub async fn run(server: Arc<BackupServer>, guard: RunGuard, trigger: String) ->
     summary
 }
 
+/// Delivers what is held for `guard.domain` over a connection the neighbour opened (ATRN).
+pub async fn run_over(
+    server: &BackupServer,
+    guard: &RunGuard,
+    trigger: String,
+    conn: &mut Connection,
+) -> Summary {
+    let domain = guard.domain.clone();
+    let records = match server.held(&domain) {
+        Ok(r) => r,
+        Err(e) => {
+            let summary = Summary {
+                problem: Some(e.to_string()),
+                ..Summary::default()
+            };
+            finish(server, &domain, &summary);
+            return summary;
+        }
+    };
+    let _ = server.events.send(Event::BackupReleaseStarted {
+        domain: domain.clone(),
+        trigger,
+        held: records.len() as u32,
+        target: conn.server().to_string(),
+    });
+    let summary = deliver_all(server, conn, records).await;
+    finish(server, &domain, &summary);
+    summary
+}
+
 fn finish(server: &BackupServer, domain: &str, s: &Summary) {
     if let Some(p) = &s.problem {
         tracing::warn!(%domain, "backup MX run stopped: {p}");

@@ -238,6 +238,16 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// A connection over a client that is already greeted and said EHLO (the ODMR
+    /// turnaround: the neighbour's side of the same connection).
+    pub fn over(client: SmtpClient, server: String) -> Connection {
+        Connection {
+            client,
+            used: false,
+            server,
+        }
+    }
+
     pub fn server(&self) -> &str {
         &self.server
     }

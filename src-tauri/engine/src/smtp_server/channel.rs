@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::server::TlsStream;
 
-pub(super) enum Channel<S> {
+pub(crate) enum Channel<S> {
     Plain(S),
     Tls(Box<TlsStream<S>>),
     /// Only while the handshake owns the stream, and after it failed.

@@ -1,7 +1,7 @@
 //! The inbound SMTP server: the listener on `[inbound].listen` and the one session
 //! implementation ([`session`]) that both the listener and the ATRN/TURN turnaround use.
 
-mod channel;
+pub(crate) mod channel;
 mod context;
 mod outcome;
 pub mod session;
