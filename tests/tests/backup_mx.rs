@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use postern_tests::harness::{
     Dnsmasq, PosternConfig, Posternd, PostfixQueue, SmtpSink, TestMessage, Transcript,
-    digest_without_received, free_addr, free_port, send_all,
+    digest_without_received, free_addr, free_port, posternd_with, require_session_bus, send_all,
 };
 use postern_tests::skip_unless_root;
 
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(30);
 const NEIGHBOUR: &str = "neighbour.test";
 
 /// The office `office.test` (its own queue server is a closed port: nothing to fetch),
@@ -232,5 +232,121 @@ fn held_mail_for_a_domain_no_longer_backed_up_goes_back_to_the_sender_not_lost()
     let mut senders: Vec<String> = sent.iter().map(|m| m.from.clone()).collect();
     senders.sort();
     assert_eq!(to, senders);
+    postern.stop().unwrap();
+}
+
+/// `fetchmail --protocol ODMR` once (CRAM-MD5, no STARTTLS: fetchmail has neither more), the
+/// turned-around session piped into `smtphost`.
+fn fetchmail_odmr(
+    odmr: SocketAddr,
+    smtphost: SocketAddr,
+    user: &str,
+    password: &str,
+) -> (i32, String) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let rc = home.path().join("fetchmailrc");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&rc)
+        .unwrap();
+    writeln!(
+        file,
+        "poll 127.0.0.1 protocol ODMR service {} user \"{user}\" password \"{password}\" \
+         fetchdomains {NEIGHBOUR} smtphost \"127.0.0.1/{}\"",
+        odmr.port(),
+        smtphost.port()
+    )
+    .unwrap();
+    drop(file);
+    let out = std::process::Command::new("timeout")
+        .arg("60")
+        .arg("fetchmail")
+        .arg("-f")
+        .arg(&rc)
+        .args(["-v", "--nosyslog", "--timeout", "20", "--pidfile"])
+        .arg(home.path().join("fetchmail.pid"))
+        .env("HOME", home.path())
+        .env("FETCHMAILHOME", home.path())
+        .output()
+        .expect("fetchmail runs (apt-get install fetchmail)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn fetchmail_odmr_gets_every_held_message_into_smtp_sink_and_another_login_gets_nothing() {
+    skip_unless_root!();
+    if !require_session_bus() {
+        return;
+    }
+    // Arrange: neighbour.test is released by ATRN to the login "neighbour"; other.test to
+    // "other", whose valid login must not get neighbour.test's mail.
+    let sink = SmtpSink::start().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let listen = free_addr();
+    let odmr = free_addr();
+    let cfg = office(listen, state.path())
+        .backup_for(NEIGHBOUR, "mx", &["atrn"], &[("username", "\"neighbour\"")])
+        .backup_for("other.test", "mx", &["atrn"], &[("username", "\"other\"")])
+        .append(&format!("[backup]\nodmr_listen = [\"{odmr}\"]\n"))
+        .render();
+    for (name, password) in [
+        ("neighbour@backup", "pw-neighbour"),
+        ("other@backup", "pw-other"),
+    ] {
+        let stored = posternd_with(
+            &["secret", "set", name],
+            None,
+            password.as_bytes(),
+            &[],
+            WAIT,
+        )
+        .unwrap();
+        assert!(
+            stored.status.success(),
+            "{}",
+            String::from_utf8_lossy(&stored.stderr)
+        );
+    }
+    let postern = Posternd::builder(&cfg).wait_for(odmr).start().unwrap();
+    let sent = held_messages(10);
+    send_all(listen, &sent).unwrap();
+
+    // Act
+    let (intruder_code, intruder) = fetchmail_odmr(odmr, sink.addr(), "other", "pw-other");
+    let intruder_got = sink.messages().len();
+    let (code, output) = fetchmail_odmr(odmr, sink.addr(), "neighbour", "pw-neighbour");
+    let arrived = sink
+        .wait_for_messages(sent.len(), WAIT)
+        .unwrap_or_else(|e| panic!("{e}\nfetchmail {code}:\n{output}\n{}", postern.log_text()));
+    let finished = release_finished(&postern);
+    let (_, again) = fetchmail_odmr(odmr, sink.addr(), "neighbour", "pw-neighbour");
+
+    // Assert
+    assert!(
+        intruder.contains("450"),
+        "fetchmail {intruder_code}:\n{intruder}"
+    );
+    assert_eq!(intruder_got, 0);
+    assert!(
+        output.contains("250 2.0.0 OK, 10 messages"),
+        "fetchmail {code}:\n{output}"
+    );
+    assert_eq!(finished["delivered"], 10, "{finished}");
+    assert_eq!(arrived.len(), 10);
+    let got: Vec<Vec<u8>> = arrived.iter().map(|m| crlf(&m.data)).collect();
+    assert_eq!(
+        sorted_digests(got.iter().map(Vec::as_slice)),
+        sorted_digests(sent.iter().map(|m| m.data.as_slice()))
+    );
+    assert!(again.contains("453"), "{again}");
     postern.stop().unwrap();
 }

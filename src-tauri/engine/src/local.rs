@@ -48,10 +48,17 @@ pub(crate) async fn load_with_secrets(
     Ok((config, secrets))
 }
 
-/// The keyring when any server needs a password; otherwise an empty store, so a set-up
-/// without logins runs on machines without a keyring.
+/// The keyring when any login needs a password (a queue server's, the smarthost's, or a
+/// neighbour's ATRN login); otherwise an empty store, so a set-up without logins runs on
+/// machines without a keyring.
 pub(crate) async fn secret_store(config: &Config) -> Result<Arc<dyn SecretStore>, String> {
-    if config.queue_servers.iter().all(|s| s.username.is_none()) {
+    if config.queue_servers.iter().all(|s| s.username.is_none())
+        && config.backup_for.iter().all(|b| b.username.is_none())
+        && config
+            .outbound
+            .as_ref()
+            .is_none_or(|o| o.smarthost_username.is_none())
+    {
         return Ok(Arc::new(MemoryStore::new()));
     }
     let opened = tokio::task::spawn_blocking(OsKeyring::open)
