@@ -82,6 +82,29 @@ fn fetchmail_etrn(port: u16, domain: &str) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// `posternd ARGS --config <its config>` against the running engine.
+fn cli(postern: &Posternd, args: &[&str]) -> String {
+    let out = std::process::Command::new(postern_tests::harness::posternd_bin())
+        .args(args)
+        .arg("--config")
+        .arg(postern.config_path())
+        .env_remove("POSTERN_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn held_status(postern: &Posternd) -> serde_json::Value {
+    let status: serde_json::Value =
+        serde_json::from_str(&cli(postern, &["status", "--json"])).unwrap();
+    status["backup"][0].clone()
+}
+
 fn release_finished(postern: &Posternd) -> serde_json::Value {
     postern
         .wait_for_event_field("type", "backup_release_finished", WAIT)
@@ -114,12 +137,15 @@ fn fetchmail_etrn_releases_every_held_message_to_the_postfix_primary_once_and_by
         assert_eq!(reply.code, 250, "{reply:?}");
     }
     assert!(mailboxes.messages().is_empty(), "held mail left early");
+    let before = held_status(&postern);
+    let listed = cli(&postern, &["queue", "list"]);
 
     // Act
     let (code, output) = fetchmail_etrn(listen.port(), NEIGHBOUR);
     let finished = release_finished(&postern);
     let arrived = mailboxes.wait_for_messages(sent.len(), WAIT).unwrap();
     let (again_code, again) = fetchmail_etrn(listen.port(), NEIGHBOUR);
+    let after = held_status(&postern);
 
     // Assert
     assert!(
@@ -135,6 +161,16 @@ fn fetchmail_etrn_releases_every_held_message_to_the_postfix_primary_once_and_by
         sorted_digests(sent.iter().map(|m| m.data.as_slice()))
     );
     assert!(again.contains("251"), "fetchmail {again_code}:\n{again}");
+    assert_eq!(before["domain"], NEIGHBOUR, "{before}");
+    assert_eq!(before["held"], 12, "{before}");
+    assert!(before["last_fetch"].is_null(), "{before}");
+    assert_eq!(after["held"], 0, "{after}");
+    assert!(after["last_fetch"].is_string(), "{after}");
+    assert!(listed.contains("The outbound queue is empty."), "{listed}");
+    assert!(
+        listed.contains("Held for neighbours") && listed.contains("neighbour.test: 12 message(s)"),
+        "{listed}"
+    );
     postern.stop().unwrap();
 }
 

@@ -57,6 +57,7 @@ pub struct EngineHandle {
     journal_path: std::path::PathBuf,
     /// `None` with `[journal] enabled = false`.
     journal: Option<JournalHandle>,
+    backup: Option<Arc<BackupServer>>,
 }
 
 /// Reloads a running engine; cheap to clone (e.g. into a signal handler).
@@ -107,6 +108,11 @@ impl EngineHandle {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// The backup MX (`[[backup_for]]`), when there is one.
+    pub fn backup(&self) -> Option<Arc<BackupServer>> {
+        self.backup.clone()
     }
 
     /// The mail-flow journal this engine writes ([`crate::journal::query::run`] reads it).
@@ -256,7 +262,7 @@ pub async fn start_with_link(
         outbound_addrs = relay.local_addrs;
         tasks.extend(relay.tasks);
     }
-    if let Some(b) = backup {
+    if let Some(b) = backup.clone() {
         let retry = config_retry;
         tasks.push(tokio::spawn(crate::backup::sweep::run(
             b,
@@ -275,5 +281,6 @@ pub async fn start_with_link(
         tasks,
         journal_path,
         journal,
+        backup,
     })
 }

@@ -36,6 +36,7 @@ pub(crate) async fn serve(arg: &ConfigArg, handle: &EngineHandle) -> Result<Cont
         events: handle.events.clone(),
         reload,
         journal: handle.journal_path().to_path_buf(),
+        backup: handle.backup(),
     };
     let control = server::serve(path, link).await.map_err(|e| e.to_string())?;
     tracing::info!("control endpoint {}", control.path().display());

@@ -10,6 +10,18 @@ use crate::deliver::Transaction;
 use crate::events::EventSender;
 use crate::outbound::spool::{Record, Spool, SpoolError};
 
+/// One backed-up domain in the status snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeldStatus {
+    pub domain: String,
+    /// Messages held for it now.
+    pub held: u32,
+    /// When the neighbour last asked for it (ETRN or ATRN; RFC 3339), since the start.
+    pub last_fetch: Option<String>,
+    /// False for mail left from a `[[backup_for]]` that was removed (it goes back to senders).
+    pub configured: bool,
+}
+
 /// The backup MX of a running engine.
 #[derive(Debug)]
 pub struct BackupServer {
@@ -172,6 +184,43 @@ impl BackupServer {
     /// Records that the neighbour asked for `domain` now (for the status).
     pub fn note_fetch(&self, domain: &str) {
         lock(&self.last_fetch).insert(domain.to_string(), crate::outbound::spool::unix_now());
+    }
+
+    /// Per domain: what is held and when the neighbour last asked (reads the spool folder).
+    pub fn status(&self) -> Vec<HeldStatus> {
+        let held = self.held_all().unwrap_or_default();
+        let count = |d: &str| {
+            held.iter()
+                .filter(|r| r.held_for.as_deref() == Some(d))
+                .count() as u32
+        };
+        let mut out: Vec<HeldStatus> = self
+            .entries
+            .iter()
+            .map(|e| HeldStatus {
+                domain: e.domain.clone(),
+                held: count(&e.domain),
+                last_fetch: self
+                    .last_fetch(&e.domain)
+                    .and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
+                    .map(|t| t.to_rfc3339()),
+                configured: true,
+            })
+            .collect();
+        for r in &held {
+            let Some(d) = r.held_for.as_deref() else {
+                continue;
+            };
+            if !out.iter().any(|s| s.domain == d) {
+                out.push(HeldStatus {
+                    domain: d.to_string(),
+                    held: count(d),
+                    last_fetch: None,
+                    configured: false,
+                });
+            }
+        }
+        out
     }
 
     /// When the neighbour last asked for `domain` (seconds since the epoch).

@@ -40,6 +40,10 @@ pub trait Host: Send + Sync + 'static {
     fn reload(&self) -> BoxFuture<Result<String, String>>;
     /// The journal file the running engine writes; `None` while no engine runs.
     fn journal(&self) -> Option<PathBuf>;
+    /// The backup MX's held mail per domain, for the status snapshot (empty: none).
+    fn backup(&self) -> BoxFuture<Vec<crate::backup::server::HeldStatus>> {
+        Box::pin(async { Vec::new() })
+    }
     /// The requests beyond the engine's own ([`Request::OpenWindow`] and the rest); `None`:
     /// not served here.
     fn extra(&self, _request: Request) -> BoxFuture<Option<Response>> {
@@ -56,6 +60,8 @@ pub struct EngineLink {
     pub reload: ReloadFn,
     /// The journal file the engine writes.
     pub journal: PathBuf,
+    /// The backup MX, when `[[backup_for]]` (or held mail) exists.
+    pub backup: Option<Arc<crate::backup::server::BackupServer>>,
 }
 
 impl Host for EngineLink {
@@ -70,6 +76,17 @@ impl Host for EngineLink {
     }
     fn reload(&self) -> BoxFuture<Result<String, String>> {
         (self.reload)()
+    }
+    fn backup(&self) -> BoxFuture<Vec<crate::backup::server::HeldStatus>> {
+        let backup = self.backup.clone();
+        Box::pin(async move {
+            let Some(b) = backup else {
+                return Vec::new();
+            };
+            tokio::task::spawn_blocking(move || b.status())
+                .await
+                .unwrap_or_default()
+        })
     }
     fn journal(&self) -> Option<PathBuf> {
         Some(self.journal.clone())
@@ -198,7 +215,8 @@ async fn handle(conn: Stream, engine: Arc<dyn Host>) -> std::io::Result<()> {
     };
     match request {
         Request::Status => {
-            let status = engine.status().borrow().clone();
+            let mut status = engine.status().borrow().clone();
+            status.backup = engine.backup().await;
             let reply = Response::Status {
                 status: Box::new(status),
             };

@@ -43,6 +43,10 @@ pub struct Status {
     pub link_since: Option<String>,
     /// One entry per queue server, in configuration order.
     pub servers: Vec<ServerStatus>,
+    /// The backup MX: per neighbour's domain, how much is held and when it was last fetched.
+    /// Filled in by the control API's `Status` answer (the supervisor leaves it empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup: Vec<crate::backup::server::HeldStatus>,
 }
 
 /// What the supervisor knows about one queue server.
@@ -95,6 +99,7 @@ impl Machine {
                     awaiting_connect_back: self.arrivals.awaiting(s.id),
                 })
                 .collect(),
+            backup: Vec::new(),
         }
     }
 }
