@@ -257,3 +257,58 @@ async fn atrn_without_auth_is_530_and_plain_without_tls_is_refused() {
     assert!(all.contains("\r\n538 5.7.11"), "{all}");
     assert!(all.ends_with("221 2.0.0 Bye\r\n"), "{all}");
 }
+
+#[tokio::test]
+async fn over_starttls_the_turnaround_keeps_tls_and_delivers() {
+    use rustls_pki_types::pem::PemObject;
+    // Arrange: the ODMR server offers STARTTLS with the inbound certificate (self-signed, made
+    // in the state folder); the neighbour pins it and requires TLS.
+    let state = tempfile::tempdir().unwrap();
+    let config = config(state.path());
+    let (events, _) = events::channel();
+    let backup = Arc::new(BackupServer::from_config(&config, events).unwrap());
+    backup.open_spool().unwrap();
+    hold(&backup, &config, &["a@neighbour.test"]).await;
+    let tls = postern_engine::smtp_server::tls::server_config(&config).unwrap();
+    let cert =
+        rustls_pki_types::CertificateDer::pem_file_iter(state.path().join("tls/inbound.pem"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
+    let mut pin = [0u8; 32];
+    pin.copy_from_slice(digest.as_ref());
+    let secrets = MemoryStore::new();
+    secrets.set("neighbour@backup", PASSWORD).unwrap();
+    let ctx = Arc::new(OdmrContext {
+        backup: backup.clone(),
+        tls: Some(tls),
+        secrets: Arc::new(secrets),
+        idle_timeout: Duration::from_secs(10),
+        session_limit: Duration::from_secs(60),
+    });
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let (addrs, _tasks) = listener::start(&["127.0.0.1:0".parse().unwrap()], ctx, rx)
+        .await
+        .unwrap();
+    let neighbour = Neighbour::new("neighbour");
+    let server = QueueServer {
+        tls: TlsMode::Required,
+        allow_plaintext_auth: false,
+        tls_fingerprint: Some(postern_engine::config::Fingerprint(pin)),
+        ..server(addrs[0].port(), "neighbour")
+    };
+
+    // Act
+    let outcomes = dequeue::dequeue(&server, &["neighbour.test".to_string()], &neighbour.ctx).await;
+
+    // Assert
+    assert_eq!(outcomes[0].code, Some(250), "{outcomes:?}");
+    assert_eq!(outcomes[0].received, Some(1), "{outcomes:?}");
+    let got = neighbour.received();
+    assert_eq!(got.len(), 1);
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.contains("with ESMTPS via ODMR"), "{text}");
+    drop(_tx);
+}
