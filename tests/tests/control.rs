@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use postern_engine::control::{Envelope, Hello, PROTOCOL_VERSION, Request, Response};
 use postern_tests::harness::{
     PosternConfig, Posternd, PostfixQueue, TestMessage, free_addr, posternd_bin, wait_for_maildir,
 };
-use postern_engine::control::{Envelope, Hello, PROTOCOL_VERSION, Request, Response};
 use postern_tests::skip_unless_root;
 
 const WAIT: Duration = Duration::from_secs(60);
