@@ -85,7 +85,7 @@ fn one(raw: Spanned<RawBackupFor>, domains: &[String], src: Src<'_>) -> R<Backup
             span,
             Problem::new(
                 format!("release = [\"atrn\"] for {domain} needs a `username`: ATRN hands the mail only to a logged-in neighbour"),
-                format!("add username = \"neighbour\" and store its password with `posternd secret set neighbour@backup`, or remove \"atrn\" from `release`"),
+                "add username = \"neighbour\" and store its password with `posternd secret set neighbour@backup`, or remove \"atrn\" from `release`",
             ),
         ));
     }
