@@ -1,5 +1,5 @@
-//! One delivery run: every message held for one domain, over one connection to that domain's
-//! own server, recipient by recipient.
+//! One delivery run: every message held for one domain, over up to [`CONNECTIONS`]
+//! connections to that domain's own server at once, recipient by recipient.
 //!
 //! A recipient leaves the hold only on the server's 2xx for it; 5xx returns it to the sender
 //! (DSN); anything else keeps it held for the next run. Each record is saved (or removed, once
@@ -16,6 +16,10 @@ use crate::outbound::dsn;
 use crate::outbound::smarthost::{Connection, RcptResult, Smarthost};
 use crate::outbound::spool::{RcptState, Record};
 use crate::secrets::MemoryStore;
+
+/// Connections to the neighbour's server at once in a run: Postfix's initial
+/// per-destination concurrency, as the outbound queue uses.
+const CONNECTIONS: usize = 5;
 
 /// What a run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -72,16 +76,32 @@ pub async fn run(server: Arc<BackupServer>, guard: RunGuard, trigger: String) ->
             summary.deferred = records.len() as u32;
             summary.problem = Some(e.to_string());
         }
-        Ok(hops) => match connect_first(&server, &hops).await {
-            Err(why) => {
-                summary.deferred = records.len() as u32;
-                summary.problem = Some(why);
+        Ok(hops) => {
+            let lanes = crate::outbound::lanes::lanes(records, CONNECTIONS);
+            let runs = lanes.into_iter().map(|lane| {
+                let (server, hops) = (&server, &hops);
+                async move {
+                    match connect_first(server, hops).await {
+                        Err(why) => Summary {
+                            deferred: lane.len() as u32,
+                            problem: Some(why),
+                            ..Summary::default()
+                        },
+                        Ok(mut conn) => {
+                            let s = deliver_all(server, &mut conn, lane).await;
+                            conn.quit().await;
+                            s
+                        }
+                    }
+                }
+            });
+            for s in futures_util::future::join_all(runs).await {
+                summary.delivered += s.delivered;
+                summary.deferred += s.deferred;
+                summary.bounced += s.bounced;
+                summary.problem = summary.problem.or(s.problem);
             }
-            Ok(mut conn) => {
-                summary = deliver_all(&server, &mut conn, records).await;
-                conn.quit().await;
-            }
-        },
+        }
     }
     finish(&server, &domain, &summary);
     drop(guard);

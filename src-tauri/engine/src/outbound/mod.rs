@@ -11,6 +11,7 @@
 
 pub mod dsn;
 pub mod headers;
+pub mod lanes;
 pub mod listener;
 pub mod queue;
 pub mod retry;

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::dsn::{self, Action as DsnAction};
+use super::lanes::lanes;
 use super::queue::QueueAction;
 use super::retry::Schedule;
 use super::smarthost::{Connection, Failure, RcptResult, Smarthost, all_failed};
@@ -137,17 +138,6 @@ pub async fn run(
         }
     }
     passes.abort_all();
-}
-
-/// Splits the due messages over at most `n` passes, each with its own smarthost connection,
-/// dealt in turn so that each pass gets old and new mail alike.
-fn lanes(due: Vec<Record>, n: usize) -> Vec<Vec<Record>> {
-    let n = n.clamp(1, due.len().max(1));
-    let mut lanes: Vec<Vec<Record>> = (0..n).map(|_| Vec::new()).collect();
-    for (i, record) in due.into_iter().enumerate() {
-        lanes[i % n].push(record);
-    }
-    lanes
 }
 
 fn flush(queue: &mut BTreeMap<String, Record>) {
@@ -557,7 +547,7 @@ mod tests {
 
         let dealt = lanes(records(7), 3);
         let two = lanes(records(2), 5);
-        let none = lanes(Vec::new(), 5);
+        let none = lanes(Vec::<Record>::new(), 5);
 
         assert_eq!(
             dealt.iter().map(ids).collect::<Vec<_>>(),
