@@ -28,8 +28,8 @@ export async function start() {
   return {
     base,
     browser,
-    async page(hash, { noConfig = false, dark = false } = {}) {
-      const context = await browser.newContext({ viewport: { width: 760, height: 900 }, colorScheme: dark ? 'dark' : 'light' });
+    async page(hash, { noConfig = false, dark = false, width = 760 } = {}) {
+      const context = await browser.newContext({ viewport: { width, height: 900 }, colorScheme: dark ? 'dark' : 'light' });
       if (noConfig) await context.addInitScript(() => { window.__noConfig = true; });
       await context.addInitScript({ path: path.join(here, 'mock-backend.js') });
       const page = await context.newPage();
