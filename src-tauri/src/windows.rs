@@ -16,7 +16,7 @@ pub fn label(window: Window) -> &'static str {
 
 fn title_and_size(window: Window) -> (&'static str, f64, f64) {
     match window {
-        Window::Dashboard => ("Postern", 900.0, 760.0),
+        Window::Dashboard => ("Postern dashboard", 900.0, 760.0),
         Window::Settings => ("Postern settings", 760.0, 720.0),
         Window::Wizard => ("Set up Postern", 720.0, 640.0),
         Window::Activity => ("Postern activity", 820.0, 560.0),

@@ -474,7 +474,7 @@ def main():
         # The other windows, opened from the tray
         known = {wizard}
         for label, window, title, needle, shot in [
-            ("Open Postern", "dashboard", "Postern", "Queuing servers", "12-dashboard"),
+            ("Open Postern", "dashboard", "Postern dashboard", "Queuing servers", "12-dashboard"),
             ("Settings…", "settings", "Postern settings", "Queuing servers", "9-settings"),
             ("Check MX records…", "MX report", "MX records", "Fine", "10-mx-report"),
             ("Activity…", "activity", "Postern activity", "received from <sender-6@example.net>", "11-activity"),

@@ -40,6 +40,14 @@ test('dashboard: the charts are drawn from the journal counts, offline', async (
   await shot(page, 'dashboard');
 });
 
+test('dashboard: the charts draw in the POSIX locale (WebKitGTK says navigator.language "C")', async () => {
+  const page = await h.page('dashboard', { init: () => Object.defineProperty(Navigator.prototype, 'language', { get: () => 'C' }) });
+
+  await page.getByTestId('chart-days').locator('canvas').waitFor();
+
+  assert.equal(await page.getByTestId('chart-wait').locator('canvas').count(), 1);
+});
+
 test('dashboard: readable in the dark theme', async () => {
   const page = await h.page('dashboard', { width: 1000, dark: true });
   await page.getByTestId('chart-days').locator('canvas').waitFor();
