@@ -73,6 +73,21 @@ describe('activity', () => {
     expect(texts()).toHaveLength(4);
   });
 
+  it('drops a live row once the journal has it, when the filter changes', async () => {
+    backend([], false);
+    render(Activity);
+    await screen.findByText('link up');
+    const live = { at: Date.now(), kind: 'message', text: 'received from <bob@supplier.example>', event: {} };
+    await emit('journal-entry', live);
+    await waitFor(() => expect(texts()).toHaveLength(4));
+    entries.unshift({ id: 4, ...live, at: live.at + 3 });
+
+    await fireEvent.change(screen.getByLabelText('Show'), { target: { value: 'message' } });
+
+    await waitFor(() => expect(texts()).toEqual(['received from <bob@supplier.example>', 'received from <anna@customer.example>']));
+    entries.shift();
+  });
+
   it('says when the journal cannot be read', async () => {
     clearMocks();
     mockIPC((cmd) => {
