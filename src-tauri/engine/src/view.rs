@@ -29,6 +29,8 @@ pub enum TrayIcon {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Window {
+    /// The first window once a config exists ("Open Postern"): link, servers, counts, charts.
+    Dashboard,
     Settings,
     Wizard,
     Activity,
@@ -85,6 +87,7 @@ impl MenuEntry {
         use MenuAction::{Engine, Open};
         vec![
             MenuEntry::item(status_line, false, MenuAction::Nothing),
+            MenuEntry::item("Open Postern", true, Open(Window::Dashboard)),
             MenuEntry::item("Fetch mail now", can_fetch, Engine(Command::FetchNow)),
             if paused {
                 MenuEntry::item("Resume automatic fetching", engine, Engine(Command::Resume))
@@ -549,6 +552,7 @@ mod tests {
             actions,
             vec![
                 MenuAction::Nothing,
+                MenuAction::Open(Window::Dashboard),
                 MenuAction::Engine(Command::FetchNow),
                 MenuAction::Engine(Command::Pause),
                 MenuAction::Open(Window::Mx),

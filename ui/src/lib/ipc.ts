@@ -120,3 +120,27 @@ export async function closeThisWindow(): Promise<void> {
 /** Start at login: the tray app registers itself (`postern --autostart`). */
 export const startsAtLogin = () => call<boolean>('starts_at_login');
 export const setStartAtLogin = (on: boolean) => call<boolean>('set_start_at_login', { on });
+
+// The journal (Activity) and the dashboard: engine/src/journal, engine/src/dashboard.rs.
+import type { DashboardView, JournalEntry, JournalPage, JournalQuery } from './generated/engine';
+export type {
+  Attention,
+  Bucket,
+  DashboardView,
+  FirstMessage,
+  JournalEntry,
+  JournalKind,
+  JournalPage,
+  JournalQuery,
+  JournalStats,
+  LinkState,
+  ServerView,
+} from './generated/engine';
+
+/** A journal row as it happens (bridge.rs `journal-entry`): no id yet. */
+export type LiveEntry = Omit<JournalEntry, 'id'> & { id?: number };
+
+export const readJournal = (query: JournalQuery) => call<JournalPage>('read_journal', { query });
+export const getDashboard = () => call<DashboardView>('dashboard');
+export const onJournalEntry = (cb: (e: LiveEntry) => void): Promise<UnlistenFn> =>
+  listen<LiveEntry>('journal-entry', (e) => cb(e.payload));

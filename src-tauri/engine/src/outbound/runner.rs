@@ -171,7 +171,7 @@ async fn act(
             if queue.remove(&id).is_none() {
                 return format!("no message {id} in the outbound queue");
             }
-            match ctx.spool.remove(&id) {
+            match ctx.spool.remove_async(&id).await {
                 Ok(()) => {
                     tracing::warn!(%id, "dropped from the outbound queue by request (no DSN)");
                     let _ = ctx.events.send(Event::OutboundDropped { id: id.clone() });
@@ -464,7 +464,7 @@ async fn finish(ctx: &QueueContext, record: &mut Record, before: &[RcptState]) {
         record.delay_warned = true;
     }
     let saved = if record.is_done() {
-        ctx.spool.remove(&record.id)
+        ctx.spool.remove_async(&record.id).await
     } else {
         ctx.spool.save_async(record).await
     };

@@ -255,7 +255,17 @@ impl Spool {
 
     /// Writes `record` durably (temporary file, fsync, rename over, fsync the folder). Blocks.
     pub fn save(&self, record: &Record) -> Result<(), SpoolError> {
-        let tmp = self.dir.join(format!("{}.rec.tmp", record.id));
+        self.write_record_tmp(record)?;
+        self.publish_record(&record.id)
+    }
+
+    fn record_tmp_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.rec.tmp"))
+    }
+
+    /// The first half of [`Spool::save`]: the record in `ID.rec.tmp`, fsynced. Blocks.
+    fn write_record_tmp(&self, record: &Record) -> Result<(), SpoolError> {
+        let tmp = self.record_tmp_path(&record.id);
         let json = serde_json::to_vec_pretty(record).map_err(|e| {
             self.err(
                 "encode a record",
@@ -265,13 +275,25 @@ impl Spool {
         let write = || -> std::io::Result<()> {
             let mut file = create_private(&tmp, false)?;
             file.write_all(&json)?;
-            file.sync_all()?;
-            fs::rename(&tmp, self.record_path(&record.id))?;
-            self.folder_sync.after_rename(&self.dir)
+            file.sync_all()
         };
         write().map_err(|e| {
             let _ = fs::remove_file(&tmp);
             self.err(format!("write {}.rec", record.id), e)
+        })
+    }
+
+    /// The second half: `ID.rec.tmp` renamed over `ID.rec` (for a new message, its commit),
+    /// then the folder fsynced. Blocks.
+    fn publish_record(&self, id: &str) -> Result<(), SpoolError> {
+        let tmp = self.record_tmp_path(id);
+        let publish = || -> std::io::Result<()> {
+            fs::rename(&tmp, self.record_path(id))?;
+            self.folder_sync.after_rename(&self.dir)
+        };
+        publish().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            self.err(format!("write {id}.rec"), e)
         })
     }
 
@@ -292,6 +314,14 @@ impl Spool {
         self.folder_sync
             .after_rename(&self.dir)
             .map_err(|e| self.err("fsync the folder", e))
+    }
+
+    /// [`Spool::remove`] on the blocking pool.
+    pub async fn remove_async(&self, id: &str) -> Result<(), SpoolError> {
+        let (spool, owned) = (self.clone(), id.to_string());
+        tokio::task::spawn_blocking(move || spool.remove(&owned))
+            .await
+            .map_err(|e| self.err("remove a message", std::io::Error::other(e)))?
     }
 
     /// Starts a new message. `fix_headers`: add a missing Date:/Message-ID: (submission).
@@ -393,18 +423,30 @@ impl SpoolWriter {
         if let Some(fix) = self.fix.as_mut() {
             fix.finish(&mut self.pending);
         }
-        let result = self.finish_file().await;
-        if let Err(e) = result {
+        if let Err(e) = self.flush_pending().await {
             self.abort().await;
             return Err(e);
         }
-        let spool = self.spool.clone();
-        let record = self.record.clone();
-        let saved = tokio::task::spawn_blocking(move || spool.save(&record))
+        // The message's fsync and the record's write and fsync are independent, so they run
+        // side by side; the rename that commits waits for both.
+        let (spool, record) = (self.spool.clone(), self.record.clone());
+        let record_tmp = tokio::task::spawn_blocking(move || spool.write_record_tmp(&record));
+        let synced = self.sync_file().await;
+        let written = record_tmp
             .await
             .map_err(|e| self.spool.err("commit a message", std::io::Error::other(e)))
             .and_then(|r| r);
-        match saved {
+        let published = match (synced, written) {
+            (Ok(()), Ok(())) => {
+                let (spool, id) = (self.spool.clone(), self.record.id.clone());
+                tokio::task::spawn_blocking(move || spool.publish_record(&id))
+                    .await
+                    .map_err(|e| self.spool.err("commit a message", std::io::Error::other(e)))
+                    .and_then(|r| r)
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        match published {
             Ok(()) => {
                 self.file = None;
                 if let Some(feed) = &self.spool.feed {
@@ -413,14 +455,24 @@ impl SpoolWriter {
                 Ok(self.record.clone())
             }
             Err(e) => {
+                // Not acknowledged, so nothing of it may stay: a record already renamed (its
+                // folder fsync failed) goes first, as at every removal.
+                let (record, tmp) = (
+                    self.spool.record_path(&self.record.id),
+                    self.spool.record_tmp_path(&self.record.id),
+                );
+                let _ = tokio::task::spawn_blocking(move || {
+                    let _ = fs::remove_file(record);
+                    let _ = fs::remove_file(tmp);
+                })
+                .await;
                 self.abort().await;
                 Err(e)
             }
         }
     }
 
-    async fn finish_file(&mut self) -> Result<(), SpoolError> {
-        self.flush_pending().await?;
+    async fn sync_file(&mut self) -> Result<(), SpoolError> {
         let id = self.record.id.clone();
         let Some(file) = self.file.as_mut() else {
             return Ok(());

@@ -47,6 +47,10 @@ pub struct Status {
     /// Filled in by the control API's `Status` answer (the supervisor leaves it empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backup: Vec<crate::backup::server::HeldStatus>,
+    /// The next scheduled dequeue of every server while the link is up (`refetch_every`;
+    /// RFC 3339); `None` while offline or with `refetch_every = "0"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_fetch_at: Option<String>,
 }
 
 /// What the supervisor knows about one queue server.
@@ -100,6 +104,7 @@ impl Machine {
                 })
                 .collect(),
             backup: Vec::new(),
+            next_fetch_at: self.next_refetch.map(wall),
         }
     }
 }
