@@ -48,10 +48,14 @@ pub(crate) async fn load_with_secrets(
     Ok((config, secrets))
 }
 
-/// The keyring when any server needs a password; otherwise an empty store, so a set-up
+/// The keyring when any server (a queue server or the smarthost) needs a password; otherwise an empty store, so a set-up
 /// without logins runs on machines without a keyring.
 pub(crate) async fn secret_store(config: &Config) -> Result<Arc<dyn SecretStore>, String> {
-    if config.queue_servers.iter().all(|s| s.username.is_none()) {
+    let smarthost_login = config
+        .outbound
+        .as_ref()
+        .is_some_and(|o| o.smarthost_username.is_some());
+    if config.queue_servers.iter().all(|s| s.username.is_none()) && !smarthost_login {
         return Ok(Arc::new(MemoryStore::new()));
     }
     let opened = tokio::task::spawn_blocking(OsKeyring::open)

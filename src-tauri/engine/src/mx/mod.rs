@@ -14,6 +14,7 @@ pub mod findings;
 mod net;
 mod render;
 mod rules;
+mod smarthost;
 mod smtp;
 
 pub use check::check;

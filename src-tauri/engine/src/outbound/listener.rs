@@ -68,9 +68,10 @@ pub async fn start(
     config: &Config,
     secrets: Arc<dyn SecretStore>,
     events: EventSender,
-    status: watch::Receiver<Status>,
+    status_out: watch::Sender<Status>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Option<OutboundRelay>, OutboundError> {
+    let status = status_out.subscribe();
     let Some(outbound) = &config.outbound else {
         return Ok(None);
     };
@@ -103,7 +104,10 @@ pub async fn start(
     tracing::info!("submission listener on {local_addrs:?}");
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
-        let draining = sessions.run(server_shutdown).await;
+        let draining = sessions
+            .with_via(crate::smtp_server::VIA_SUBMISSION)
+            .run(server_shutdown)
+            .await;
         inbound.close().await;
         draining.finish().await;
     });
@@ -115,6 +119,8 @@ pub async fn start(
         hostname,
         schedule: schedule(outbound),
         events,
+        status: Some(status_out),
+        stuck_reported: Default::default(),
     });
     let (actions_tx, actions_rx) = mpsc::unbounded_channel();
     let runner = tokio::spawn(runner::run(

@@ -39,7 +39,15 @@ pub struct QueueContext {
     pub hostname: String,
     pub schedule: Schedule,
     pub events: EventSender,
+    /// Where the queue's length goes for the front ends ([`Status::outbound_queued`]).
+    pub status: Option<watch::Sender<Status>>,
+    /// Messages already reported as stuck ([`Event::OutboundStuck`]) in this run.
+    pub stuck_reported: std::sync::Mutex<HashSet<String>>,
 }
+
+/// A message still waiting this long after arrival, though tried while the link was up, is
+/// reported as stuck (a desktop notification).
+pub const STUCK_AFTER: Duration = Duration::from_secs(3600);
 
 impl QueueContext {
     fn is_local(&self, address: &str) -> bool {
@@ -63,7 +71,15 @@ pub async fn run(
     let mut busy: HashSet<String> = HashSet::new();
     let mut passes: JoinSet<Vec<Record>> = JoinSet::new();
     let mut link_up = status.borrow().link == LinkState::Up;
+    let mut published = None;
     loop {
+        let queued = Some(queue.len() as u64);
+        if queued != published
+            && let Some(tx) = &ctx.status
+        {
+            tx.send_modify(|s| s.outbound_queued = queued);
+            published = queued;
+        }
         if passes.is_empty() {
             let now = unix_now();
             let due: Vec<Record> = queue
@@ -403,6 +419,9 @@ fn schedule(ctx: &QueueContext, record: &mut Record, attempted: bool) {
         ctx.schedule.retry_min
     };
     record.next_attempt = Some(now + wait.as_secs());
+    if attempted && age >= STUCK_AFTER {
+        report_stuck(ctx, record, age);
+    }
     let next = chrono::DateTime::from_timestamp(record.next_attempt.unwrap_or(now) as i64, 0)
         .map(|t| t.to_rfc3339());
     for r in record.recipients.iter().filter(|r| !r.state.is_final()) {
@@ -412,6 +431,21 @@ fn schedule(ctx: &QueueContext, record: &mut Record, attempted: bool) {
             reply: r.reply.clone().unwrap_or_default(),
             attempts: record.attempts,
             next_attempt: next.clone(),
+        });
+    }
+}
+
+fn report_stuck(ctx: &QueueContext, record: &Record, age: Duration) {
+    let first = match ctx.stuck_reported.lock() {
+        Ok(mut seen) => seen.insert(record.id.clone()),
+        Err(_) => false,
+    };
+    if first {
+        let _ = ctx.events.send(Event::OutboundStuck {
+            id: record.id.clone(),
+            to: record.pending().map(|r| r.address.clone()).collect(),
+            waiting_minutes: age.as_secs() / 60,
+            reply: record.last_reply.clone().unwrap_or_default(),
         });
     }
 }

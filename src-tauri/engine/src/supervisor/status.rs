@@ -43,6 +43,19 @@ pub struct Status {
     pub link_since: Option<String>,
     /// One entry per queue server, in configuration order.
     pub servers: Vec<ServerStatus>,
+    /// Messages waiting in the outbound queue (`None` without `[outbound]`). Kept up to date by
+    /// the queue task ([`crate::outbound::runner`]), not by the supervisor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_queued: Option<u64>,
+}
+
+/// Publishes the supervisor's `next` status, keeping what the queue task contributes.
+pub fn publish(tx: &tokio::sync::watch::Sender<Status>, next: Status) {
+    tx.send_modify(|current| {
+        let outbound_queued = current.outbound_queued;
+        *current = next;
+        current.outbound_queued = outbound_queued;
+    });
 }
 
 /// What the supervisor knows about one queue server.
@@ -95,6 +108,7 @@ impl Machine {
                     awaiting_connect_back: self.arrivals.awaiting(s.id),
                 })
                 .collect(),
+            outbound_queued: None,
         }
     }
 }
