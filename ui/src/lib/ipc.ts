@@ -120,3 +120,23 @@ export async function closeThisWindow(): Promise<void> {
 /** Start at login: the tray app registers itself (`postern --autostart`). */
 export const startsAtLogin = () => call<boolean>('starts_at_login');
 export const setStartAtLogin = (on: boolean) => call<boolean>('set_start_at_login', { on });
+
+/** engine/src/outbound/queue.rs: one message of the outbound queue (`posternd queue list --json`). */
+export interface QueueEntry {
+  id: string;
+  sender: string;
+  recipients: { address: string; state: 'queued' | 'delivered' | 'bounced' | 'expired'; reply: string | null }[];
+  size: number;
+  age_seconds: number;
+  attempts: number;
+  last_reply: string | null;
+  meaning: string | null;
+  /** RFC 3339; null: at the next chance (when the link is up). */
+  next_attempt: string | null;
+}
+
+export const queueList = () => call<QueueEntry[]>('queue_list');
+/** Retry, Drop (no DSN) or Flush, through the engine's queue task; resolves to its answer. */
+export const queueRetry = (id: string) => call<string>('queue_action', { action: { action: 'retry', id } });
+export const queueDrop = (id: string) => call<string>('queue_action', { action: { action: 'drop', id } });
+export const queueFlush = () => call<string>('queue_action', { action: { action: 'flush' } });

@@ -19,3 +19,4 @@ mod smtp;
 
 pub use check::check;
 pub use findings::{CheckError, CheckInput, Finding, MxRecordView, Report, Severity};
+pub use smarthost::check_smarthost;

@@ -14,12 +14,21 @@ use crate::smtp::sasl;
 
 /// Probes the smarthost and adds its findings to `r`.
 pub(crate) async fn check(r: &mut Report, outbound: &Outbound, helo_name: &str, timeout: Duration) {
+    for finding in check_smarthost(outbound, helo_name, timeout).await {
+        r.push(finding);
+    }
+}
+
+/// What the smarthost of `outbound` offers, as findings (also the wizard's live test).
+pub async fn check_smarthost(
+    outbound: &Outbound,
+    helo_name: &str,
+    timeout: Duration,
+) -> Vec<Finding> {
     let mut smarthost =
         Smarthost::from_config(outbound, helo_name, Arc::new(MemoryStore::default()));
     smarthost.timeout = timeout;
-    for finding in probe(&smarthost).await {
-        r.push(finding);
-    }
+    probe(&smarthost).await
 }
 
 async fn probe(s: &Smarthost) -> Vec<Finding> {
@@ -152,4 +161,145 @@ async fn probe(s: &Smarthost) -> Vec<Finding> {
     }
     client.quit().await;
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// A one-connection server that greets, answers EHLO with `ehlo` (lines joined by "\n")
+    /// and everything else with 250.
+    async fn server(ehlo: &'static str) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.unwrap();
+            let (read, mut write) = conn.into_split();
+            write
+                .write_all(b"220 smtp.isp.test ESMTP\r\n")
+                .await
+                .unwrap();
+            let mut lines = BufReader::new(read).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let reply = if line.starts_with("EHLO") {
+                    let mut out: Vec<String> = ehlo.lines().map(str::to_string).collect();
+                    let last = out.len() - 1;
+                    for (i, l) in out.iter_mut().enumerate() {
+                        *l = format!("250{}{l}\r\n", if i == last { ' ' } else { '-' });
+                    }
+                    out.concat()
+                } else if line == "QUIT" {
+                    "221 bye\r\n".to_string()
+                } else {
+                    "250 ok\r\n".to_string()
+                };
+                if write.write_all(reply.as_bytes()).await.is_err() || line == "QUIT" {
+                    break;
+                }
+            }
+        });
+        port
+    }
+
+    fn outbound(port: u16, extra: &str) -> Outbound {
+        let text = format!(
+            "domains = [\"office.test\"]\n[[queue_servers]]\nhost = \"isp.test\"\n\
+             [inbound]\ndeliver = \"maildir:/tmp/m\"\n[outbound]\nlisten = [\"127.0.0.1:2587\"]\n\
+             smarthost = \"smtp://127.0.0.1:{port}\"\n{extra}"
+        );
+        Config::parse(&text, std::path::Path::new("t.toml"))
+            .unwrap()
+            .outbound
+            .unwrap()
+    }
+
+    async fn findings(port: u16, extra: &str) -> Vec<(String, Severity)> {
+        let mut report = Report::new("office.test");
+        check(
+            &mut report,
+            &outbound(port, extra),
+            "gw.office.test",
+            Duration::from_secs(5),
+        )
+        .await;
+        report
+            .findings
+            .iter()
+            .map(|f| (f.id.clone(), f.severity))
+            .collect()
+    }
+
+    fn ids(found: &[(String, Severity)]) -> Vec<&str> {
+        found.iter().map(|(id, _)| id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn required_tls_without_starttls_is_an_error() {
+        let port = server("smtp.isp.test\nAUTH PLAIN LOGIN").await;
+
+        let found = findings(port, "").await;
+
+        assert_eq!(ids(&found), ["smarthost.answers", "smarthost.no-starttls"]);
+        assert_eq!(found[1].1, Severity::Error);
+    }
+
+    #[tokio::test]
+    async fn opportunistic_without_starttls_is_a_warning() {
+        let port = server("smtp.isp.test\nSIZE 1000").await;
+
+        let found = findings(port, "smarthost_tls = \"opportunistic\"").await;
+
+        assert_eq!(
+            found[1],
+            ("smarthost.no-starttls".into(), Severity::Warning)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_login_needs_a_mechanism_postern_may_use() {
+        let plain_only = server("smtp.isp.test\nAUTH PLAIN LOGIN").await;
+        let cram = server("smtp.isp.test\nAUTH CRAM-MD5 PLAIN").await;
+        let none = server("smtp.isp.test\nSIZE 1000").await;
+        let login = "smarthost_tls = \"opportunistic\"\nsmarthost_username = \"office\"";
+
+        let plain_only = findings(plain_only, login).await;
+        let cram = findings(cram, login).await;
+        let none = findings(none, login).await;
+
+        // Without STARTTLS the password may not go in the clear (PLAIN, LOGIN).
+        assert_eq!(
+            plain_only[1],
+            ("smarthost.no-starttls".into(), Severity::Error)
+        );
+        assert_eq!(
+            plain_only[2],
+            ("smarthost.auth-unsupported".into(), Severity::Error)
+        );
+        assert_eq!(cram[2], ("smarthost.auth-ok".into(), Severity::Ok));
+        assert_eq!(none[2], ("smarthost.no-auth".into(), Severity::Error));
+    }
+
+    #[tokio::test]
+    async fn a_smarthost_that_does_not_answer_is_an_error_with_a_fix() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let mut report = Report::new("office.test");
+
+        check(
+            &mut report,
+            &outbound(port, ""),
+            "gw.office.test",
+            Duration::from_secs(5),
+        )
+        .await;
+
+        let f = &report.findings[0];
+        assert_eq!(f.id, "smarthost.unreachable");
+        assert_eq!(f.severity, Severity::Error);
+        assert!(f.fix.as_deref().unwrap().contains("smtps://"), "{f:?}");
+    }
 }
