@@ -67,6 +67,12 @@
         { id: 'etrn.reachable', severity: 'ok', subject, evidence: 'The office\'s MX address 198.51.100.7 is this machine\'s, and the inbound listener accepts connections there on port 25: mail released by ETRN can be delivered.' },
       ] };
     },
+    probe_smarthost: ({ outbound }) => [
+      { id: 'smarthost.answers', severity: 'ok', subject: outbound.smarthost, evidence: 'The smarthost answered: "smtp.isp.example ESMTP Postfix"' },
+      { id: 'smarthost.tls-ok', severity: 'ok', subject: outbound.smarthost, evidence: 'STARTTLS works and the certificate is valid for smtp.isp.example.' },
+      ...(outbound.smarthost_username ? [{ id: 'smarthost.auth-ok', severity: 'ok', subject: outbound.smarthost,
+        evidence: `The smarthost offers PLAIN LOGIN; Postern logs in as ${outbound.smarthost_username} with PLAIN.` }] : []),
+    ],
     test_delivery: ({ target }) => `${target.replace(/^maildir:/, '')} is ready for mail`,
     set_secret: () => null,
     save_config: () => status,

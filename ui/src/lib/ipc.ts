@@ -7,7 +7,7 @@ import { open } from '@tauri-apps/plugin-dialog';
 
 // The config, status and event types are generated from the engine's Rust types (see the
 // header of generated/engine.ts); the rest below are still written by hand.
-import type { Config, Event, Protocol, StatusView, WindowName } from './generated/engine';
+import type { Config, Event, Outbound, Protocol, StatusView, WindowName } from './generated/engine';
 export type {
   Config,
   Disposition,
@@ -140,3 +140,5 @@ export const queueList = () => call<QueueEntry[]>('queue_list');
 export const queueRetry = (id: string) => call<string>('queue_action', { action: { action: 'retry', id } });
 export const queueDrop = (id: string) => call<string>('queue_action', { action: { action: 'drop', id } });
 export const queueFlush = () => call<string>('queue_action', { action: { action: 'flush' } });
+/** The wizard's live test of a smarthost (engine/src/mx/smarthost.rs): no mail, no password. */
+export const probeSmarthost = (outbound: Outbound) => call<MxFinding[]>('probe_smarthost', { outbound });
