@@ -82,15 +82,32 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
     ])
 }
 
-/// GDK on X11 initialises GLX when it opens the display (to choose GL-capable visuals), which
-/// loads the Mesa driver and with it libLLVM: about 30 MiB of PSS here and more in each WebKit
-/// process. Postern's windows are forms, which WebKit then draws in software. A GDK_GL the
-/// user set is kept.
-fn disable_gdk_gl() {
+/// Postern's windows are forms: WebKit's GPU paths buy them nothing and cost memory, measured
+/// in `make bench` row 6b. Each variable is set only when the user has not set it, and WebKit's
+/// own processes inherit them:
+/// - `GDK_GL=disable`: GDK on X11 otherwise initialises GLX when it opens the display (to choose
+///   GL-capable visuals), which loads the Mesa driver and with it libLLVM (about 30 MiB of PSS).
+/// - `WEBKIT_DISABLE_COMPOSITING_MODE=1`: pages are drawn in software, without the compositor's
+///   GL surfaces.
+/// - `WEBKIT_DISABLE_DMABUF_RENDERER=1`: the window shows the page through shared memory rather
+///   than GPU buffers.
+/// - `JSC_useJIT=0`: JavaScriptCore interprets; the forms' scripts are small, and the JIT's
+///   code and data cost the web process several MiB.
+/// - `GALLIUM_DRIVER=softpipe`: where WebKit still needs an EGL display, Mesa's software driver
+///   without the LLVM code generator.
+fn lighten_webkit() {
     // g_setenv is not thread-safe: this runs first in `run`, before any thread exists.
     #[cfg(target_os = "linux")]
-    if let Err(e) = glib::setenv("GDK_GL", "disable", false) {
-        eprintln!("postern-window: cannot set GDK_GL ({e}); the display may use more memory");
+    for (name, value) in [
+        ("GDK_GL", "disable"),
+        ("WEBKIT_DISABLE_COMPOSITING_MODE", "1"),
+        ("WEBKIT_DISABLE_DMABUF_RENDERER", "1"),
+        ("JSC_useJIT", "0"),
+        ("GALLIUM_DRIVER", "softpipe"),
+    ] {
+        if let Err(e) = glib::setenv(name, value, false) {
+            eprintln!("postern-window: cannot set {name} ({e}); the window may use more memory");
+        }
     }
 }
 
@@ -108,7 +125,7 @@ fn open<R: Runtime>(app: &AppHandle<R>, window: Window) {
 }
 
 pub fn run() -> ExitCode {
-    disable_gdk_gl();
+    lighten_webkit();
     let cli = Cli::parse();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use postern_engine::control::{Envelope, Hello, PROTOCOL_VERSION, Request, Response};
 use postern_tests::harness::{
     PosternConfig, Posternd, PostfixQueue, TestMessage, free_addr, posternd_bin, wait_for_maildir,
 };
@@ -31,6 +32,25 @@ fn cli(engine: &Posternd, args: &[&str]) -> Output {
         .env_remove("POSTERN_CONFIG")
         .output()
         .unwrap()
+}
+
+/// One request over the control socket as any client would send it: the server's hello, then
+/// the reply.
+fn raw_request(socket: &std::path::Path, request: &Request) -> Response {
+    use std::io::{BufRead, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let envelope = Envelope {
+        version: PROTOCOL_VERSION,
+        request: request.clone(),
+    };
+    let mut line = serde_json::to_string(&envelope).unwrap();
+    line.push('\n');
+    stream.write_all(line.as_bytes()).unwrap();
+    let mut lines = std::io::BufReader::new(stream).lines();
+    let hello: Hello = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(hello.version, PROTOCOL_VERSION);
+    serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap()
 }
 
 fn text(out: &Output) -> String {
@@ -115,6 +135,31 @@ fn the_command_line_steers_the_running_engine_and_another_user_cannot_connect() 
         assert!(!out.status.success(), "nobody connected: {}", text(&out));
         assert!(text(&out).contains("Permission denied"), "{}", text(&out));
     }
+
+    // The tray app's own requests (windows, config, secrets, autostart) get a clear refusal
+    // from posternd, in the engine's own serde types, and the engine goes on.
+    let socket = postern_engine::control::endpoint_path(engine.config_path());
+    for request in [
+        Request::OpenWindow {
+            page: postern_engine::view::Window::Settings,
+        },
+        Request::LoadConfig,
+        Request::SetSecret {
+            name: "u@h".into(),
+            password: "not-stored".into(),
+        },
+        Request::Activity,
+        Request::Autostart { enable: Some(true) },
+    ] {
+        let reply = raw_request(&socket, &request);
+        let Response::Error { message } = reply else {
+            panic!("{request:?} was answered: {reply:?}");
+        };
+        assert!(message.contains("only the tray app"), "{message}");
+        assert!(!message.contains("not-stored"), "{message}");
+    }
+    let status = cli(&engine, &["status"]);
+    assert!(status.status.success(), "{}", text(&status));
 
     // When the engine is gone, each command says so in one line.
     let config_path = engine.config_path().to_path_buf();

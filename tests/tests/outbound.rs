@@ -738,7 +738,7 @@ fn submit_in(ns: &NetNs, port: u16, n: usize) {
 }
 
 #[test]
-fn no_attempts_while_the_link_is_down_and_one_connection_for_the_burst_after_link_up() {
+fn no_attempts_while_the_link_is_down_and_the_burst_reuses_its_connections_after_link_up() {
     skip_unless_root!();
     let ns = NetNs::create().unwrap();
     let sink = SmtpSink::start().unwrap();
@@ -774,7 +774,7 @@ fn no_attempts_while_the_link_is_down_and_one_connection_for_the_burst_after_lin
         .wait_for_event(|e| e["type"] == "link_changed" && e["up"] == false, WAIT)
         .unwrap();
 
-    for n in 0..5 {
+    for n in 0..BURST {
         submit_in(&ns, submit_port, n);
     }
     let engine_config = postern.config_path().to_str().unwrap().to_string();
@@ -810,18 +810,18 @@ fn no_attempts_while_the_link_is_down_and_one_connection_for_the_burst_after_lin
         .filter(|l| l.contains("disconnect from") && l.contains("mail="))
         .count();
     ns.link_up().unwrap();
-    let delivered = sink.wait_for_messages(5, WAIT).unwrap_or_else(|e| {
+    let delivered = sink.wait_for_messages(BURST, WAIT).unwrap_or_else(|e| {
         panic!(
             "{e}\n--- events ---\n{}\n--- smarthost ---\n{}",
             postern.stdout_lines().join("\n"),
             smarthost.log_text()
         )
     });
-    poll_until("the relay session to end", WAIT, || {
-        smarthost
-            .log_text()
-            .lines()
-            .any(|l| l.contains("disconnect from") && l.contains("mail="))
+    poll_until("the relay sessions to end", WAIT, || {
+        (mails_per_session(&smarthost.log_text())
+            .iter()
+            .sum::<usize>()
+            >= BURST)
             .then_some(())
     })
     .unwrap();
@@ -832,28 +832,40 @@ fn no_attempts_while_the_link_is_down_and_one_connection_for_the_burst_after_lin
         .count();
     postern.stop().unwrap();
     let log = smarthost.log_text();
-    let relay_sessions: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("disconnect from") && l.contains("mail="))
-        .collect();
+    let sessions = mails_per_session(&log);
 
-    eprintln!("MEASURED: burst of 5 after link-up: relay sessions {relay_sessions:?}");
-    assert_eq!(queued_while_down, 5);
+    eprintln!(
+        "MEASURED: burst of {BURST} after link-up: messages per smarthost connection {sessions:?}"
+    );
+    assert_eq!(queued_while_down, BURST);
     assert_eq!(attempts_while_down, 0, "no attempt counted while down");
     assert_eq!(
         sessions_while_down, 0,
         "nothing reached the smarthost while down"
     );
     assert_eq!(bounces, 0, "nothing expired while the link was down");
-    assert_eq!(delivered.len(), 5);
-    assert_eq!(
-        relay_sessions.len(),
-        1,
-        "one connection for the burst:\n{log}"
+    assert_eq!(delivered.len(), BURST);
+    assert_eq!(sessions.iter().sum::<usize>(), BURST);
+    assert!(
+        sessions.len() <= postern_engine::outbound::runner::CONNECTIONS,
+        "at most {} connections at once for the burst:\n{log}",
+        postern_engine::outbound::runner::CONNECTIONS
     );
     assert!(
-        relay_sessions[0].contains("mail=5"),
-        "{}",
-        relay_sessions[0]
+        sessions.iter().all(|&n| n >= 2),
+        "each connection carries several messages (reused with RSET): {sessions:?}"
     );
+}
+
+/// Messages in the burst: more than the connections of one burst, so each one is reused.
+const BURST: usize = 12;
+
+/// MAIL commands per smarthost session, from Postfix's `disconnect from ... mail=N` lines.
+fn mails_per_session(log: &str) -> Vec<usize> {
+    log.lines()
+        .filter(|l| l.contains("disconnect from"))
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|w| w.strip_prefix("mail="))
+        .filter_map(|n| n.split('/').next_back()?.parse().ok())
+        .collect()
 }

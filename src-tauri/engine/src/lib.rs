@@ -67,6 +67,7 @@ pub const BUNDLE_ID: &str = "org.postern.Postern";
 
 pub mod config;
 pub mod config_store;
+pub mod dir_sync;
 pub mod events;
 pub mod journal;
 pub mod outcome;

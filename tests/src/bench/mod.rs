@@ -7,6 +7,7 @@
 
 pub mod control;
 pub mod machine;
+pub mod outbound;
 pub mod procfs;
 pub mod report;
 pub mod rows;

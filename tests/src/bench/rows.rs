@@ -13,29 +13,34 @@ use postern_tests::harness::{
 };
 
 use super::procfs;
-use super::scratch_fs::ScratchFs;
+use super::scratch_fs::Place;
 use super::sinks::BareSink;
 use super::{Goal, Row};
 
 /// The standard load of row 1: 10 parallel sessions, 2000 messages of 4 KiB, one per connection.
-const LOAD: [&str; 6] = ["-s", "10", "-m", "2000", "-l", "4096"];
-const LOAD_MESSAGES: usize = 2000;
+pub(super) const LOAD: [&str; 6] = ["-s", "10", "-m", "2000", "-l", "4096"];
+pub(super) const LOAD_MESSAGES: usize = 2000;
 const SOURCE_TIMEOUT: Duration = Duration::from_secs(300);
 const DEQUEUE_MESSAGES: usize = 1000;
 const DEQUEUE_TIMEOUT: Duration = Duration::from_secs(300);
-const LARGE_MESSAGE: usize = 50 * 1024 * 1024;
-const MIB: f64 = 1024.0 * 1024.0;
+pub(super) const LARGE_MESSAGE: usize = 50 * 1024 * 1024;
+pub(super) const MIB: f64 = 1024.0 * 1024.0;
 
-fn other(text: impl Into<String>) -> HarnessError {
+pub(super) fn other(text: impl Into<String>) -> HarnessError {
     HarnessError::Other(text.into())
 }
 
 /// Runs `smtp-source ARGS -f ... -t user@office.test ADDR` and returns how long it took. Any
 /// complaint on its stderr (a refused message, a dropped connection) fails the run.
 fn smtp_source(addr: SocketAddr, args: &[&str]) -> Result<Duration> {
+    smtp_source_to(addr, args, "user@office.test")
+}
+
+/// [`smtp_source`] with another recipient.
+pub(super) fn smtp_source_to(addr: SocketAddr, args: &[&str], to: &str) -> Result<Duration> {
     let mut cmd = Command::new("smtp-source");
     cmd.args(args)
-        .args(["-f", "sender@example.net", "-t", "user@office.test"])
+        .args(["-f", "sender@example.net", "-t", to])
         .args(["-M", "client.test"])
         .arg(addr.to_string());
     let start = Instant::now();
@@ -138,7 +143,16 @@ fn tempdir(prefix: &str) -> Result<tempfile::TempDir> {
 /// Row 1: `smtp-source -s 10 -m 2000 -l 4096` into Postern (Maildir, fsynced), a private
 /// Postfix (queue on disk, `discard:` transport) and smtp-sink (no durability), A B C A B C.
 pub fn inbound(reps: usize) -> Result<Vec<Row>> {
-    let work = tempdir("postern-bench-inbound-")?;
+    let place = Place::new(2048);
+    let work = tempfile::Builder::new()
+        .prefix("postern-bench-inbound-")
+        .tempdir_in(&place.dir)
+        .map_err(|e| {
+            other(format!(
+                "create a directory in {}: {e}",
+                place.dir.display()
+            ))
+        })?;
     let maildir = work.path().join("Maildir");
     let listen = free_addr();
     let postern = start_postern(&postern_config(free_addr(), listen, &maildir, ""), listen)?;
@@ -149,6 +163,7 @@ pub fn inbound(reps: usize) -> Result<Vec<Row>> {
         + "\n[journal]\nenabled = false\n";
     let bare = start_postern(&bare_config, bare_listen)?;
     let postfix = PostfixQueue::builder()
+        .parent_dir(&place.dir)
         .main_cf("transport_maps", "inline:{ office.test=discard: }")
         .main_cf("defer_transports", "")
         .start()?;
@@ -194,8 +209,9 @@ pub fn inbound(reps: usize) -> Result<Vec<Row>> {
     .with_samples(&p, &f);
     vs_postfix.note(format!(
         "load: smtp-source {} (one connection per message); Postern delivers to a Maildir, 250 only \
-         after file and new/ are fsynced",
-        LOAD.join(" ")
+         after file and new/ are fsynced; both Posterns' Maildirs and Postfix's queue on {}",
+        LOAD.join(" "),
+        place.text
     ));
     let vs_sink = Row::new(
         "1b",
@@ -222,11 +238,16 @@ pub fn inbound(reps: usize) -> Result<Vec<Row>> {
 
 /// Log-uniform sizes from 1 KiB to 100 KiB (many small, some large), the same every run.
 fn mixed_messages(n: usize) -> Vec<TestMessage> {
+    mixed_messages_to(n, "user@office.test")
+}
+
+/// [`mixed_messages`] to another recipient.
+pub(super) fn mixed_messages_to(n: usize, to: &str) -> Vec<TestMessage> {
     let mut rng = fastrand::Rng::with_seed(6);
     (0..n)
         .map(|i| {
             let size = (1024.0 * 100f64.powf(rng.f64())) as usize;
-            TestMessage::sized(i, size, &["user@office.test"])
+            TestMessage::sized(i, size, &[to])
         })
         .collect()
 }
@@ -278,21 +299,8 @@ fn timed_fetch(config: &str, mut done: impl FnMut() -> bool) -> Result<Duration>
 /// repetitions (the row's own spread is large). The Maildir is on a fresh filesystem of its own
 /// ([`ScratchFs`]) when one can be made.
 pub fn dequeue(reps: usize) -> Result<Row> {
-    let fs = ScratchFs::create(1024);
-    let (parent, place) = match &fs {
-        Ok(fs) => (
-            fs.path().to_path_buf(),
-            format!("the Maildir on {}", fs.describe()),
-        ),
-        Err(e) => {
-            let tmp = std::env::temp_dir();
-            let place = format!(
-                "the Maildir in {} (a filesystem of its own could not be made: {e})",
-                tmp.display()
-            );
-            (tmp, place)
-        }
-    };
+    let place = Place::new(1024);
+    let parent = place.dir.clone();
     let samples = dequeue_into(&parent, 2 * reps)?;
     let mut row = Row::new(
         "2",
@@ -303,11 +311,12 @@ pub fn dequeue(reps: usize) -> Result<Row> {
     )
     .with_samples(&samples.postern, &samples.sink);
     row.note(format!(
-        "{DEQUEUE_MESSAGES} messages, 1–100 KiB log-uniform, {:.1} MiB in all, {place}; time \
+        "{DEQUEUE_MESSAGES} messages, 1–100 KiB log-uniform, {:.1} MiB in all, the Maildir on {}; time \
          from starting `posternd fetch` to the last message in new/ (seen by inotify; resp. \
          counted by smtp-sink -c); Postfix's queues are in the system's temporary directory and \
          it delivers with its default concurrency (initial 5, up to 20)",
-        samples.total_bytes as f64 / MIB
+        samples.total_bytes as f64 / MIB,
+        place.text
     ));
     Ok(row)
 }

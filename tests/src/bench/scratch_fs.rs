@@ -117,3 +117,35 @@ impl Drop for ScratchFs {
         let _ = run("losetup", &["--detach", &self.device]);
     }
 }
+
+/// Where a row writes its files: a fresh [`ScratchFs`], or the system's temporary directory
+/// when one cannot be made (the row's note then says why).
+pub struct Place {
+    _fs: Option<ScratchFs>,
+    pub dir: PathBuf,
+    /// For the row's note, e.g. "a fresh ext4 (...)".
+    pub text: String,
+}
+
+impl Place {
+    pub fn new(size_mib: u64) -> Place {
+        match ScratchFs::create(size_mib) {
+            Ok(fs) => Place {
+                dir: fs.path().to_path_buf(),
+                text: fs.describe(),
+                _fs: Some(fs),
+            },
+            Err(e) => {
+                let dir = std::env::temp_dir();
+                Place {
+                    text: format!(
+                        "{} (a filesystem of its own could not be made: {e})",
+                        dir.display()
+                    ),
+                    dir,
+                    _fs: None,
+                }
+            }
+        }
+    }
+}

@@ -60,7 +60,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: postern-bench [--out FILE] [--reps N] [--only 1,2,...] [--idle SECONDS] [--link-test PATH] [--app PATH]\n  --only takes row numbers (1-8); 6 and 7 also cover the desktop app (6a-c, 7b)"
+                    "usage: postern-bench [--out FILE] [--reps N] [--only 1,2,...] [--idle SECONDS] [--link-test PATH] [--app PATH]\n  --only takes row numbers (1-9); 6 and 7 also cover the desktop app (6a-c, 7b)"
                         .into(),
                 );
             }
@@ -161,6 +161,24 @@ fn main() -> ExitCode {
         table.push(
             bench::control::status_latency(args.reps)
                 .unwrap_or_else(|e| failed("8", "`posternd status` against the running engine", e)),
+        );
+    }
+    if wanted("9") {
+        eprintln!(
+            "postern-bench: 9 outbound relay (submission, flush, 50 MiB) x{}",
+            args.reps
+        );
+        table.push(
+            bench::outbound::submission(args.reps)
+                .unwrap_or_else(|e| failed("9a", "Submission accept throughput", e)),
+        );
+        table.push(
+            bench::outbound::flush(args.reps)
+                .unwrap_or_else(|e| failed("9b", "Flush 1,000 queued messages after link-up", e)),
+        );
+        table.push(
+            bench::outbound::large_send(args.reps)
+                .unwrap_or_else(|e| failed("9c", "Peak RSS sending one 50 MiB message", e)),
         );
     }
     let runtime = started.elapsed().as_secs_f64();

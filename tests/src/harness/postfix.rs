@@ -58,6 +58,7 @@ pub struct PostfixQueueBuilder {
     hold: bool,
     sasl: Option<(String, String)>,
     smtps: Option<SocketAddr>,
+    parent_dir: Option<PathBuf>,
 }
 
 impl Default for PostfixQueueBuilder {
@@ -78,6 +79,7 @@ impl Default for PostfixQueueBuilder {
             hold: true,
             sasl: None,
             smtps: None,
+            parent_dir: None,
         }
     }
 }
@@ -170,6 +172,13 @@ impl PostfixQueueBuilder {
         self
     }
 
+    /// Makes its instance directory (queue included) under `dir` instead of the system's
+    /// temporary directory (the bench puts it on a filesystem of its own).
+    pub fn parent_dir(mut self, dir: &Path) -> Self {
+        self.parent_dir = Some(dir.to_path_buf());
+        self
+    }
+
     /// The name in its banner and its Received: headers (default `isp-queue.test`).
     pub fn hostname(mut self, name: &str) -> Self {
         self.hostname = name.into();
@@ -211,10 +220,13 @@ impl PostfixQueueBuilder {
         };
         let deliver_to = self.deliver_to.unwrap_or_else(ports::free_addr);
         let instance = INSTANCE.fetch_add(1, Ordering::Relaxed);
-        let tmp = tempfile::Builder::new()
-            .prefix("postern-postfix-")
-            .tempdir()
-            .context(|| "create Postfix instance directory".into())?;
+        let mut tmp = tempfile::Builder::new();
+        tmp.prefix("postern-postfix-");
+        let tmp = match &self.parent_dir {
+            Some(parent) => tmp.tempdir_in(parent),
+            None => tmp.tempdir(),
+        }
+        .context(|| "create Postfix instance directory".into())?;
         let dir = tmp.path().to_path_buf();
         let guard = PostfixQueue {
             dir: dir.clone(),
@@ -531,6 +543,21 @@ impl PostfixQueue {
                     .map_err(|e| HarnessError::Other(format!("postqueue -j line {line:?}: {e}")))
             })
             .collect()
+    }
+
+    /// `postqueue -f`: deliver everything queued now, deferred transports included (what a
+    /// dial-up Postfix runs when its link comes up).
+    pub fn flush_queue(&self) -> Result<()> {
+        let mut cmd = Command::new("postqueue");
+        cmd.arg("-c").arg(self.config_dir()).arg("-f");
+        run(&mut cmd, COMMAND_TIMEOUT).map(|_| ())
+    }
+
+    /// `postsuper -d ALL`: empties its queue.
+    pub fn delete_queue(&self) -> Result<()> {
+        let mut cmd = Command::new("postsuper");
+        cmd.arg("-c").arg(self.config_dir()).args(["-d", "ALL"]);
+        run(&mut cmd, COMMAND_TIMEOUT).map(|_| ())
     }
 
     /// Messages in its queue (any state: incoming, active, deferred, hold).

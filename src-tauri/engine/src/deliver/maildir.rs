@@ -8,7 +8,7 @@
 //!
 //! Group commit: the fsync of new/ is shared. Each commit fsyncs its own file (in parallel, on
 //! the blocking pool), renames it, and then waits, in the same trip to the blocking pool, in
-//! [`DirSync`]: one waiter at a time fsyncs new/, covering every rename finished before it
+//! [`DirSync`] (`crate::dir_sync`): one waiter at a time fsyncs new/, covering every rename finished before it
 //! started; the waiters queued behind it find their rename covered and return without a second
 //! fsync. Under load (ten sessions at once) that is one directory fsync per batch instead of one
 //! per message, and the promise is the same: `commit` returns only after an fsync of new/ that
@@ -26,10 +26,11 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use super::outcome::{DeliverError, Delivered};
+use crate::dir_sync::DirSync;
 
 /// Bytes gathered in memory before they go to the file: large messages are streamed to disk in
 /// pieces of this size, never held whole.
@@ -52,57 +53,6 @@ struct Paths {
     new: PathBuf,
     hostname: String,
     new_sync: DirSync,
-}
-
-/// The shared fsync of new/ (see the module documentation). It runs on the blocking pool,
-/// right after the rename in the same trip there: the commits waiting for an fsync are blocking
-/// threads, so a plain mutex is the queue and no task has to be woken in between.
-#[derive(Debug, Default)]
-struct DirSync {
-    /// Renames into new/ so far; a commit takes the next number once its rename is done.
-    renamed: AtomicU64,
-    /// Every rename numbered up to this is covered by a completed fsync of new/.
-    synced: AtomicU64,
-    /// Held while one fsync of new/ runs; the other commits queue here.
-    leader: Mutex<()>,
-    /// fsyncs of new/ done (for the batching test and for curiosity).
-    fsyncs: AtomicU64,
-}
-
-impl DirSync {
-    /// Returns once an fsync of `dir` that started after the caller's (finished) rename has
-    /// succeeded: the caller's own, or one that a commit queued ahead of it ran. Blocks.
-    fn after_rename(&self, dir: &Path) -> std::io::Result<()> {
-        let ticket = self.renamed.fetch_add(1, Ordering::SeqCst) + 1;
-        // A panic while holding the lock leaves nothing half done: the counters only grow.
-        let _leader = self
-            .leader
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if self.synced.load(Ordering::SeqCst) >= ticket {
-            return Ok(());
-        }
-        // Every rename numbered up to `covers` finished before this load, so before the fsync.
-        let covers = self.renamed.load(Ordering::SeqCst);
-        sync_dir(dir)?;
-        self.fsyncs.fetch_add(1, Ordering::Relaxed);
-        self.synced.fetch_max(covers, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-/// Makes the renames in `dir` durable.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir).and_then(|d| d.sync_all())
-}
-
-/// Windows cannot open a directory as a file, so there is no fsync of a folder: NTFS records
-/// the rename in its metadata journal. (MoveFileEx with MOVEFILE_WRITE_THROUGH would wait for
-/// it, but needs an unsafe FFI call, which this project forbids.)
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> std::io::Result<()> {
-    Ok(())
 }
 
 /// Removes files in `tmp` older than [`STALE_TMP`]; returns how many.

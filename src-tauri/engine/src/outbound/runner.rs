@@ -4,8 +4,9 @@
 //!   the smarthost and no attempt is counted; on the edge to up, every message is due at once
 //!   (the flush). Recipients in the office's own domains go to `[inbound] deliver` whatever the
 //!   link does.
-//! - One pass at a time walks the due messages over one smarthost connection (reused for the
-//!   whole burst). Each recipient gets its own result: 2xx delivered, 5xx bounced, anything else
+//! - The due messages are dealt over up to [`CONNECTIONS`] passes at once, each over its own
+//!   smarthost connection (reused for the whole burst); no new pass starts before they all
+//!   end. Each recipient gets its own result: 2xx delivered, 5xx bounced, anything else
 //!   stays queued for the next attempt ([`super::retry`]).
 //! - Every state change is saved to the spool before the next message, and a message whose
 //!   recipients are all final leaves the spool, after its DSN (to the sender, never to `<>`)
@@ -28,6 +29,10 @@ use crate::deliver::Delivery;
 use crate::events::{Event, EventSender};
 use crate::link::LinkState;
 use crate::supervisor::Status;
+
+/// Smarthost connections at once in a burst: Postfix's initial per-destination concurrency.
+/// One connection leaves the link idle during each message's round trips and fsyncs.
+pub const CONNECTIONS: usize = 5;
 
 /// What the queue task works with.
 pub struct QueueContext {
@@ -89,7 +94,9 @@ pub async fn run(
                 .collect();
             if !due.is_empty() {
                 busy = due.iter().map(|r| r.id.clone()).collect();
-                passes.spawn(pass(ctx.clone(), due, status.clone()));
+                for lane in lanes(due, CONNECTIONS) {
+                    passes.spawn(pass(ctx.clone(), lane, status.clone()));
+                }
             }
         }
         let wake = if passes.is_empty() {
@@ -128,10 +135,10 @@ pub async fn run(
                 let _ = ctx.events.send(Event::OutboundCommandDone { message });
             }
             Some(done) = passes.join_next(), if !passes.is_empty() => {
-                busy.clear();
                 match done {
                     Ok(records) => {
                         for record in records {
+                            busy.remove(&record.id);
                             if record.is_done() {
                                 queue.remove(&record.id);
                             } else if queue.contains_key(&record.id) {
@@ -146,6 +153,17 @@ pub async fn run(
         }
     }
     passes.abort_all();
+}
+
+/// Splits the due messages over at most `n` passes, each with its own smarthost connection,
+/// dealt in turn so that each pass gets old and new mail alike.
+fn lanes(due: Vec<Record>, n: usize) -> Vec<Vec<Record>> {
+    let n = n.clamp(1, due.len().max(1));
+    let mut lanes: Vec<Vec<Record>> = (0..n).map(|_| Vec::new()).collect();
+    for (i, record) in due.into_iter().enumerate() {
+        lanes[i % n].push(record);
+    }
+    lanes
 }
 
 fn flush(queue: &mut BTreeMap<String, Record>) {
@@ -549,4 +567,42 @@ async fn spool_bytes(spool: &Spool, to: &str, message: &[u8]) -> Result<(), Stri
         return Err(e.to_string());
     }
     w.commit().await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(n: usize) -> Vec<Record> {
+        (0..n)
+            .map(|i| {
+                serde_json::from_value(serde_json::json!({
+                    "id": format!("id{i}"), "sender": "", "recipients": [],
+                    "arrived": i, "size": 0, "attempts": 0,
+                }))
+                .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn due_mail_is_dealt_over_at_most_n_lanes_in_turn() {
+        let ids = |lane: &Vec<Record>| lane.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+
+        let dealt = lanes(records(7), 3);
+        let two = lanes(records(2), 5);
+        let none = lanes(Vec::new(), 5);
+
+        assert_eq!(
+            dealt.iter().map(ids).collect::<Vec<_>>(),
+            vec![
+                vec!["id0", "id3", "id6"],
+                vec!["id1", "id4"],
+                vec!["id2", "id5"],
+            ]
+        );
+        assert_eq!(two.len(), 2);
+        assert_eq!(none.len(), 1);
+        assert!(none[0].is_empty());
+    }
 }

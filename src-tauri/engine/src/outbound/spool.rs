@@ -2,7 +2,8 @@
 //!
 //! The durability contract lives here. A message is streamed into `ID.msg` and fsynced; its
 //! record is written to `ID.rec.tmp`, fsynced, and renamed to `ID.rec`; then the folder is
-//! fsynced. **The rename of the record is the commit marker**: only after all of that does
+//! fsynced (one fsync shared by the commits running at the same time, [`crate::dir_sync`]).
+//! **The rename of the record is the commit marker**: only after all of that does
 //! [`SpoolWriter::commit`] return, and only then does the submission session answer 250.
 //!
 //! At start ([`Spool::open`]) every `ID.rec` is a committed message; an `ID.msg` without its
@@ -16,6 +17,7 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::headers::HeaderFix;
+use crate::dir_sync::{DirSync, sync_dir};
 
 /// Bytes gathered before a write to the message file.
 const WRITE_CHUNK: usize = 256 * 1024;
@@ -122,6 +125,8 @@ pub struct Spool {
     hostname: String,
     /// Gets each newly committed record, so the queue runner sees new mail at once.
     feed: Option<mpsc::UnboundedSender<Record>>,
+    /// The folder's fsync, shared by the commits running at the same time.
+    folder_sync: Arc<DirSync>,
 }
 
 impl Spool {
@@ -146,6 +151,7 @@ impl Spool {
             dir: dir.to_path_buf(),
             hostname: hostname.to_string(),
             feed: None,
+            folder_sync: Arc::default(),
         }
     }
 
@@ -256,7 +262,7 @@ impl Spool {
             file.write_all(&json)?;
             file.sync_all()?;
             fs::rename(&tmp, self.record_path(&record.id))?;
-            sync_dir(&self.dir)
+            self.folder_sync.after_rename(&self.dir)
         };
         write().map_err(|e| {
             let _ = fs::remove_file(&tmp);
@@ -278,7 +284,9 @@ impl Spool {
         fs::remove_file(self.record_path(id))
             .map_err(|e| self.err(format!("remove {id}.rec"), e))?;
         let _ = fs::remove_file(self.message_path(id));
-        sync_dir(&self.dir).map_err(|e| self.err("fsync the folder", e))
+        self.folder_sync
+            .after_rename(&self.dir)
+            .map_err(|e| self.err("fsync the folder", e))
     }
 
     /// Starts a new message. `fix_headers`: add a missing Date:/Message-ID: (submission).
@@ -450,17 +458,6 @@ fn new_id() -> String {
         std::process::id() & 0xffff,
         SEQUENCE.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir).and_then(|d| d.sync_all())
-}
-
-/// Windows has no fsync of a folder; NTFS journals the rename.
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> std::io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]
