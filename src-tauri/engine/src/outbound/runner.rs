@@ -605,4 +605,73 @@ mod tests {
         assert_eq!(none.len(), 1);
         assert!(none[0].is_empty());
     }
+
+    fn context(dir: &std::path::Path, events: EventSender) -> QueueContext {
+        let text = format!(
+            "domains = [\"office.test\"]\n[[queue_servers]]\nhost = \"isp.test\"\n\
+             [inbound]\ndeliver = \"maildir:{}/Maildir\"\n[outbound]\nlisten = [\"127.0.0.1:2587\"]\n\
+             smarthost = \"smtp://smtp.isp.test:587\"\n",
+            dir.display()
+        );
+        let config = crate::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+        let outbound = config.outbound.clone().unwrap();
+        QueueContext {
+            spool: Spool::at(&dir.join("outbound"), "gw.office.test"),
+            smarthost: Smarthost::from_config(
+                &outbound,
+                "gw.office.test",
+                Arc::new(crate::secrets::MemoryStore::new()),
+            ),
+            local: Delivery::open(
+                &config.inbound.deliver,
+                "gw.office.test",
+                Duration::from_secs(5),
+            )
+            .unwrap(),
+            domains: config.domains.clone(),
+            hostname: "gw.office.test".into(),
+            schedule: super::super::listener::schedule(&outbound),
+            events,
+            status: None,
+            stuck_reported: Default::default(),
+        }
+    }
+
+    #[test]
+    fn mail_waiting_over_an_hour_though_tried_online_is_reported_stuck_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (events, mut seen) = crate::events::channel();
+        let ctx = context(dir.path(), events);
+        let queued = |age: u64| -> Record {
+            serde_json::from_value(serde_json::json!({
+                "id": format!("aged{age}"), "sender": "boss@office.test",
+                "recipients": [{"address": "slow@example.net", "state": "queued",
+                                "reply": "450 4.2.0 try later"}],
+                "arrived": unix_now() - age, "size": 10, "attempts": 4,
+                "last_reply": "450 4.2.0 try later",
+            }))
+            .unwrap()
+        };
+        let (mut old, mut young) = (queued(2 * 3600), queued(600));
+
+        schedule(&ctx, &mut old, true);
+        schedule(&ctx, &mut old, true);
+        schedule(&ctx, &mut young, true);
+        let mut offline = queued(3 * 3600);
+        offline.id = "offline".into();
+        schedule(&ctx, &mut offline, false);
+
+        let stuck: Vec<Event> = std::iter::from_fn(|| seen.try_recv().ok())
+            .filter(|e| matches!(e, Event::OutboundStuck { .. }))
+            .collect();
+        assert_eq!(
+            stuck,
+            vec![Event::OutboundStuck {
+                id: "aged7200".into(),
+                to: vec!["slow@example.net".into()],
+                waiting_minutes: 120,
+                reply: "450 4.2.0 try later".into(),
+            }]
+        );
+    }
 }
