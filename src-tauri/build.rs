@@ -10,6 +10,8 @@ const COMMANDS: &[&str] = &[
     "probe_queue_server",
     "test_delivery",
     "recent_activity",
+    "read_journal",
+    "dashboard",
     "open_window",
     "check_mx",
     "check_reachability",

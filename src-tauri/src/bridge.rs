@@ -3,6 +3,8 @@
 //! (Quit), the streams end and so does this process.
 
 use postern_engine::control::{Request, Response};
+use postern_engine::events::Event;
+use postern_engine::journal::{self, Kind};
 use postern_engine::view::StatusView;
 use tauri::{AppHandle, Emitter, Runtime};
 
@@ -10,6 +12,9 @@ use crate::remote::Remote;
 
 pub const STATUS_EVENT: &str = "status";
 pub const ENGINE_EVENT: &str = "engine-event";
+/// Each event as the journal words it (its rows, with the time it arrived), so Activity adds
+/// live rows that read like the ones it pages from the journal.
+pub const JOURNAL_EVENT: &str = "journal-entry";
 
 pub fn follow<R: Runtime>(app: AppHandle<R>, remote: Remote) {
     let (status_app, status_remote) = (app.clone(), remote.clone());
@@ -26,11 +31,37 @@ pub fn follow<R: Runtime>(app: AppHandle<R>, remote: Remote) {
         let result = stream(remote, Request::Events, |response| {
             if let Response::Event { event } = response {
                 let _ = app.emit(ENGINE_EVENT, &event);
+                let at = crate::bridge::unix_millis();
+                for (kind, text) in journal::entries_for(&event) {
+                    let row = LiveEntry {
+                        at,
+                        kind,
+                        text,
+                        event: &event,
+                    };
+                    let _ = app.emit(JOURNAL_EVENT, &row);
+                }
             }
         })
         .await;
         gone(&app, result);
     });
+}
+
+/// A journal row as it happens: a [`journal::Entry`] without an id (it has none yet).
+#[derive(serde::Serialize)]
+struct LiveEntry<'a> {
+    at: i64,
+    kind: Kind,
+    text: String,
+    event: &'a Event,
+}
+
+/// Now, in Unix milliseconds (the journal's time).
+pub fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Hands each reply to `each` until the tray closes the connection.

@@ -6,7 +6,9 @@
 
 use postern_engine::config::{Config, Outbound};
 use postern_engine::control::{ConfigState, Request, Response};
+use postern_engine::dashboard::DashboardView;
 use postern_engine::events::Event;
+use postern_engine::journal;
 use postern_engine::mx;
 use postern_engine::outbound::queue::{self, QueueAction, QueueEntry};
 use postern_engine::outbound::spool::Spool;
@@ -149,6 +151,47 @@ pub async fn check_reachability(
         nameservers,
     })
     .await
+}
+
+/// A page of the mail-flow journal (Activity: filters, search, "older").
+#[tauri::command]
+pub async fn read_journal(
+    remote: State<'_, Remote>,
+    query: journal::Query,
+) -> Result<journal::Page, String> {
+    match remote.call(Request::Log { query }).await? {
+        Response::Log { page } => Ok(page),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The dashboard: the engine's status, the journal's counts and its problems of the last day.
+#[tauri::command]
+pub async fn dashboard(remote: State<'_, Remote>) -> Result<DashboardView, String> {
+    let status = match remote.call(Request::Status).await? {
+        Response::Status { status } => status,
+        other => return Err(unexpected(other)),
+    };
+    let stats = match remote.call(Request::Stats).await {
+        Ok(Response::Stats { stats }) => Ok(*stats),
+        Ok(other) => Err(unexpected(other)),
+        Err(e) => Err(e),
+    };
+    let day_ago = crate::bridge::unix_millis() - 24 * 3600 * 1000;
+    let problems = Request::Log {
+        query: journal::Query {
+            since: Some(day_ago),
+            kind: Some(journal::Kind::Problem),
+            limit: Some(50),
+            ..journal::Query::default()
+        },
+    };
+    // The counts still show when the warnings cannot be read; the stats error says why.
+    let recent = match remote.call(problems).await {
+        Ok(Response::Log { page }) => page.entries,
+        _ => Vec::new(),
+    };
+    Ok(DashboardView::build(&status, stats, &recent))
 }
 
 /// The events the tray kept, oldest first.

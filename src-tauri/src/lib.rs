@@ -1,5 +1,5 @@
-//! `postern-window`, the window process: Settings, the setup wizard, the MX report and
-//! Activity in WebKit. The tray process (`postern`) starts it on demand; it reaches the engine
+//! `postern-window`, the window process: the dashboard, Settings, the setup wizard, the MX
+//! report and Activity in WebKit. The tray process (`postern`) starts it on demand; it reaches the engine
 //! only over the tray's control endpoint ([`remote`]) and exits when its last window closes,
 //! so WebKit's memory goes with it. A second start hands its page to the running one.
 
@@ -33,12 +33,13 @@ struct Cli {
     #[arg(long, value_name = "PATH", hide = true)]
     endpoint: Option<PathBuf>,
     /// The window to open.
-    #[arg(long, value_enum, default_value = "settings")]
+    #[arg(long, value_enum, default_value = "dashboard")]
     page: Page,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum Page {
+    Dashboard,
     Settings,
     Wizard,
     Mx,
@@ -49,6 +50,7 @@ enum Page {
 impl From<Page> for Window {
     fn from(page: Page) -> Window {
         match page {
+            Page::Dashboard => Window::Dashboard,
             Page::Settings => Window::Settings,
             Page::Wizard => Window::Wizard,
             Page::Mx => Window::Mx,
@@ -71,6 +73,8 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::probe_queue_server,
         commands::test_delivery,
         commands::recent_activity,
+        commands::read_journal,
+        commands::dashboard,
         commands::check_mx,
         commands::check_reachability,
         commands::queue_list,
@@ -115,7 +119,7 @@ fn lighten_webkit() {
 fn page_of(argv: &[String]) -> Window {
     Cli::try_parse_from(argv)
         .map(|cli| cli.page.into())
-        .unwrap_or(Window::Settings)
+        .unwrap_or(Window::Dashboard)
 }
 
 fn open<R: Runtime>(app: &AppHandle<R>, window: Window) {

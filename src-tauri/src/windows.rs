@@ -6,6 +6,7 @@ use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
 pub fn label(window: Window) -> &'static str {
     match window {
+        Window::Dashboard => "dashboard",
         Window::Settings => "settings",
         Window::Wizard => "wizard",
         Window::Activity => "activity",
@@ -16,6 +17,7 @@ pub fn label(window: Window) -> &'static str {
 
 fn title_and_size(window: Window) -> (&'static str, f64, f64) {
     match window {
+        Window::Dashboard => ("Postern dashboard", 900.0, 760.0),
         Window::Settings => ("Postern settings", 760.0, 720.0),
         Window::Wizard => ("Set up Postern", 720.0, 640.0),
         Window::Activity => ("Postern activity", 820.0, 560.0),

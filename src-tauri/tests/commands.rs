@@ -228,6 +228,43 @@ fn save_config_writes_the_file_and_starts_the_engine() {
 }
 
 #[test]
+fn the_dashboard_and_activity_read_the_running_engines_journal() {
+    let h = harness();
+    let before = invoke(&h, "read_journal", json!({ "query": {} })).unwrap_err();
+    assert!(
+        before.as_str().unwrap().contains("setup wizard"),
+        "{before}"
+    );
+    let state = tempfile::tempdir().unwrap();
+    let mut config = config_json(json!(["office.test"]));
+    config["state_dir"] = json!(state.path());
+    invoke(&h, "save_config", json!({ "config": config })).unwrap();
+
+    // The engine journals its listener as it starts.
+    let page = postern_tests::harness::wait::poll_until(
+        "the listener's entry in the journal",
+        std::time::Duration::from_secs(20),
+        || {
+            let page = invoke(&h, "read_journal", json!({ "query": { "kind": "link" } })).ok()?;
+            let listening = page["entries"].as_array()?.iter().any(|e| {
+                e["kind"] == "link" && e["text"].as_str().unwrap_or("").starts_with("listening on")
+            });
+            listening.then_some(page)
+        },
+    )
+    .unwrap();
+    let dashboard = invoke(&h, "dashboard", json!({})).unwrap();
+
+    assert_eq!(page["more"], json!(false));
+    assert_eq!(dashboard["stats"]["received_today"], json!(0));
+    assert_eq!(dashboard["stats"]["per_day"].as_array().unwrap().len(), 30);
+    assert_eq!(dashboard["stats_error"], Value::Null);
+    assert_eq!(dashboard["servers"][0]["server"], json!("127.0.0.1:1"));
+    let shell = h.shell.clone();
+    tauri::async_runtime::block_on(shell.shutdown());
+}
+
+#[test]
 fn saving_again_reloads_the_running_engine_instead_of_restarting_it() {
     let h = harness();
     let first = invoke(

@@ -12,8 +12,9 @@ WebKit windows, against a private Postfix queuing server holding mail.
 3. The tray over D-Bus: the menu's labels are checked, "Fetch mail now" is clicked, and 2 more
    messages queued at Postfix arrive. The desktop notifications (caught by the test's own
    notification server) say "N new messages released by ..." once: the later releases fall
-   within the rate limit. "Settings…", "Check MX records…" and "Activity…" open
-   their windows (all in one window process), which are checked and photographed.
+   within the rate limit. "Open Postern" (the dashboard), "Settings…", "Check MX records…" and
+   "Activity…" open their windows (all in one window process), which are checked and
+   photographed: the dashboard's counts and Activity's journal rows match the Maildir.
 4. Closing every window ends the window process; the tray and its engine keep running
    (`posternd status` answers, the tray says Online). "Settings…" starts a new window process;
    "Quit" ends the tray and, with it, the window process.
@@ -192,6 +193,17 @@ class WebDriver:
         el = self.find(css, xpath)
         self.s("POST", "/execute/sync", {"script": "arguments[0].click()", "args": [{ELEMENT: el}]})
 
+    def select(self, css, value):
+        """Chooses an option of a <select> as a user would (the page sees a change event)."""
+        el = self.find(css)
+        script = "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change', {bubbles: true})); return null"
+        self.s("POST", "/execute/sync", {"script": script, "args": [{ELEMENT: el}, value]})
+
+    def clear_input(self, css):
+        el = self.find(css)
+        script = "arguments[0].value = ''; arguments[0].dispatchEvent(new Event('input', {bubbles: true})); return null"
+        self.s("POST", "/execute/sync", {"script": script, "args": [{ELEMENT: el}]})
+
     def button(self, label):
         print("click", label, flush=True)
         self.click(xpath=f"//button[normalize-space()='{label}']")
@@ -322,6 +334,40 @@ def running(pid):
         return False
 
 
+def check_dashboard(wd, maildir, queue):
+    """The dashboard's numbers against the Maildir: every message arrived today (the test
+    takes minutes), so today, the last 7 days and the 30-day chart count them all."""
+    n = len(maildir_messages(maildir))
+    tile = lambda name: wd.text(f"[data-testid={name}] strong").strip()
+    wait_until(lambda: tile("received-today") == str(n), f"the dashboard to count {n} received today (it says {tile('received-today')})")
+    assert tile("received-week") == str(n), tile("received-week")
+    assert tile("link") == "Online", tile("link")
+    assert tile("outbound-queue") == "0", tile("outbound-queue")
+    wd.wait_text("[data-testid=total-days]", f"{n} received, 0 sent in 30 days")
+    wd.wait_text("[data-testid=total-hours]", f"{n} received")
+    servers = wd.text("[data-testid=servers]")
+    assert f"{queue.host}:{queue.port}" in servers and "250 office.test" in servers, servers
+    assert wd.exists("[data-testid=chart-days] canvas"), "the per-day chart was not drawn"
+    assert "Nothing needs your attention." in wd.text("[data-testid=attention]"), wd.text("[data-testid=attention]")
+    print(f"dashboard: {n} received today and this week, as in the Maildir", flush=True)
+
+
+def check_activity(wd, maildir):
+    """Activity reads the journal: one "received" row per message in the Maildir, and the
+    search finds one sender's."""
+    n = len(maildir_messages(maildir))
+    received = "return [...document.querySelectorAll('[data-testid=activity] tbody tr[data-kind=message]')].filter((r) => r.innerText.includes('received from')).length"
+    wait_until(lambda: wd.s("POST", "/execute/sync", {"script": received, "args": []}) == n, f"Activity to list {n} received messages")
+    wd.select("#filter", "message")
+    wd.type("#search", "sender-6@example.net")
+    rows = "return [...document.querySelectorAll('[data-testid=activity] tbody tr')].map((r) => r.innerText)"
+    wait_until(lambda: (lambda r: len(r) == 1 and "sender-6@example.net" in r[0])(wd.s("POST", "/execute/sync", {"script": rows, "args": []})), "the search to find sender-6's message alone")
+    wd.clear_input("#search")
+    wd.select("#filter", "all")
+    wait_until(lambda: wd.s("POST", "/execute/sync", {"script": received, "args": []}) == n, "Activity to list everything again")
+    print(f"activity: {n} received messages in the journal, as in the Maildir; the search finds one", flush=True)
+
+
 def main():
     app = os.path.abspath(sys.argv[1])
     window_app = os.path.join(os.path.dirname(app), "postern-window")
@@ -419,7 +465,7 @@ def main():
 
         # The tray, over D-Bus
         labels = wait_until(lambda: (lambda l: l if l[0].startswith("Online") else None)(tray.labels()), "the tray status line to say Online")
-        assert labels[1:] == ["Fetch mail now", "Pause automatic fetching", "Check MX records…", "Settings…", "Activity…", "---", "Quit"], labels
+        assert labels[1:] == ["Open Postern", "Fetch mail now", "Pause automatic fetching", "Check MX records…", "Settings…", "Activity…", "---", "Quit"], labels
         print("tray menu:", labels, flush=True)
         queue.command("queue 2")
         tray.click("Fetch mail now")
@@ -431,18 +477,23 @@ def main():
         # The other windows, opened from the tray
         known = {wizard}
         for label, window, title, needle, shot in [
+            ("Open Postern", "dashboard", "Postern dashboard", "Queuing servers", "12-dashboard"),
             ("Settings…", "settings", "Postern settings", "Queuing servers", "9-settings"),
             ("Check MX records…", "MX report", "MX records", "Fine", "10-mx-report"),
-            ("Activity…", "activity", "Postern activity", "Message from sender-6@example.net", "11-activity"),
+            ("Activity…", "activity", "Postern activity", "received from <sender-6@example.net>", "11-activity"),
         ]:
             tray.click(label)
             known.add(switch_to_new_window(wd, known, window))
             wd.wait_text("body", needle)
+            if window == "dashboard":
+                check_dashboard(wd, maildir, queue)
+            elif window == "activity":
+                check_activity(wd, maildir)
             wd.screenshot(shot, title)
 
         app_pid = next(pid for pid in wd.app_pids() if exe(pid) == app)
         window_pids = lambda: [pid for pid in descendants(app_pid) if exe(pid) == window_app]
-        [window_pid] = window_pids()  # one window process for all four windows
+        [window_pid] = window_pids()  # one window process for all five windows
         released = [n["body"] for n in tray.notifications if "released by" in n["body"]]
         assert len(released) == 1, f"the rate limit let through {released}"
         print("notifications:", [n["body"] for n in tray.notifications], flush=True)

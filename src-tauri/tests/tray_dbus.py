@@ -113,6 +113,7 @@ def main():
         labels = [(label, enabled) for _, label, enabled in items]
         expected = [
             (items[0][1], False),
+            ("Open Postern", True),
             ("Fetch mail now", True),
             ("Pause automatic fetching", True),
             ("Check MX records…", True),

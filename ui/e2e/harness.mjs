@@ -28,9 +28,10 @@ export async function start() {
   return {
     base,
     browser,
-    async page(hash, { noConfig = false, dark = false } = {}) {
-      const context = await browser.newContext({ viewport: { width: 760, height: 900 }, colorScheme: dark ? 'dark' : 'light' });
+    async page(hash, { noConfig = false, dark = false, width = 760, init = null } = {}) {
+      const context = await browser.newContext({ viewport: { width, height: 900 }, colorScheme: dark ? 'dark' : 'light' });
       if (noConfig) await context.addInitScript(() => { window.__noConfig = true; });
+      if (init) await context.addInitScript(init);
       await context.addInitScript({ path: path.join(here, 'mock-backend.js') });
       const page = await context.newPage();
       await page.goto(`${base}#/${hash}`);

@@ -38,6 +38,54 @@
     { id: '1733074800-b2', sender: 'anna@office.example', size: 2048, age_seconds: 120, attempts: 0,
       recipients: [{ address: 'far@example.net', state: 'queued', reply: null }], last_reply: null, meaning: null, next_attempt: null },
   ];
+  // The journal (read_journal) and the dashboard, as engine/src/journal and dashboard.rs give them.
+  const HOUR = 3600 * 1000;
+  const now = Date.now();
+  const journal = [];
+  const add = (at, kind, text, event) => journal.push({ id: journal.length + 1, at, kind, text, event });
+  for (let i = 0; i < 120; i++) {
+    const at = now - (120 - i) * 0.5 * HOUR;
+    add(at, 'link', 'link up: mail.isp.example:25 answered', { type: 'link_changed', up: true, reason: 'mail.isp.example:25 answered' });
+    add(at + 1000, 'fetch', 'mail.isp.example:25 office.example: 250 Queuing started (the server is sending the waiting mail)', { type: 'fetch_finished' });
+    add(at + 4000, 'message', `received from <sender-${i}@customer.example> to <info@office.example> (2.0 KB) from 192.0.2.5 via etrn, stored in /srv/mail/Maildir/new/${i}`, { type: 'message_received' });
+  }
+  add(now - 2 * HOUR, 'problem', 'mail.isp.example:25 office.example: 459 office.example: service unavailable (the server does not keep mail for this domain)', { type: 'fetch_failed' });
+  add(now - HOUR, 'config', 'settings applied: refetch_every 15m', { type: 'config_reloaded', changes: [] });
+  journal.sort((a, b) => a.at - b.at).forEach((e, i) => { e.id = i + 1; });
+  const readJournal = ({ query }) => {
+    const limit = query.limit ?? 200;
+    const grep = query.grep?.toLowerCase();
+    const hits = journal.filter((e) => (!query.kind || e.kind === query.kind) && (!grep || e.text.toLowerCase().includes(grep))
+      && (query.before_id == null || e.id < query.before_id) && (query.since == null || e.at >= query.since)).reverse();
+    return { entries: hits.slice(0, limit), more: hits.length > limit };
+  };
+  const midnight = new Date(); midnight.setHours(0, 0, 0, 0);
+  const thisHour = new Date(); thisHour.setMinutes(0, 0, 0);
+  const perDay = Array.from({ length: 30 }, (_, i) => {
+    const d = new Date(midnight); d.setDate(d.getDate() - (29 - i));
+    return { start: d.getTime(), received: [3, 7, 0, 12, 5][i % 5], sent: [1, 2, 0, 4][i % 4] };
+  });
+  const perHour = Array.from({ length: 48 }, (_, i) => ({ start: thisHour.getTime() - (47 - i) * HOUR, received: i % 3 === 0 ? 2 : 0, sent: i % 6 === 0 ? 1 : 0 }));
+  const dashboard = {
+    icon: 'online', status_line: status.status_line, link: 'up', link_since: new Date(now - 3 * HOUR).toISOString(),
+    paused: false, fetching: false, received_since_start: 12,
+    servers: [
+      { server: 'mail.isp.example:25', fetching: false, last_at: new Date(now - 10 * 60 * 1000).toISOString(),
+        last_outcomes: [{ server: 'mail.isp.example:25', domain: 'office.example', step: 'ETRN office.example', code: 250, text: 'Queuing started',
+          disposition: 'released', meaning: 'the server is sending the waiting mail', fix: null, pending: null }],
+        next_attempt: new Date(now + 5 * 60 * 1000).toISOString(), retrying: false, attempt: 0, awaiting_connect_back: false },
+      { server: 'backup.isp.example:366', fetching: false, last_at: new Date(now - 10 * 60 * 1000).toISOString(),
+        last_outcomes: [{ server: 'backup.isp.example:366', domain: 'office.example', step: 'ATRN office.example', code: 451, text: 'try again later',
+          disposition: 'retry', meaning: 'the server is busy; Postern tries again', fix: null, pending: null }],
+        next_attempt: new Date(now + 2 * 60 * 1000).toISOString(), retrying: true, attempt: 2, awaiting_connect_back: false },
+    ],
+    stats: { received_today: 9, received_this_week: 41, outbound_queued: 2, per_day: perDay, per_hour: perHour,
+      first_message: [4.2, 2.1, 30, 3.3, 2.8].map((seconds, i) => ({ link_up: now - (5 - i) * 6 * HOUR, seconds })) },
+    stats_error: null,
+    attention: [{ subject: 'backup.isp.example:366 for office.example: the server is busy; Postern tries again', fix: 'Nothing to do unless it lasts; ask the ISP if it does', at: null }],
+  };
+  window.__dashboard = dashboard;
+
   const listeners = {};
   let nextId = 1;
   const callbacks = {};
@@ -80,6 +128,7 @@
       setTimeout(() => emit('engine-event', { type: 'fetch_started', server: 'backup.isp.example:25', protocol: 'etrn', domains: ['office.example'] }), 10);
       setTimeout(() => emit('engine-event', { type: 'fetch_finished', server: 'backup.isp.example:25', outcomes: [{ server: 'backup.isp.example:25', domain: 'office.example', step: 'ETRN office.example', code: 250, text: 'Queuing started', disposition: 'released', meaning: 'the server is sending the waiting mail', fix: null, pending: null }] }), 20);
       setTimeout(() => emit('engine-event', { type: 'message_received', id: '1', from: 'anna@customer.example', to: ['info@office.example'], size: 2048, peer: '192.0.2.5', via: 'etrn', location: '/srv/mail/Maildir/new/1' }), 30);
+      setTimeout(() => emit('journal-entry', { at: Date.now(), kind: 'message', text: 'received from <anna@customer.example> to <info@office.example> (2.0 KB) from 192.0.2.5 via etrn, stored in /srv/mail/Maildir/new/1', event: { type: 'message_received' } }), 30);
       return null;
     },
     pause: () => null,
@@ -91,6 +140,8 @@
       { type: 'message_received', id: '2', from: 'bob@supplier.example', to: ['info@office.example'], size: 4096, peer: '192.0.2.5', via: 'etrn', location: '/srv/mail/Maildir/new/2' },
     ],
     open_window: () => null,
+    read_journal: readJournal,
+    dashboard: () => window.__dashboard,
     'plugin:event|listen': ({ event, handler }) => {
       (listeners[event] ??= []).push(handler);
       return nextId++;

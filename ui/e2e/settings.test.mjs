@@ -92,15 +92,3 @@ test('MX report groups findings by severity with their fixes', async () => {
   await shot(page, 'mx-report');
 });
 
-test('activity shows events and filters by kind', async () => {
-  const page = await h.page('activity');
-  await page.getByText(/bob@supplier\.example/).waitFor();
-
-  await page.getByLabel('Show').selectOption('problem');
-
-  const items = await page.getByTestId('activity').locator('li').allTextContents();
-  assert.deepEqual(items, ['Nothing yet.']);
-  await page.getByLabel('Show').selectOption('fetch');
-  assert.match(await page.getByTestId('activity').textContent(), /459 office\.example: service unavailable/);
-  await shot(page, 'activity');
-});

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use ts_rs::TS;
 
-use crate::{config, events, outcome, view};
+use crate::{config, dashboard, events, journal, link, outcome, view};
 
 const REGENERATE: &str = "UPDATE_TS_BINDINGS=1 cargo test -p postern-engine --lib bindings";
 
@@ -41,6 +41,17 @@ fn generate() -> String {
         decl::<events::Event>(&cfg),
         decl::<outcome::Outcome>(&cfg),
         decl::<outcome::Disposition>(&cfg),
+        decl::<link::LinkState>(&cfg),
+        decl::<journal::Kind>(&cfg),
+        decl::<journal::Query>(&cfg),
+        decl::<journal::Entry>(&cfg),
+        decl::<journal::Page>(&cfg),
+        decl::<journal::Stats>(&cfg),
+        decl::<journal::stats::Bucket>(&cfg),
+        decl::<journal::stats::FirstMessage>(&cfg),
+        decl::<dashboard::DashboardView>(&cfg),
+        decl::<dashboard::ServerView>(&cfg),
+        decl::<dashboard::Attention>(&cfg),
     ];
     format!(
         "// Generated from the engine's Rust types by src-tauri/engine/src/bindings.rs; do not edit.\n\

@@ -54,7 +54,8 @@
 //! - [`control`]: the same commands, status and events over a local endpoint (socket or named
 //!   pipe), so `posternd status|pause|resume|reload|events|fetch` reach the running engine.
 //! - [`view`] and [`notify`]: what the tray, the windows and the notifications show, as pure
-//!   functions of the status and the events.
+//!   functions of the status and the events; [`dashboard`], the dashboard window's view of the
+//!   status and the journal's counts.
 //! - [`setup`]: the wizard's checks (what a queuing server supports, whether a delivery target
 //!   works, whether ETRN can reach this computer).
 //!
@@ -87,6 +88,7 @@ pub mod supervisor;
 
 pub mod api;
 pub mod control;
+pub mod dashboard;
 pub mod notify;
 pub mod setup;
 pub mod view;

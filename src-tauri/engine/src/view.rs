@@ -29,6 +29,8 @@ pub enum TrayIcon {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Window {
+    /// The first window once a config exists ("Open Postern"): link, servers, counts, charts.
+    Dashboard,
     Settings,
     Wizard,
     Activity,
@@ -87,6 +89,7 @@ impl MenuEntry {
         use MenuAction::{Engine, Open};
         vec![
             MenuEntry::item(status_line, false, MenuAction::Nothing),
+            MenuEntry::item("Open Postern", true, Open(Window::Dashboard)),
             MenuEntry::item("Fetch mail now", can_fetch, Engine(Command::FetchNow)),
             if paused {
                 MenuEntry::item("Resume automatic fetching", engine, Engine(Command::Resume))
@@ -554,8 +557,9 @@ mod tests {
 
         let line = "Online · last fetch 10:42 · 12 messages · 3 outgoing queued";
         let mut items = menu(line, true, false);
+        let before_separator = items.len() - 2;
         items.insert(
-            6,
+            before_separator,
             MenuEntry::item("Outgoing queue (3)…", true, MenuAction::Open(Window::Queue)),
         );
         assert_eq!(
@@ -567,7 +571,7 @@ mod tests {
                 items,
             }
         );
-        assert_eq!(view.items[7], MenuEntry::Separator);
+        assert_eq!(view.items[before_separator + 1], MenuEntry::Separator);
         assert_eq!(StatusView::from_status(&status).outbound_queued, Some(3));
     }
 
@@ -583,8 +587,9 @@ mod tests {
 
         let line = "Offline · last fetch 10:42 · 1 message";
         let mut items = menu(line, true, false);
+        let before_separator = items.len() - 2;
         items.insert(
-            6,
+            before_separator,
             MenuEntry::item("Outgoing queue…", true, MenuAction::Open(Window::Queue)),
         );
         assert_eq!(view.status_line, line);
@@ -625,6 +630,7 @@ mod tests {
             actions,
             vec![
                 MenuAction::Nothing,
+                MenuAction::Open(Window::Dashboard),
                 MenuAction::Engine(Command::FetchNow),
                 MenuAction::Engine(Command::Pause),
                 MenuAction::Open(Window::Mx),

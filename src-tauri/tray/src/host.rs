@@ -80,11 +80,11 @@ impl Host for TrayHost {
     }
 }
 
-/// Opens `page`; Settings before there is a config file is the wizard (a second start of
-/// `postern` asks for Settings).
+/// Opens `page`; the dashboard or Settings before there is a config file is the wizard (a
+/// second start of `postern` asks for the dashboard).
 pub fn open_window(shell: &Shell, page: Window) -> Result<Response, String> {
     let page = match page {
-        Window::Settings if !shell.config_path.exists() => Window::Wizard,
+        Window::Dashboard | Window::Settings if !shell.config_path.exists() => Window::Wizard,
         other => other,
     };
     crate::windows::open(page, &shell.config_path, &shell.endpoint)?;

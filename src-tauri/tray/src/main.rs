@@ -86,12 +86,12 @@ async fn start_engine(shell: Arc<Shell>, autostart: bool) {
     }
 }
 
-/// A second start: the running tray opens Settings. `Ok(false)`: none runs.
+/// A second start: the running tray opens the dashboard. `Ok(false)`: none runs.
 async fn ask_running(endpoint: &std::path::Path) -> Result<bool, String> {
     let conn = match client::request(
         endpoint,
         Request::OpenWindow {
-            page: Window::Settings,
+            page: Window::Dashboard,
         },
     )
     .await
@@ -184,7 +184,7 @@ fn main() -> ExitCode {
     let endpoint = control::endpoint_path(&config_path);
     match runtime.block_on(ask_running(&endpoint)) {
         Ok(true) => {
-            println!("Postern already runs with this configuration: it opens Settings");
+            println!("Postern already runs with this configuration: it opens its window");
             return ExitCode::SUCCESS;
         }
         Ok(false) => {}

@@ -8,6 +8,7 @@ use postern_engine::view::Window;
 
 pub fn page(window: Window) -> &'static str {
     match window {
+        Window::Dashboard => "dashboard",
         Window::Settings => "settings",
         Window::Wizard => "wizard",
         Window::Activity => "activity",

@@ -142,3 +142,26 @@ export const queueDrop = (id: string) => call<string>('queue_action', { action: 
 export const queueFlush = () => call<string>('queue_action', { action: { action: 'flush' } });
 /** The wizard's live test of a smarthost (engine/src/mx/smarthost.rs): no mail, no password. */
 export const probeSmarthost = (outbound: Outbound) => call<MxFinding[]>('probe_smarthost', { outbound });
+// The journal (Activity) and the dashboard: engine/src/journal, engine/src/dashboard.rs.
+import type { DashboardView, JournalEntry, JournalPage, JournalQuery } from './generated/engine';
+export type {
+  Attention,
+  Bucket,
+  DashboardView,
+  FirstMessage,
+  JournalEntry,
+  JournalKind,
+  JournalPage,
+  JournalQuery,
+  JournalStats,
+  LinkState,
+  ServerView,
+} from './generated/engine';
+
+/** A journal row as it happens (bridge.rs `journal-entry`): no id yet. */
+export type LiveEntry = Omit<JournalEntry, 'id'> & { id?: number };
+
+export const readJournal = (query: JournalQuery) => call<JournalPage>('read_journal', { query });
+export const getDashboard = () => call<DashboardView>('dashboard');
+export const onJournalEntry = (cb: (e: LiveEntry) => void): Promise<UnlistenFn> =>
+  listen<LiveEntry>('journal-entry', (e) => cb(e.payload));

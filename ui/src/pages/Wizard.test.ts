@@ -122,11 +122,11 @@ describe('setup wizard', () => {
     await fireEvent.click(screen.getByRole('button', { name: 'Save and start' }));
     await screen.findByRole('button', { name: 'Fetch now' });
 
-    const probe = calls.find(([c]) => c === 'probe_smarthost')![1];
+    const probe = calls.find(([c]) => c === 'probe_smarthost')![1] as { outbound: { smarthost: string } };
     expect(probe.outbound.smarthost).toBe('smtps://smtp.isp.example:465');
     expect(JSON.stringify(probe)).not.toContain('out-pw');
     expect(calls.filter(([c]) => c === 'set_secret').map(([, a]) => a)).toEqual([{ name: 'office@smtp.isp.example', password: 'out-pw' }]);
-    const saved = calls.find(([c]) => c === 'save_config')![1].config;
+    const saved = calls.find(([c]) => c === 'save_config')![1].config as { outbound: unknown };
     expect(saved.outbound).toEqual({ listen: ['0.0.0.0:587'], allow: ['192.168.1.0/24'], smarthost: 'smtps://smtp.isp.example:465', smarthost_tls: 'required', smarthost_username: 'office' });
     expect(JSON.stringify(saved)).not.toContain('out-pw');
   });

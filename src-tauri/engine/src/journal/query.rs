@@ -13,6 +13,7 @@ const DEFAULT_LIMIT: u32 = 200;
 const MAX_LIMIT: u32 = 10_000;
 
 /// What to read. The default is the newest 200 entries of every kind.
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "JournalQuery"))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Query {
     /// Only entries at or after this time (Unix milliseconds).
@@ -39,6 +40,7 @@ impl Query {
 }
 
 /// One journal entry.
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "JournalEntry"))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub id: i64,
@@ -47,6 +49,7 @@ pub struct Entry {
     pub kind: Kind,
     pub text: String,
     /// The engine event the entry came from.
+    #[cfg_attr(test, ts(type = "unknown"))]
     pub event: serde_json::Value,
 }
 
@@ -62,6 +65,7 @@ impl Entry {
 }
 
 /// A page of entries, newest first; `more` when older ones match too.
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "JournalPage"))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page {
     pub entries: Vec<Entry>,

@@ -10,15 +10,17 @@ use serde::{Deserialize, Serialize};
 use super::store;
 use super::types::JournalError;
 
-/// The event types counted as received and as sent.
+/// The event types counted as received and as sent (the outbound relay's, one per recipient
+/// the smarthost or the local target took).
 const RECEIVED: &str = "message_received";
-const SENT: &str = "message_sent";
+const SENT: &str = "outbound_delivered";
 const DAYS: usize = 30;
 const HOURS: usize = 48;
 /// A first message later than this after a link-up is not counted as that link-up's.
 const FIRST_MESSAGE_WITHIN: Span = Span::hours(1);
 
 /// One bar of a chart: the bucket's start (Unix milliseconds) and its counts.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {
     pub start: i64,
@@ -27,6 +29,7 @@ pub struct Bucket {
 }
 
 /// A link-up and how long it took until the first message arrived.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FirstMessage {
     /// The link-up (Unix milliseconds).
@@ -34,10 +37,14 @@ pub struct FirstMessage {
     pub seconds: f64,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "JournalStats"))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub received_today: u64,
     pub received_this_week: u64,
+    /// Messages of the outbound relay still waiting for a recipient, as the journal tells it
+    /// (queued, and neither every recipient delivered or bounced nor dropped).
+    pub outbound_queued: u64,
     /// The last 30 days, oldest first, today last.
     pub per_day: Vec<Bucket>,
     /// The last 48 hours, oldest first, this hour last.
@@ -103,10 +110,49 @@ pub fn stats(path: &Path, now: DateTime<Local>) -> Result<Stats, JournalError> {
     Ok(Stats {
         received_today: per_day.last().map_or(0, |b| b.received),
         received_this_week: received_at.iter().filter(|&&at| at >= week_start).count() as u64,
+        outbound_queued: outbound_queued(&conn)?,
         per_day,
         per_hour,
         first_message: first_messages(&link_ups, &received_at),
     })
+}
+
+/// Spooled messages with a recipient still open: per id, the recipients queued minus those
+/// delivered or bounced; a dropped message is done.
+fn outbound_queued(conn: &rusqlite::Connection) -> Result<u64, JournalError> {
+    let mut statement = conn
+        .prepare(
+            "SELECT json_extract(event, '$.id'), event_type, \
+                    coalesce(json_array_length(event, '$.to'), 0) \
+             FROM entries WHERE event_type IN \
+               ('outbound_queued', 'outbound_delivered', 'outbound_bounced', 'outbound_dropped')",
+        )
+        .map_err(JournalError::Read)?;
+    let rows = statement
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(JournalError::Read)?;
+    // Per id: (queued, recipients still open); dropped = done.
+    let mut open: std::collections::HashMap<String, (bool, i64)> = Default::default();
+    for row in rows {
+        let (id, event_type, recipients) = row.map_err(JournalError::Read)?;
+        let Some(id) = id else { continue };
+        let entry = open.entry(id).or_default();
+        match event_type.as_str() {
+            "outbound_queued" => *entry = (true, entry.1 + recipients),
+            "outbound_dropped" => entry.1 = i64::MIN / 2,
+            _ => entry.1 -= 1,
+        }
+    }
+    Ok(open
+        .values()
+        .filter(|(queued, left)| *queued && *left > 0)
+        .count() as u64)
 }
 
 /// The times of the link-ups since `since`.
@@ -190,6 +236,16 @@ mod tests {
                 row(now - Span::minutes(20), "link_changed", up),
                 row(now - Span::minutes(20) + Span::seconds(2), RECEIVED, "{}"),
                 row(now - Span::minutes(19), RECEIVED, "{}"),
+                row(
+                    now,
+                    "outbound_queued",
+                    "{\"id\":\"a\",\"to\":[\"x\",\"y\"]}",
+                ),
+                row(now, SENT, "{\"id\":\"a\"}"),
+                row(now, "outbound_queued", "{\"id\":\"b\",\"to\":[\"x\"]}"),
+                row(now, "outbound_bounced", "{\"id\":\"b\"}"),
+                row(now, "outbound_queued", "{\"id\":\"c\",\"to\":[\"x\"]}"),
+                row(now, "outbound_dropped", "{\"id\":\"c\"}"),
             ],
         )
         .unwrap();
@@ -203,6 +259,14 @@ mod tests {
         assert_eq!(stats.per_day[26].received, 1, "three days ago");
         assert_eq!(stats.per_day[28].sent, 1, "yesterday");
         assert_eq!(stats.per_hour[47].received, 2, "this hour (10:00)");
+        assert_eq!(
+            stats.per_day[29].sent, 1,
+            "one recipient of a delivered today"
+        );
+        assert_eq!(
+            stats.outbound_queued, 1,
+            "a: one of two recipients still open"
+        );
         let waits: Vec<f64> = stats.first_message.iter().map(|f| f.seconds).collect();
         assert_eq!(waits, vec![4.0, 2.0]);
     }

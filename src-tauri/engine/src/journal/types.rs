@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// What an entry is about; `posternd log --kind` and the Activity filters use these names.
+#[cfg_attr(test, derive(ts_rs::TS), ts(rename = "JournalKind"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {

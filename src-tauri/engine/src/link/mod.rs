@@ -38,6 +38,7 @@ use crate::config::{Config, split_host_port};
 pub use hint::{Hint, HintError};
 
 /// What the engine believes about the link.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkState {

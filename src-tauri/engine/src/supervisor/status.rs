@@ -43,6 +43,10 @@ pub struct Status {
     pub link_since: Option<String>,
     /// One entry per queue server, in configuration order.
     pub servers: Vec<ServerStatus>,
+    /// The next scheduled dequeue of every server while the link is up (`refetch_every`;
+    /// RFC 3339); `None` while offline or with `refetch_every = "0"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_fetch_at: Option<String>,
     /// Messages waiting in the outbound queue (`None` without `[outbound]`). Kept up to date by
     /// the queue task ([`crate::outbound::runner`]), not by the supervisor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +112,7 @@ impl Machine {
                     awaiting_connect_back: self.arrivals.awaiting(s.id),
                 })
                 .collect(),
+            next_fetch_at: self.next_refetch.map(wall),
             outbound_queued: None,
         }
     }

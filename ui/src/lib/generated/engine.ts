@@ -161,7 +161,7 @@ export type Problem = { server: string, domain: string, meaning: string, fix: st
 
 export type TrayIcon = "offline" | "online" | "busy" | "attention";
 
-export type WindowName = "settings" | "wizard" | "activity" | "mx" | "queue";
+export type WindowName = "dashboard" | "settings" | "wizard" | "activity" | "mx" | "queue";
 
 export type Event = { "type": "listening", addresses: Array<string>, } | { "type": "fetch_started", server: string, protocol: Protocol, domains: Array<string>, } | { "type": "fetch_finished", server: string, outcomes: Array<Outcome>, } | { "type": "inbound_session_started", peer: string, via: string, } | { "type": "message_received", id: string, from: string, to: Array<string>, size: number, peer: string, via: string, location: string, } | { "type": "message_refused", peer: string, via: string, code: number, reason: string, } | { "type": "inbound_session_ended", peer: string, via: string, messages: number, end: string, } | { "type": "warning", message: string, fix: string | null, } | { "type": "link_changed", up: boolean, reason: string, } | { "type": "retry_scheduled", server: string, attempt: number, in_seconds: number, domains: Array<string>, } | { "type": "fetch_failed", server: string, domain: string, code: number | null, text: string, meaning: string, fix: string | null, } | { "type": "dequeue_complete", server: string | null, messages: number, } | { "type": "connect_back_missing", server: string, waited_seconds: number, causes: Array<string>, hint: string, } | { "type": "config_reloaded", changes: Array<string>, } | { "type": "outbound_queued", id: string, from: string, to: Array<string>, size: number, } | { "type": "outbound_delivered", id: string, to: string, via: string, reply: string, } | { "type": "outbound_deferred", id: string, to: string, reply: string, attempts: number, next_attempt: string | null, } | { "type": "outbound_bounced", id: string, to: string, reply: string, dsn_sent: boolean, } | { "type": "outbound_stuck", id: string, to: Array<string>, waiting_minutes: number, reply: string, } | { "type": "outbound_dropped", id: string, } | { "type": "outbound_command_done", message: string, } | { "type": "paused" } | { "type": "resumed" };
 
@@ -200,3 +200,118 @@ pending: number | null,
 received?: number | null, };
 
 export type Disposition = "released" | "nothing_waiting" | "retry" | "permanent";
+
+export type LinkState = "unknown" | "up" | "down";
+
+export type JournalKind = "fetch" | "message" | "problem" | "link" | "config";
+
+export type JournalQuery = { 
+/**
+ * Only entries at or after this time (Unix milliseconds).
+ */
+since?: number | null, kind?: JournalKind | null, 
+/**
+ * Only entries whose text contains this (case-insensitive for ASCII).
+ */
+grep?: string | null, 
+/**
+ * The next page: entries older than this id.
+ */
+before_id?: number | null, 
+/**
+ * At most this many (default 200, at most 10,000).
+ */
+limit?: number | null, };
+
+export type JournalEntry = { id: number, 
+/**
+ * Unix milliseconds.
+ */
+at: number, kind: JournalKind, text: string, 
+/**
+ * The engine event the entry came from.
+ */
+event: unknown, };
+
+export type JournalPage = { entries: Array<JournalEntry>, more: boolean, };
+
+export type JournalStats = { received_today: number, received_this_week: number, 
+/**
+ * Messages of the outbound relay still waiting for a recipient, as the journal tells it
+ * (queued, and neither every recipient delivered or bounced nor dropped).
+ */
+outbound_queued: number, 
+/**
+ * The last 30 days, oldest first, today last.
+ */
+per_day: Array<Bucket>, 
+/**
+ * The last 48 hours, oldest first, this hour last.
+ */
+per_hour: Array<Bucket>, 
+/**
+ * Every link-up of the last 30 days followed by a message within an hour, oldest first.
+ */
+first_message: Array<FirstMessage>, };
+
+export type Bucket = { start: number, received: number, sent: number, };
+
+export type FirstMessage = { 
+/**
+ * The link-up (Unix milliseconds).
+ */
+link_up: number, seconds: number, };
+
+export type DashboardView = { icon: TrayIcon, 
+/**
+ * The tray's line ("Online · last fetch 10:42 · 12 messages").
+ */
+status_line: string, link: LinkState, 
+/**
+ * When the link state last changed (RFC 3339).
+ */
+link_since: string | null, paused: boolean, fetching: boolean, 
+/**
+ * Messages received since the engine started.
+ */
+received_since_start: number, servers: Array<ServerView>, 
+/**
+ * From the journal; `None` when it could not be read (`stats_error` says why).
+ */
+stats: JournalStats | null, stats_error: string | null, 
+/**
+ * What needs the admin, each with its fix; empty when all is well.
+ */
+attention: Array<Attention>, };
+
+export type ServerView = { 
+/**
+ * `host:port`.
+ */
+server: string, fetching: boolean, 
+/**
+ * When the last dequeue finished (RFC 3339); `None` before the first.
+ */
+last_at: string | null, 
+/**
+ * Its reply for each domain (code, text, meaning).
+ */
+last_outcomes: Array<Outcome>, 
+/**
+ * The next attempt (RFC 3339): a retry after a failure, else the next scheduled dequeue.
+ */
+next_attempt: string | null, 
+/**
+ * The next attempt is a retry (`attempt` failures in a row so far).
+ */
+retrying: boolean, attempt: number, 
+/**
+ * An ETRN was accepted and the server has not connected back yet.
+ */
+awaiting_connect_back: boolean, };
+
+export type Attention = { subject: string, fix: string | null, 
+/**
+ * When it was reported (Unix milliseconds), for the journal's warnings.
+ */
+at: number | null, };

@@ -1,0 +1,299 @@
+//! The dashboard, the first window once a config exists: what the admin asks at a glance ("did
+//! the mail come in this morning? is something stuck?"), as plain data built from the engine's
+//! [`Status`], the journal's [`Stats`] and its recent problem entries. Pure, like [`crate::view`]:
+//! the window process asks the control endpoint for the three and renders this.
+
+use serde::{Deserialize, Serialize};
+
+use crate::journal::{Entry, Stats};
+use crate::link::LinkState;
+use crate::outcome::Outcome;
+use crate::supervisor::Status;
+use crate::view::{StatusView, TrayIcon};
+
+/// How many of the journal's recent warnings the dashboard lists.
+const RECENT_WARNINGS: usize = 5;
+
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DashboardView {
+    pub icon: TrayIcon,
+    /// The tray's line ("Online · last fetch 10:42 · 12 messages").
+    pub status_line: String,
+    pub link: LinkState,
+    /// When the link state last changed (RFC 3339).
+    pub link_since: Option<String>,
+    pub paused: bool,
+    pub fetching: bool,
+    /// Messages received since the engine started.
+    pub received_since_start: u64,
+    pub servers: Vec<ServerView>,
+    /// From the journal; `None` when it could not be read (`stats_error` says why).
+    pub stats: Option<Stats>,
+    pub stats_error: Option<String>,
+    /// What needs the admin, each with its fix; empty when all is well.
+    pub attention: Vec<Attention>,
+}
+
+/// One queuing server: its last dequeue and the next one.
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerView {
+    /// `host:port`.
+    pub server: String,
+    pub fetching: bool,
+    /// When the last dequeue finished (RFC 3339); `None` before the first.
+    pub last_at: Option<String>,
+    /// Its reply for each domain (code, text, meaning).
+    pub last_outcomes: Vec<Outcome>,
+    /// The next attempt (RFC 3339): a retry after a failure, else the next scheduled dequeue.
+    pub next_attempt: Option<String>,
+    /// The next attempt is a retry (`attempt` failures in a row so far).
+    pub retrying: bool,
+    pub attempt: u32,
+    /// An ETRN was accepted and the server has not connected back yet.
+    pub awaiting_connect_back: bool,
+}
+
+/// Something that needs the admin.
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attention {
+    pub subject: String,
+    pub fix: Option<String>,
+    /// When it was reported (Unix milliseconds), for the journal's warnings.
+    pub at: Option<i64>,
+}
+
+impl DashboardView {
+    /// `recent_problems`: the journal's problem entries of the last day, newest first.
+    pub fn build(
+        status: &Status,
+        stats: Result<Stats, String>,
+        recent_problems: &[Entry],
+    ) -> DashboardView {
+        let header = StatusView::from_status(status);
+        let servers = status
+            .servers
+            .iter()
+            .map(|s| {
+                let retrying = s.next_retry_at.is_some();
+                let scheduled = (!status.paused && status.link == LinkState::Up)
+                    .then(|| status.next_fetch_at.clone())
+                    .flatten();
+                ServerView {
+                    server: s.server.clone(),
+                    fetching: s.fetching,
+                    last_at: s.last_at.clone(),
+                    last_outcomes: s.last_outcomes.clone(),
+                    next_attempt: s.next_retry_at.clone().or(scheduled),
+                    retrying,
+                    attempt: s.attempt,
+                    awaiting_connect_back: s.awaiting_connect_back,
+                }
+            })
+            .collect();
+        let mut attention: Vec<Attention> = header
+            .problems
+            .iter()
+            .map(|p| Attention {
+                subject: format!("{} for {}: {}", p.server, p.domain, p.meaning),
+                fix: p.fix.clone(),
+                at: None,
+            })
+            .collect();
+        if status.paused {
+            attention.push(Attention {
+                subject: "Automatic fetching is paused".into(),
+                fix: Some("choose \"Resume automatic fetching\" in the tray menu".into()),
+                at: None,
+            });
+        }
+        if let Err(e) = &stats {
+            attention.push(Attention {
+                subject: format!("The journal cannot be read: {e}"),
+                fix: None,
+                at: None,
+            });
+        }
+        attention.extend(
+            recent_problems
+                .iter()
+                .filter_map(warning)
+                .take(RECENT_WARNINGS),
+        );
+        let (stats, stats_error) = match stats {
+            Ok(stats) => (Some(stats), None),
+            Err(e) => (None, Some(e)),
+        };
+        DashboardView {
+            icon: header.icon,
+            status_line: header.status_line,
+            link: status.link,
+            link_since: status.link_since.clone(),
+            paused: status.paused,
+            fetching: status.fetching,
+            received_since_start: status.messages_received,
+            servers,
+            stats,
+            stats_error,
+            attention,
+        }
+    }
+}
+
+/// A journal warning the dashboard lists: the engine's `warning` and `connect_back_missing`
+/// events (failed dequeues are in the servers' own lines already).
+fn warning(entry: &Entry) -> Option<Attention> {
+    let event = &entry.event;
+    let fix = match event.get("type")?.as_str()? {
+        "warning" => event.get("fix").and_then(|f| f.as_str()),
+        "connect_back_missing" => event.get("hint").and_then(|f| f.as_str()),
+        _ => return None,
+    };
+    Some(Attention {
+        subject: entry.text.clone(),
+        fix: fix.map(str::to_string),
+        at: Some(entry.at),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Kind;
+    use crate::outcome::Disposition;
+    use crate::supervisor::ServerStatus;
+
+    fn outcome(code: u16, disposition: Disposition, meaning: &str) -> Outcome {
+        Outcome {
+            server: "mail.isp.example:25".into(),
+            domain: "office.example".into(),
+            step: "ETRN office.example".into(),
+            code: Some(code),
+            text: "text".into(),
+            disposition,
+            meaning: meaning.into(),
+            fix: Some("ask the ISP".into()),
+            pending: None,
+            received: None,
+        }
+    }
+
+    fn status(outcome: Outcome, retry: Option<&str>) -> Status {
+        Status {
+            link: LinkState::Up,
+            link_since: Some("2026-12-01T08:00:00+01:00".into()),
+            messages_received: 3,
+            last_fetch: vec![outcome.clone()],
+            last_fetch_at: Some("2026-12-01T08:00:05+01:00".into()),
+            next_fetch_at: Some("2026-12-01T08:15:05+01:00".into()),
+            servers: vec![ServerStatus {
+                server: "mail.isp.example:25".into(),
+                last_outcomes: vec![outcome],
+                last_at: Some("2026-12-01T08:00:05+01:00".into()),
+                attempt: u32::from(retry.is_some()),
+                next_retry_at: retry.map(str::to_string),
+                ..ServerStatus::default()
+            }],
+            ..Status::default()
+        }
+    }
+
+    fn entry(event: serde_json::Value, text: &str) -> Entry {
+        Entry {
+            id: 1,
+            at: 1_000,
+            kind: Kind::Problem,
+            text: text.into(),
+            event,
+        }
+    }
+
+    #[test]
+    fn all_well_shows_the_next_scheduled_dequeue_and_nothing_to_do() {
+        let status = status(outcome(250, Disposition::Released, "released"), None);
+
+        let view = DashboardView::build(&status, Err("no journal yet".into()), &[]);
+
+        assert_eq!(view.link, LinkState::Up);
+        assert_eq!(view.received_since_start, 3);
+        let server = &view.servers[0];
+        assert_eq!(
+            server.next_attempt.as_deref(),
+            Some("2026-12-01T08:15:05+01:00")
+        );
+        assert!(!server.retrying);
+        assert_eq!(server.last_outcomes[0].code, Some(250));
+        assert_eq!(view.stats_error.as_deref(), Some("no journal yet"));
+        assert_eq!(
+            view.attention,
+            vec![Attention {
+                subject: "The journal cannot be read: no journal yet".into(),
+                fix: None,
+                at: None
+            }]
+        );
+    }
+
+    #[test]
+    fn a_failed_dequeue_its_retry_and_the_journals_warnings_need_attention() {
+        let retry_at = "2026-12-01T08:05:05+01:00";
+        let mut status = status(
+            outcome(458, Disposition::Retry, "try later"),
+            Some(retry_at),
+        );
+        status.paused = true;
+        let problems = [
+            entry(
+                serde_json::json!({"type": "warning", "message": "m", "fix": "free some space"}),
+                "the journal is full",
+            ),
+            entry(
+                serde_json::json!({"type": "fetch_failed", "server": "s"}),
+                "already listed",
+            ),
+            entry(
+                serde_json::json!({"type": "connect_back_missing", "hint": "forward port 25"}),
+                "nothing came back",
+            ),
+        ];
+
+        let view = DashboardView::build(&status, Err("x".into()), &problems);
+
+        let server = &view.servers[0];
+        assert_eq!(server.next_attempt.as_deref(), Some(retry_at));
+        assert!(server.retrying);
+        let subjects: Vec<(&str, Option<&str>)> = view
+            .attention
+            .iter()
+            .map(|a| (a.subject.as_str(), a.fix.as_deref()))
+            .collect();
+        assert_eq!(
+            subjects,
+            vec![
+                (
+                    "mail.isp.example:25 for office.example: try later",
+                    Some("ask the ISP")
+                ),
+                (
+                    "Automatic fetching is paused",
+                    Some("choose \"Resume automatic fetching\" in the tray menu")
+                ),
+                ("The journal cannot be read: x", None),
+                ("the journal is full", Some("free some space")),
+                ("nothing came back", Some("forward port 25")),
+            ]
+        );
+    }
+
+    #[test]
+    fn offline_there_is_no_scheduled_dequeue() {
+        let mut status = status(outcome(250, Disposition::Released, "released"), None);
+        status.link = LinkState::Down;
+
+        let view = DashboardView::build(&status, Err("x".into()), &[]);
+
+        assert_eq!(view.servers[0].next_attempt, None);
+    }
+}
