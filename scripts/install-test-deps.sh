@@ -34,6 +34,7 @@ test_packages=(
   e2fsprogs:mkfs.ext4        # make bench row 2: a fresh filesystem for the Maildir
   mount:losetup
   openssl:openssl            # issue 12: a self-signed certificate made as users make one (CA:TRUE)
+  sasl2-bin:saslpasswd2      # issue 15: Cyrus SASL (sasldb) so the private Postfix smarthost asks for AUTH
 )
 # Desktop app (`make run`, `make build`; `make test` builds it too). An empty command means
 # "check the package only"; a trailing ":any" means the command alone is enough (a Node.js

@@ -15,6 +15,9 @@ const COMMANDS: &[&str] = &[
     "open_window",
     "check_mx",
     "check_reachability",
+    "queue_list",
+    "queue_action",
+    "probe_smarthost",
     "starts_at_login",
     "set_start_at_login",
 ];

@@ -4,12 +4,14 @@
 //! no running engine and run here, with the engine's library. Errors reach the UI as one
 //! sentence that says what is wrong and what to do.
 
-use postern_engine::config::Config;
+use postern_engine::config::{Config, Outbound};
 use postern_engine::control::{ConfigState, Request, Response};
 use postern_engine::dashboard::DashboardView;
 use postern_engine::events::Event;
 use postern_engine::journal;
 use postern_engine::mx;
+use postern_engine::outbound::queue::{self, QueueAction, QueueEntry};
+use postern_engine::outbound::spool::Spool;
 use postern_engine::setup::{self, ReachabilityQuestion, ReachabilityReport, ServerReport};
 use postern_engine::view::{StatusView, Window};
 use tauri::{AppHandle, Runtime, State};
@@ -197,6 +199,52 @@ pub async fn dashboard(remote: State<'_, Remote>) -> Result<DashboardView, Strin
 pub async fn recent_activity(remote: State<'_, Remote>) -> Result<Vec<Event>, String> {
     match remote.call(Request::Activity).await? {
         Response::Activity { events } => Ok(events),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The wizard's live test of a smarthost: what it offers (STARTTLS and its certificate, the
+/// AUTH mechanisms the login needs), as MX-checker findings. Sends no mail and no password.
+#[tauri::command]
+pub async fn probe_smarthost(outbound: Outbound) -> Vec<mx::Finding> {
+    mx::check_smarthost(
+        &outbound,
+        "postern.invalid",
+        std::time::Duration::from_secs(15),
+    )
+    .await
+}
+
+/// The outbound queue, read from the spool of the tray's configuration (the spool files are the
+/// truth, engine or not); empty without an `[outbound]` section.
+#[tauri::command]
+pub async fn queue_list(remote: State<'_, Remote>) -> Result<Vec<QueueEntry>, String> {
+    let state = match remote.call(Request::LoadConfig).await? {
+        Response::Config { state } => *state,
+        other => return Err(unexpected(other)),
+    };
+    let Some(config) = state.config else {
+        return Ok(Vec::new());
+    };
+    let Some(outbound) = &config.outbound else {
+        return Ok(Vec::new());
+    };
+    let spool = Spool::at(
+        &outbound.spool_dir(&config.state_dir),
+        &config.inbound.hostname,
+    );
+    queue::list(&spool).map_err(|e| e.to_string())
+}
+
+/// Retry, Drop or Flush, carried out by the running engine's queue task; its answer.
+#[tauri::command]
+pub async fn queue_action(
+    remote: State<'_, Remote>,
+    action: QueueAction,
+) -> Result<String, String> {
+    match remote.call(Request::Queue { action }).await? {
+        Response::Done { message } => Ok(message),
+        Response::Error { message } => Err(message),
         other => Err(unexpected(other)),
     }
 }

@@ -44,6 +44,7 @@ enum Page {
     Wizard,
     Mx,
     Activity,
+    Queue,
 }
 
 impl From<Page> for Window {
@@ -54,6 +55,7 @@ impl From<Page> for Window {
             Page::Wizard => Window::Wizard,
             Page::Mx => Window::Mx,
             Page::Activity => Window::Activity,
+            Page::Queue => Window::Queue,
         }
     }
 }
@@ -75,6 +77,9 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::dashboard,
         commands::check_mx,
         commands::check_reachability,
+        commands::queue_list,
+        commands::probe_smarthost,
+        commands::queue_action,
         commands::open_window,
         commands::starts_at_login,
         commands::set_start_at_login,

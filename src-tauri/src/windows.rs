@@ -11,6 +11,7 @@ pub fn label(window: Window) -> &'static str {
         Window::Wizard => "wizard",
         Window::Activity => "activity",
         Window::Mx => "mx",
+        Window::Queue => "queue",
     }
 }
 
@@ -21,6 +22,7 @@ fn title_and_size(window: Window) -> (&'static str, f64, f64) {
         Window::Wizard => ("Set up Postern", 720.0, 640.0),
         Window::Activity => ("Postern activity", 820.0, 560.0),
         Window::Mx => ("MX records", 760.0, 600.0),
+        Window::Queue => ("Outgoing mail queue", 880.0, 520.0),
     }
 }
 

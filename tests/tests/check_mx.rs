@@ -646,3 +646,82 @@ async fn a_turn_queue_server_is_warned_about() {
 
     assert_finding(&report, "queue.turn-insecure", Severity::Warning);
 }
+
+/// `[outbound]` of a config whose smarthost is `url`, with `extra` keys.
+fn outbound(url: &str, extra: &str) -> postern_engine::config::Outbound {
+    let text = format!(
+        "domains = [\"office.test\"]\n[[queue_servers]]\nhost = \"isp.test\"\n\
+         [inbound]\ndeliver = \"maildir:/tmp/m\"\n[outbound]\nlisten = [\"127.0.0.1:2587\"]\n\
+         smarthost = \"{url}\"\n{extra}"
+    );
+    postern_engine::config::Config::parse(&text, std::path::Path::new("postern.toml"))
+        .unwrap()
+        .outbound
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_smarthost_is_checked_for_tls_and_the_login_mechanisms() {
+    let dns = two_mx_dns();
+    let pki = TestPki::new(&["127.0.0.1"]).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    pki.write_to(certs.path()).unwrap();
+    let ca = certs.path().join("ca.pem");
+    let secure = PostfixQueue::builder()
+        .relay_domains(&[])
+        .hostname("smarthost.test")
+        .with_starttls(&pki.cert_pem, &pki.key_pem)
+        .with_sasl("office", "secret")
+        .start()
+        .expect("postfix starts");
+    let plain = PostfixQueue::builder()
+        .relay_domains(&[])
+        .start()
+        .expect("postfix starts");
+    let office = office_server();
+    let mut i = smtp_input(&dns, &office);
+    let login = format!(
+        "smarthost_username = \"office\"\nsmarthost_tls_ca = \"{}\"",
+        ca.display()
+    );
+
+    i.smarthost = Some(outbound(&format!("smtp://{}", secure.addr()), &login));
+    let good = run(&i).await;
+    i.smarthost = Some(outbound(
+        &format!("smtp://{}", secure.addr()),
+        "smarthost_username = \"office\"",
+    ));
+    let unknown_ca = run(&i).await;
+    i.smarthost = Some(outbound(&format!("smtp://{}", plain.addr()), ""));
+    let no_tls = run(&i).await;
+
+    assert_finding(&good, "smarthost.answers", Severity::Ok);
+    assert_finding(&good, "smarthost.tls-ok", Severity::Ok);
+    assert_finding(&good, "smarthost.auth-ok", Severity::Ok);
+    assert!(
+        good.find("smarthost.auth-ok")
+            .any(|f| f.evidence.contains("PLAIN")),
+        "{}",
+        good.render_human(false)
+    );
+    assert!(
+        !good
+            .findings
+            .iter()
+            .any(|f| f.id.starts_with("smarthost.") && f.severity > Severity::Ok),
+        "{}",
+        good.render_human(false)
+    );
+    assert_finding(&unknown_ca, "smarthost.tls-invalid", Severity::Error);
+    assert!(
+        unknown_ca.find("smarthost.tls-invalid").any(|f| f
+            .fix
+            .as_deref()
+            .unwrap_or("")
+            .contains("smarthost_tls_ca")),
+        "{}",
+        unknown_ca.render_human(false)
+    );
+    assert_finding(&no_tls, "smarthost.no-starttls", Severity::Error);
+    assert_eq!(no_tls.exit_code(), 1);
+}

@@ -15,8 +15,8 @@ use postern_tests::harness::messages::header_value;
 use postern_tests::harness::process::kill_pid;
 use postern_tests::harness::smtp_client::Transcript;
 use postern_tests::harness::{
-    Posternd, PostfixQueue, SmtpSink, TestMessage, digest_without_received, free_addr, free_port,
-    poll_until, posternd, posternd_with, read_maildir, wait_for_port,
+    NetNs, Posternd, PostfixQueue, SmtpSink, TestMessage, TestPki, digest_without_received,
+    free_addr, free_port, poll_until, posternd, posternd_with, read_maildir, wait_for_port,
 };
 use postern_tests::skip_unless_root;
 
@@ -123,6 +123,10 @@ fn submission_is_for_allowed_clients_only_and_adds_date_and_message_id() {
         "the inbound certificate is offered"
     );
     assert_eq!(accepted.code, 250, "{}", accepted.text());
+    let received = postern
+        .wait_for_event(|e| e["type"] == "message_received", WAIT)
+        .unwrap();
+    assert_eq!(received["via"], "submission", "{received}");
     let list = posternd(&["queue", "list", "--json"], &cfg).unwrap();
     let entries: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(entries.as_array().unwrap().len(), 1, "{entries}");
@@ -469,4 +473,399 @@ fn a_50_mb_message_goes_through_the_spool_to_the_sink_within_32_mb_of_memory() {
     );
     assert!(peak <= 32 * 1024, "peak RSS {peak} KiB is over 32 MiB");
     postern.stop().unwrap();
+}
+
+/// Submits one message from boss@office.test to `rcpts` on its own connection.
+fn submit(addr: SocketAddr, rcpts: &[&str], message_id: &str) {
+    let mut s = Transcript::connect(addr).unwrap();
+    s.ehlo("pc.office.test").unwrap();
+    s.expect("MAIL FROM:<boss@office.test>", 250).unwrap();
+    for rcpt in rcpts {
+        s.expect(&format!("RCPT TO:<{rcpt}>"), 250).unwrap();
+    }
+    let data = format!(
+        "From: boss@office.test\r\nSubject: {message_id}\r\nMessage-ID: <{message_id}>\r\n\r\nhello\r\n"
+    );
+    let reply = s.data(data.as_bytes()).unwrap();
+    s.quit();
+    assert_eq!(reply.code, 250, "{}", reply.text());
+}
+
+/// A smarthost that relays to `sink` and defers slow@example.net with 450.
+fn smarthost_for(sink: &SmtpSink) -> postern_tests::harness::PostfixQueueBuilder {
+    PostfixQueue::builder()
+        .relay_domains(&[])
+        .deliver_at_once()
+        .hostname("smarthost.test")
+        .route("example.net", sink.addr())
+        .main_cf(
+            "smtpd_recipient_restrictions",
+            "check_recipient_access inline:{ {slow@example.net=450 4.2.0 try later} }, \
+             permit_mynetworks, permit_sasl_authenticated, reject",
+        )
+}
+
+fn secret(args: &[&str], stdin: &[u8]) {
+    let out = posternd_with(args, None, stdin, &[], WAIT).unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn starttls_and_smtps_smarthosts_log_in_with_the_password_from_the_keyring() {
+    skip_unless_root!();
+    if !postern_tests::harness::require_session_bus() {
+        return;
+    }
+    let pki = TestPki::new(&["127.0.0.1"]).unwrap();
+    let sink = SmtpSink::start().unwrap();
+    let smtps = free_addr();
+    let password = format!("pw-{}", std::process::id());
+    let smarthost = smarthost_for(&sink)
+        .with_starttls(&pki.cert_pem, &pki.key_pem)
+        .with_sasl("office", &password)
+        .with_smtps(smtps)
+        .start()
+        .unwrap();
+    let pki_dir = tempfile::tempdir().unwrap();
+    pki.write_to(pki_dir.path()).unwrap();
+    let ca = pki_dir.path().join("ca.pem");
+    secret(&["secret", "set", "office@127.0.0.1"], password.as_bytes());
+    secret(&["secret", "set", "intruder@127.0.0.1"], b"wrong password");
+
+    let mut outcomes = Vec::new();
+    for (round, url, user) in [
+        (1, format!("smtp://{}", smarthost.addr()), "office"),
+        (2, format!("smtps://{smtps}"), "office"),
+        (3, format!("smtp://{}", smarthost.addr()), "intruder"),
+    ] {
+        let (state, maildir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (listen, submit_addr) = (free_addr(), free_addr());
+        let cfg = config(
+            state.path(),
+            listen,
+            submit_addr,
+            maildir.path(),
+            smarthost.addr(),
+            smarthost.addr(),
+        )
+        .replace("smtp://", "")
+        .replace(
+            &format!("smarthost = \"{}\"", smarthost.addr()),
+            &format!("smarthost = \"{url}\""),
+        )
+        .replace(
+            "smarthost_tls = \"off\"",
+            &format!(
+                "smarthost_tls = \"required\"\nsmarthost_username = \"{user}\"\nsmarthost_tls_ca = \"{}\"",
+                ca.display()
+            ),
+        );
+        let postern = Posternd::run(&cfg, listen).unwrap();
+        wait_for_port(submit_addr, WAIT).unwrap();
+        submit(
+            submit_addr,
+            &["far@example.net"],
+            &format!("tls{round}@office.test"),
+        );
+        let outcome = postern
+            .wait_for_event(
+                |e| e["type"] == "outbound_delivered" || e["type"] == "outbound_deferred",
+                WAIT,
+            )
+            .unwrap();
+        outcomes.push(outcome);
+        postern.stop().unwrap();
+    }
+    let at_sink = sink.wait_for_messages(2, WAIT).unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{outcomes:#?}\n--- smarthost ---\n{}",
+            smarthost.log_text()
+        )
+    });
+    let log = smarthost.log_text();
+    secret(&["secret", "delete", "office@127.0.0.1"], b"");
+    secret(&["secret", "delete", "intruder@127.0.0.1"], b"");
+
+    eprintln!("outcomes: {outcomes:?}");
+    assert_eq!(outcomes[0]["type"], "outbound_delivered", "{}", outcomes[0]);
+    assert_eq!(outcomes[1]["type"], "outbound_delivered", "{}", outcomes[1]);
+    assert_eq!(at_sink.len(), 2);
+    let logins = log
+        .lines()
+        .filter(|l| l.contains("sasl_username=office"))
+        .count();
+    assert_eq!(logins, 2, "one login per delivery:\n{log}");
+    assert!(
+        log.contains("postfix/smtps/smtpd") && log.contains("TLS connection established from"),
+        "{log}"
+    );
+    let refused = &outcomes[2];
+    assert_eq!(
+        refused["type"], "outbound_deferred",
+        "a refused login keeps the mail queued: {refused}"
+    );
+    let reply = refused["reply"].as_str().unwrap();
+    assert!(reply.contains("535"), "{reply}");
+    assert!(
+        reply.contains("posternd secret set intruder@127.0.0.1"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn smarthost_tls_required_refuses_a_smarthost_without_starttls_with_a_clear_error() {
+    skip_unless_root!();
+    let sink = SmtpSink::start().unwrap();
+    let smarthost = smarthost_for(&sink).start().unwrap();
+    let (state, maildir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (listen, submit_addr) = (free_addr(), free_addr());
+    let cfg = config(
+        state.path(),
+        listen,
+        submit_addr,
+        maildir.path(),
+        smarthost.addr(),
+        smarthost.addr(),
+    )
+    .replace("smarthost_tls = \"off\"", "smarthost_tls = \"required\"");
+    let postern = Posternd::run(&cfg, listen).unwrap();
+    wait_for_port(submit_addr, WAIT).unwrap();
+
+    submit(submit_addr, &["far@example.net"], "plain@office.test");
+    let deferred = postern
+        .wait_for_event(|e| e["type"] == "outbound_deferred", WAIT)
+        .unwrap();
+    postern.stop().unwrap();
+
+    let reply = deferred["reply"].as_str().unwrap();
+    assert!(reply.contains("does not offer STARTTLS"), "{reply}");
+    assert!(reply.contains("smarthost_tls = \"required\""), "{reply}");
+    assert!(
+        reply.contains("smarthost_tls = \"opportunistic\""),
+        "{reply}"
+    );
+    assert!(sink.messages().is_empty(), "nothing went out unencrypted");
+    assert!(
+        !smarthost.log_text().contains("mail="),
+        "no MAIL FROM was sent"
+    );
+}
+
+#[test]
+fn a_delay_warning_at_most_once_and_expiry_only_after_three_real_attempts() {
+    skip_unless_root!();
+    let sink = SmtpSink::start().unwrap();
+    let smarthost = smarthost_for(&sink).start().unwrap();
+    let (state, maildir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (listen, submit_addr) = (free_addr(), free_addr());
+    let cfg = config(
+        state.path(),
+        listen,
+        submit_addr,
+        maildir.path(),
+        smarthost.addr(),
+        smarthost.addr(),
+    )
+    .replace(
+        "retry_min = \"2s\"\nretry_max = \"4s\"",
+        "retry_min = \"1s\"\nretry_max = \"1s\"\nmax_queue_lifetime = \"1s\"\ndelay_warning = \"1s\"",
+    );
+    let postern = Posternd::run(&cfg, listen).unwrap();
+    wait_for_port(submit_addr, WAIT).unwrap();
+    postern
+        .wait_for_event(|e| e["type"] == "link_changed" && e["up"] == true, WAIT)
+        .unwrap();
+
+    submit(submit_addr, &["slow@example.net"], "late@office.test");
+    let bounced = postern
+        .wait_for_event(|e| e["type"] == "outbound_bounced", WAIT)
+        .unwrap();
+    let dsns = poll_until("the expiry DSN in the office Maildir", WAIT, || {
+        let all = read_maildir(maildir.path());
+        all.iter()
+            .any(|m| String::from_utf8_lossy(m).contains("Action: failed"))
+            .then_some(all)
+    })
+    .unwrap();
+    let deferrals: Vec<u64> = postern
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "outbound_deferred")
+        .map(|e| e["attempts"].as_u64().unwrap())
+        .collect();
+    postern.stop().unwrap();
+    let tries = smarthost
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("450 4.2.0 <slow@example.net>"))
+        .count();
+
+    let text: Vec<String> = dsns
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    let warnings = text
+        .iter()
+        .filter(|t| t.contains("Action: delayed"))
+        .count();
+    let failures = text.iter().filter(|t| t.contains("Action: failed")).count();
+    eprintln!(
+        "MEASURED: outbound expiry: {tries} attempts at the smarthost, deferrals {deferrals:?}, \
+         {warnings} delay warning(s), {failures} failure DSN(s)"
+    );
+    assert_eq!(tries, 3, "bounced after exactly 3 real attempts");
+    assert_eq!(deferrals, vec![1, 2], "{deferrals:?}");
+    assert_eq!(warnings, 1, "one delay warning:\n{text:#?}");
+    assert_eq!(failures, 1, "{text:#?}");
+    assert_eq!(bounced["to"], "slow@example.net");
+    assert!(
+        bounced["reply"].as_str().unwrap().contains("450 4.2.0"),
+        "{bounced}"
+    );
+}
+
+/// Runs swaks inside the namespace: one message to the submission listener there.
+fn submit_in(ns: &NetNs, port: u16, n: usize) {
+    let out = ns
+        .exec("swaks")
+        .args(["--server", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--from", "boss@office.test", "--to", "friend@example.net"])
+        .args(["--header", &format!("Message-ID: <burst{n}@office.test>")])
+        .args(["--helo", "pc.office.test", "--silent", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "swaks: {out:?}");
+}
+
+#[test]
+fn no_attempts_while_the_link_is_down_and_the_burst_reuses_its_connections_after_link_up() {
+    skip_unless_root!();
+    let ns = NetNs::create().unwrap();
+    let sink = SmtpSink::start().unwrap();
+    let smarthost = smarthost_for(&sink)
+        .listen(SocketAddr::new(ns.host_addr().into(), free_port()))
+        .inet_interfaces("all")
+        .allow_network(&ns.subnet())
+        .start()
+        .unwrap();
+    let (state, maildir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let submit_port = free_port();
+    let submit_addr = SocketAddr::from(([127, 0, 0, 1], submit_port));
+    // A lifetime far shorter than the outage: nothing may expire while the link is down.
+    let cfg = config(
+        state.path(),
+        listen,
+        submit_addr,
+        maildir.path(),
+        smarthost.addr(),
+        smarthost.addr(),
+    )
+    .replace(
+        "retry_min = \"2s\"",
+        "max_queue_lifetime = \"1s\"\nretry_min = \"2s\"",
+    );
+    let postern = Posternd::builder(&cfg).in_netns(&ns).start().unwrap();
+    postern
+        .wait_for_event(|e| e["type"] == "link_changed" && e["up"] == true, WAIT)
+        .unwrap();
+    ns.link_down().unwrap();
+    postern
+        .wait_for_event(|e| e["type"] == "link_changed" && e["up"] == false, WAIT)
+        .unwrap();
+
+    for n in 0..BURST {
+        submit_in(&ns, submit_port, n);
+    }
+    let engine_config = postern.config_path().to_str().unwrap().to_string();
+    let queue_list = || {
+        let out = posternd_with(
+            &["queue", "list", "--json", "--config", &engine_config],
+            None,
+            b"",
+            &[],
+            WAIT,
+        )
+        .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    // Long enough for two retry rounds (retry_min = 2s) and the 1 s lifetime to pass.
+    let watch_until = std::time::Instant::now() + Duration::from_secs(5);
+    let mut attempts_while_down = 0;
+    let mut queued_while_down = 0;
+    while std::time::Instant::now() < watch_until {
+        let entries = queue_list();
+        queued_while_down = entries.as_array().unwrap().len();
+        attempts_while_down += entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["attempts"].as_u64().unwrap())
+            .sum::<u64>();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let sessions_while_down = smarthost
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("disconnect from") && l.contains("mail="))
+        .count();
+    ns.link_up().unwrap();
+    let delivered = sink.wait_for_messages(BURST, WAIT).unwrap_or_else(|e| {
+        panic!(
+            "{e}\n--- events ---\n{}\n--- smarthost ---\n{}",
+            postern.stdout_lines().join("\n"),
+            smarthost.log_text()
+        )
+    });
+    poll_until("the relay sessions to end", WAIT, || {
+        (mails_per_session(&smarthost.log_text())
+            .iter()
+            .sum::<usize>()
+            >= BURST)
+            .then_some(())
+    })
+    .unwrap();
+    let bounces = postern
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "outbound_bounced")
+        .count();
+    postern.stop().unwrap();
+    let log = smarthost.log_text();
+    let sessions = mails_per_session(&log);
+
+    eprintln!(
+        "MEASURED: burst of {BURST} after link-up: messages per smarthost connection {sessions:?}"
+    );
+    assert_eq!(queued_while_down, BURST);
+    assert_eq!(attempts_while_down, 0, "no attempt counted while down");
+    assert_eq!(
+        sessions_while_down, 0,
+        "nothing reached the smarthost while down"
+    );
+    assert_eq!(bounces, 0, "nothing expired while the link was down");
+    assert_eq!(delivered.len(), BURST);
+    assert_eq!(sessions.iter().sum::<usize>(), BURST);
+    assert!(
+        sessions.len() <= postern_engine::outbound::runner::CONNECTIONS,
+        "at most {} connections at once for the burst:\n{log}",
+        postern_engine::outbound::runner::CONNECTIONS
+    );
+    assert!(
+        sessions.iter().all(|&n| n >= 2),
+        "each connection carries several messages (reused with RSET): {sessions:?}"
+    );
+}
+
+/// Messages in the burst: more than the connections of one burst, so each one is reused.
+const BURST: usize = 12;
+
+/// MAIL commands per smarthost session, from Postfix's `disconnect from ... mail=N` lines.
+fn mails_per_session(log: &str) -> Vec<usize> {
+    log.lines()
+        .filter(|l| l.contains("disconnect from"))
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|w| w.strip_prefix("mail="))
+        .filter_map(|n| n.split('/').next_back()?.parse().ok())
+        .collect()
 }

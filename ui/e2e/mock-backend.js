@@ -30,6 +30,14 @@
       { id: 'queue.etrn', severity: 'info', subject: 'backup.isp.example', evidence: 'Offers ETRN.' },
     ],
   });
+  let outboundQueue = [
+    { id: '1733071200-a1', sender: 'boss@office.example', size: 48213, age_seconds: 5400, attempts: 4,
+      recipients: [{ address: 'slow@example.net', state: 'queued', reply: '450 4.2.0 try later' }, { address: 'good@example.net', state: 'delivered', reply: '250 2.0.0 Ok' }],
+      last_reply: '450 4.2.0 try later', meaning: 'the smarthost cannot take it right now (mailbox busy, rate limit or full); it will be tried again',
+      next_attempt: '2026-12-01T11:20:00+01:00' },
+    { id: '1733074800-b2', sender: 'anna@office.example', size: 2048, age_seconds: 120, attempts: 0,
+      recipients: [{ address: 'far@example.net', state: 'queued', reply: null }], last_reply: null, meaning: null, next_attempt: null },
+  ];
   // The journal (read_journal) and the dashboard, as engine/src/journal and dashboard.rs give them.
   const HOUR = 3600 * 1000;
   const now = Date.now();
@@ -107,6 +115,12 @@
         { id: 'etrn.reachable', severity: 'ok', subject, evidence: 'The office\'s MX address 198.51.100.7 is this machine\'s, and the inbound listener accepts connections there on port 25: mail released by ETRN can be delivered.' },
       ] };
     },
+    probe_smarthost: ({ outbound }) => [
+      { id: 'smarthost.answers', severity: 'ok', subject: outbound.smarthost, evidence: 'The smarthost answered: "smtp.isp.example ESMTP Postfix"' },
+      { id: 'smarthost.tls-ok', severity: 'ok', subject: outbound.smarthost, evidence: 'STARTTLS works and the certificate is valid for smtp.isp.example.' },
+      ...(outbound.smarthost_username ? [{ id: 'smarthost.auth-ok', severity: 'ok', subject: outbound.smarthost,
+        evidence: `The smarthost offers PLAIN LOGIN; Postern logs in as ${outbound.smarthost_username} with PLAIN.` }] : []),
+    ],
     test_delivery: ({ target }) => `${target.replace(/^maildir:/, '')} is ready for mail`,
     set_secret: () => null,
     save_config: () => status,
@@ -135,6 +149,22 @@
     'plugin:event|unlisten': () => null,
     'plugin:window|close': () => { window.__closed = true; return null; },
     'plugin:dialog|open': () => '/home/office/Maildir',
+    // The outbound queue (engine/src/outbound/queue.rs QueueEntry); Drop takes a message out.
+    queue_list: () => structuredClone(outboundQueue),
+    queue_action: ({ action }) => {
+      if (action.action === 'drop') {
+        outboundQueue = outboundQueue.filter((e) => e.id !== action.id);
+        return `${action.id} dropped (no DSN sent)`;
+      }
+      if (action.action === 'retry') {
+        setTimeout(() => {
+          outboundQueue = outboundQueue.filter((e) => e.id !== action.id);
+          emit('engine-event', { type: 'outbound_delivered', id: action.id, to: 'far@example.net', via: 'smtp://smtp.isp.example:587', reply: '250 2.0.0 Ok: queued' });
+        }, 20);
+        return `${action.id} will be attempted now`;
+      }
+      return `${outboundQueue.length} message(s) will be attempted now`;
+    },
     starts_at_login: () => window.__atLogin ?? false,
     set_start_at_login: (args) => { window.__atLogin = args.on; return window.__atLogin; },
   };

@@ -123,6 +123,16 @@ test('wizard: every validation error, then a complete setup and a live fetch', a
   await shot(page, 'wizard-6-port');
   await next();
 
+  // 7: outgoing mail through the ISP's smarthost, tested live
+  await page.getByLabel(/Also send the office's outgoing mail/).check();
+  await page.getByLabel(/outgoing mail server \(smarthost\)/).fill('smtp.isp.example');
+  await page.getByLabel(/User name \(empty/).fill('office');
+  await page.getByLabel('Password', { exact: true }).fill('out-pw');
+  await page.getByRole('button', { name: 'Test the server' }).click();
+  assert.match(await page.getByTestId('smarthost-report').textContent(), /STARTTLS works.*logs in as office with PLAIN/s);
+  await shot(page, 'wizard-7-sending');
+  await next();
+
   // 7: summary, save, fetch now
   assert.match(await page.getByTestId('summary').textContent(), /backup\.isp\.example:25 \(ETRN\)/);
   await shot(page, 'wizard-7-summary');
@@ -135,7 +145,8 @@ test('wizard: every validation error, then a complete setup and a live fetch', a
   const all = await calls(page);
   const names = all.map(([c]) => c).filter((c) => c !== 'check_reachability');
   assert.deepEqual(names, ['check_mx', 'probe_queue_server', 'probe_queue_server', 'plugin:dialog|open',
-    'test_delivery', 'set_secret', 'save_config', 'set_start_at_login', 'fetch_now']);
+    'test_delivery', 'probe_smarthost', 'set_secret', 'set_secret', 'save_config', 'set_start_at_login', 'fetch_now']);
+  assert.deepEqual(all.filter(([c]) => c === 'set_secret')[1][1], { name: 'office@smtp.isp.example', password: 'out-pw' });
   assert.deepEqual(all.filter(([c]) => c === 'check_reachability').at(-1)[1],
     { domains: ['office.example'], queueHost: 'backup.isp.example', listenAddress: '0.0.0.0', listenPort: 25 });
   const saved = all.find(([c]) => c === 'save_config')[1].config;
@@ -143,6 +154,9 @@ test('wizard: every validation error, then a complete setup and a live fetch', a
   assert.deepEqual(saved.inbound.listen, ['0.0.0.0:25']);
   assert.equal(saved.queue_servers[0].username, 'office');
   assert.ok(!JSON.stringify(saved).includes('s3cret'));
+  assert.equal(saved.outbound.smarthost, 'smtp://smtp.isp.example:587');
+  assert.equal(saved.outbound.smarthost_username, 'office');
+  assert.ok(!JSON.stringify(saved).includes('out-pw'));
 });
 
 test('wizard: ETRN cannot reach this computer, so it offers ATRN and needs no forwarding', async () => {
@@ -171,7 +185,7 @@ test('wizard: ETRN cannot reach this computer, so it offers ATRN and needs no fo
   await shot(page, 'wizard-6-unreachable');
   await page.getByRole('button', { name: 'Use ATRN instead' }).click();
 
-  assert.match(await page.textContent('main'), /Step 4 of 7.*ATRN needs the user name and password/s);
+  assert.match(await page.textContent('main'), /Step 4 of 8.*ATRN needs the user name and password/s);
   await page.getByLabel('User name', { exact: true }).fill('office');
   await page.getByLabel('Password', { exact: true }).fill('s3cret');
   await next();
@@ -180,6 +194,7 @@ test('wizard: ETRN cannot reach this computer, so it offers ATRN and needs no fo
   assert.equal(await page.getByTestId('reachability').count(), 0);
   await shot(page, 'wizard-6-atrn');
   await next();
+  await next(); // no outgoing mail
   assert.match(await page.getByTestId('summary').textContent(), /odmr\.isp\.example:366 \(ATRN\)/);
   await page.getByRole('button', { name: 'Save and start' }).click();
   await page.getByRole('button', { name: 'Fetch now' }).waitFor();

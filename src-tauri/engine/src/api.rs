@@ -209,7 +209,7 @@ pub async fn start_with_link(
         &config,
         deps.secrets.clone(),
         events.clone(),
-        status_rx.clone(),
+        status_tx.clone(),
         shutdown_rx.clone(),
     )
     .await?;

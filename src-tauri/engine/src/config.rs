@@ -345,6 +345,10 @@ pub struct Outbound {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     pub smarthost_username: Option<String>,
+    /// An extra trust anchor for the smarthost's certificate (an ISP's own CA, tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(as = "Option<String>", optional))]
+    pub smarthost_tls_ca: Option<PathBuf>,
     /// The outbound spool folder (default: `outbound` in the state folder; empty in a config
     /// from a front end that left it out: see [`Outbound::spool_dir`]).
     #[serde(default)]

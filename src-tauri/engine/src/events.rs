@@ -35,7 +35,9 @@ pub enum Event {
         peer: String,
         via: String,
     },
-    /// A message is durable in the Maildir or accepted by the office server.
+    /// A message is durable in the Maildir or accepted by the office server (`via` "inbound",
+    /// "atrn"/"turn"), or in the outbound spool (`via` "submission": from the office's own
+    /// computers, on its way out).
     MessageReceived {
         id: String,
         from: String,
@@ -133,6 +135,14 @@ pub enum Event {
         to: String,
         reply: String,
         dsn_sent: bool,
+    },
+    /// A message has waited over an hour although the link was up when it was last tried
+    /// (reported once per message while the engine runs): the smarthost keeps deferring it.
+    OutboundStuck {
+        id: String,
+        to: Vec<String>,
+        waiting_minutes: u64,
+        reply: String,
     },
     /// A message was taken out of the outbound queue by `posternd queue drop` (no DSN).
     OutboundDropped {

@@ -40,6 +40,23 @@ pub fn notification(event: &Event, fetching: bool) -> Option<(&'static str, Stri
                 .to_string(),
         )),
         Event::Warning { message, .. } => Some(("warning", message.clone())),
+        Event::OutboundBounced { to, reply, .. } => Some((
+            "bounced",
+            format!("Outgoing mail to {to} could not be delivered: {reply}"),
+        )),
+        Event::OutboundStuck {
+            to,
+            waiting_minutes,
+            reply,
+            ..
+        } => Some((
+            "stuck",
+            format!(
+                "Outgoing mail to {} has waited {} h although the link is up: {reply}. See the Queue window",
+                to.join(", "),
+                waiting_minutes / 60
+            ),
+        )),
         _ => None,
     }
 }
@@ -70,6 +87,47 @@ mod tests {
         assert_eq!(notification(&lost, false), None);
         assert_eq!(notification(&lost, true).map(|(k, _)| k), Some("link-lost"));
         assert_eq!(notification(&Event::Paused, false), None);
+    }
+
+    #[test]
+    fn outgoing_mail_that_bounced_or_is_stuck_is_worth_a_notification() {
+        let bounced = Event::OutboundBounced {
+            id: "q1".into(),
+            to: "bad@example.net".into(),
+            reply: "550 5.1.1 no such user".into(),
+            dsn_sent: true,
+        };
+        let stuck = Event::OutboundStuck {
+            id: "q2".into(),
+            to: vec!["slow@example.net".into()],
+            waiting_minutes: 75,
+            reply: "450 4.2.0 try later".into(),
+        };
+        let delivered = Event::OutboundDelivered {
+            id: "q3".into(),
+            to: "good@example.net".into(),
+            via: "smtp://smtp.isp.example:587".into(),
+            reply: "250 ok".into(),
+        };
+
+        assert_eq!(
+            notification(&bounced, false),
+            Some((
+                "bounced",
+                "Outgoing mail to bad@example.net could not be delivered: 550 5.1.1 no such user"
+                    .into()
+            ))
+        );
+        assert_eq!(
+            notification(&stuck, false),
+            Some((
+                "stuck",
+                "Outgoing mail to slow@example.net has waited 1 h although the link is up: \
+                 450 4.2.0 try later. See the Queue window"
+                    .into()
+            ))
+        );
+        assert_eq!(notification(&delivered, false), None);
     }
 
     #[test]

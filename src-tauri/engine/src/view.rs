@@ -35,6 +35,8 @@ pub enum Window {
     Wizard,
     Activity,
     Mx,
+    /// The outbound queue, with Retry and Drop.
+    Queue,
 }
 
 /// What choosing a menu entry does. Each entry carries its own; the shell uses its JSON as the
@@ -137,6 +139,10 @@ pub struct StatusView {
     /// The earliest automatic retry of a failed dequeue ("10:50").
     pub next_retry: Option<String>,
     pub problems: Vec<Problem>,
+    /// Messages waiting in the outbound queue; `None` without `[outbound]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub outbound_queued: Option<u64>,
 }
 
 fn problems(status: &Status) -> Vec<Problem> {
@@ -208,7 +214,11 @@ fn status_line(status: &Status, icon: TrayIcon) -> String {
         Some(t) => format!("last fetch {t}"),
         None => "no fetch yet".to_string(),
     };
-    format!("{state} · {last} · {}", messages(status.messages_received))
+    let mut line = format!("{state} · {last} · {}", messages(status.messages_received));
+    if let Some(n) = status.outbound_queued.filter(|n| *n > 0) {
+        line.push_str(&format!(" · {n} outgoing queued"));
+    }
+    line
 }
 
 impl StatusView {
@@ -223,6 +233,7 @@ impl StatusView {
             last_fetch: status.last_fetch_at.as_deref().and_then(clock),
             next_retry: next_retry(status),
             problems: problems(status),
+            outbound_queued: status.outbound_queued,
         }
     }
 }
@@ -238,11 +249,27 @@ impl TrayView {
         if let Some(at) = next_retry(status) {
             tooltip.push_str(&format!("\nNext try at {at}"));
         }
+        let mut items = MenuEntry::menu(&line, !status.fetching, status.paused, true);
+        if let Some(queued) = status.outbound_queued {
+            // With an outbound relay: its queue, after Activity.
+            let label = match queued {
+                0 => "Outgoing queue…".to_string(),
+                n => format!("Outgoing queue ({n})…"),
+            };
+            let at = items
+                .iter()
+                .position(|e| e == &MenuEntry::Separator)
+                .unwrap_or(items.len());
+            items.insert(
+                at,
+                MenuEntry::item(&label, true, MenuAction::Open(Window::Queue)),
+            );
+        }
         TrayView {
             icon,
             tooltip,
             status_line: line.clone(),
-            items: MenuEntry::menu(&line, !status.fetching, status.paused, true),
+            items,
         }
     }
 }
@@ -514,8 +541,59 @@ mod tests {
                     meaning: "try later".into(),
                     fix: Some("the fix".into()),
                 }],
+                outbound_queued: None,
             }
         );
+    }
+
+    #[test]
+    fn the_status_line_counts_the_outgoing_mail_waiting_in_the_queue() {
+        let status = Status {
+            outbound_queued: Some(3),
+            ..online(12)
+        };
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Online · last fetch 10:42 · 12 messages · 3 outgoing queued";
+        let mut items = menu(line, true, false);
+        let before_separator = items.len() - 2;
+        items.insert(
+            before_separator,
+            MenuEntry::item("Outgoing queue (3)…", true, MenuAction::Open(Window::Queue)),
+        );
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Online,
+                tooltip: format!("Postern: {line}"),
+                status_line: line.into(),
+                items,
+            }
+        );
+        assert_eq!(view.items[before_separator + 1], MenuEntry::Separator);
+        assert_eq!(StatusView::from_status(&status).outbound_queued, Some(3));
+    }
+
+    #[test]
+    fn an_empty_outbound_queue_adds_nothing_to_the_status_line() {
+        let status = Status {
+            link: LinkState::Down,
+            outbound_queued: Some(0),
+            ..online(1)
+        };
+
+        let view = TrayView::from_status(&status);
+
+        let line = "Offline · last fetch 10:42 · 1 message";
+        let mut items = menu(line, true, false);
+        let before_separator = items.len() - 2;
+        items.insert(
+            before_separator,
+            MenuEntry::item("Outgoing queue…", true, MenuAction::Open(Window::Queue)),
+        );
+        assert_eq!(view.status_line, line);
+        assert_eq!(view.items, items);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub fn page(window: Window) -> &'static str {
         Window::Wizard => "wizard",
         Window::Activity => "activity",
         Window::Mx => "mx",
+        Window::Queue => "queue",
     }
 }
 

@@ -19,7 +19,7 @@ use super::messages::TestMessage;
 use super::netns::NetNs;
 use super::ports;
 use super::preconditions::require_root;
-use super::process::{kill_pid, pid_alive, run};
+use super::process::{kill_pid, output_within, pid_alive, run};
 use super::smtp_client;
 use super::wait::poll_until;
 
@@ -56,6 +56,8 @@ pub struct PostfixQueueBuilder {
     hostname: String,
     routes: Vec<(String, SocketAddr)>,
     hold: bool,
+    sasl: Option<(String, String)>,
+    smtps: Option<SocketAddr>,
     parent_dir: Option<PathBuf>,
 }
 
@@ -75,6 +77,8 @@ impl Default for PostfixQueueBuilder {
             hostname: "isp-queue.test".into(),
             routes: Vec::new(),
             hold: true,
+            sasl: None,
+            smtps: None,
             parent_dir: None,
         }
     }
@@ -178,6 +182,21 @@ impl PostfixQueueBuilder {
     /// The name in its banner and its Received: headers (default `isp-queue.test`).
     pub fn hostname(mut self, name: &str) -> Self {
         self.hostname = name.into();
+        self
+    }
+
+    /// Asks for SMTP AUTH (Cyrus SASL, PLAIN and LOGIN, from an sasldb holding only this login;
+    /// AUTH only after TLS) and relays for authenticated clients only: `mynetworks` no longer
+    /// lets loopback clients relay. Needs `saslpasswd2` (package sasl2-bin).
+    pub fn with_sasl(mut self, user: &str, password: &str) -> Self {
+        self.sasl = Some((user.into(), password.into()));
+        self
+    }
+
+    /// A second listener at `addr` with TLS from the first byte (`smtpd_tls_wrappermode`, the
+    /// submissions port 465); needs [`Self::with_starttls`] for its certificate.
+    pub fn with_smtps(mut self, addr: SocketAddr) -> Self {
+        self.smtps = Some(addr);
         self
     }
 
@@ -420,6 +439,47 @@ impl PostfixQueue {
             main.push(("smtpd_tls_security_level", "may".into()));
             main.push(("smtpd_tls_loglevel", "1".into()));
         }
+        if let Some((user, password)) = &opts.sasl {
+            let sasl_dir = dir.join("etc/sasl");
+            std::fs::create_dir_all(&sasl_dir).context(|| "create etc/sasl".into())?;
+            let db = sasl_dir.join("sasldb2");
+            std::fs::write(
+                sasl_dir.join("smtpd.conf"),
+                format!(
+                    "pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: {}\nmech_list: PLAIN LOGIN\n",
+                    db.display()
+                ),
+            )
+            .context(|| "write smtpd.conf".into())?;
+            let mut saslpasswd = Command::new("saslpasswd2");
+            saslpasswd
+                .args(["-c", "-p", "-f"])
+                .arg(&db)
+                .args(["-u", &opts.hostname, user]);
+            let out = output_within(&mut saslpasswd, Some(password.as_bytes()), COMMAND_TIMEOUT)?;
+            if !out.status.success() {
+                return Err(HarnessError::Other(format!(
+                    "saslpasswd2 failed ({}): {} (package sasl2-bin: run scripts/install-test-deps.sh)",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                )));
+            }
+            let mut chown = Command::new("chown");
+            chown.arg("postfix:postfix").arg(&db);
+            run(&mut chown, COMMAND_TIMEOUT)?;
+            main.push(("smtpd_sasl_auth_enable", "yes".into()));
+            main.push(("smtpd_sasl_type", "cyrus".into()));
+            main.push(("smtpd_sasl_path", "smtpd".into()));
+            main.push(("cyrus_sasl_config_path", sasl_dir.display().to_string()));
+            main.push(("smtpd_sasl_local_domain", opts.hostname.clone()));
+            main.push(("smtpd_sasl_security_options", "noanonymous".into()));
+            main.push(("smtpd_tls_auth_only", "yes".into()));
+            main.push(("mynetworks", String::new()));
+            main.push((
+                "smtpd_relay_restrictions",
+                "permit_sasl_authenticated, reject".into(),
+            ));
+        }
         let mut main_cf = String::new();
         for (name, value) in &main {
             main_cf.push_str(&format!("{name} = {value}\n"));
@@ -433,6 +493,13 @@ impl PostfixQueue {
         let mut listener = format!("{}:{} inet n - n - - smtpd", ip, self.listen.port());
         for (name, value) in &smtpd_options {
             listener.push_str(&format!("\n  -o {name}={value}"));
+        }
+        if let Some(smtps) = opts.smtps {
+            listener.push_str(&format!(
+                "\n{}:{} inet n - n - - smtpd\n  -o syslog_name=postfix/smtps\n  -o smtpd_tls_wrappermode=yes",
+                smtps.ip(),
+                smtps.port()
+            ));
         }
         let master_cf = format!("{listener}\n{MASTER_SERVICES}");
         std::fs::write(dir.join("etc/master.cf"), master_cf)

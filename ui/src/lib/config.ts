@@ -1,7 +1,7 @@
 // Building a complete engine Config from the wizard's answers (every field the engine's serde
 // form needs), and the defaults the engine would fill in.
 
-import type { Config, Protocol, QueueServer } from './generated/engine';
+import type { Config, Outbound, Protocol, QueueServer } from './generated/engine';
 
 export const defaultPort = (p: Protocol) => (p === 'atrn' ? 366 : 25);
 export const defaultTls = (p: Protocol) => (p === 'atrn' ? 'required' : 'opportunistic');
@@ -26,6 +26,21 @@ export interface WizardAnswers {
   listenPort: number;
   /** The IP address to listen on; default 0.0.0.0 (every network of this computer). */
   listenAddress?: string;
+  /** The optional outbound relay ("Sending mail"). */
+  outbound?: Outbound;
+}
+
+export type SmarthostTls = 'starttls' | 'smtps';
+
+/** The [outbound] section of the wizard's "Sending mail" answers. */
+export function outboundFrom(host: string, port: number, tls: SmarthostTls, allow: string, username?: string): Outbound {
+  return {
+    listen: ['0.0.0.0:587'],
+    allow: [allow.trim()],
+    smarthost: `${tls === 'smtps' ? 'smtps' : 'smtp'}://${host.trim()}:${port}`,
+    smarthost_tls: 'required',
+    ...(username?.trim() ? { smarthost_username: username.trim() } : {}),
+  };
 }
 
 export function configFrom(a: WizardAnswers): Config {
@@ -43,6 +58,7 @@ export function configFrom(a: WizardAnswers): Config {
     link: { probe: 'auto', refetch_every: '15m', connect_back_timeout: '2m' },
     dns: { nameservers: [] },
     desktop: { notifications: true },
+    ...(a.outbound ? { outbound: a.outbound } : {}),
   };
 }
 

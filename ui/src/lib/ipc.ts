@@ -7,7 +7,7 @@ import { open } from '@tauri-apps/plugin-dialog';
 
 // The config, status and event types are generated from the engine's Rust types (see the
 // header of generated/engine.ts); the rest below are still written by hand.
-import type { Config, Event, Protocol, StatusView, WindowName } from './generated/engine';
+import type { Config, Event, Outbound, Protocol, StatusView, WindowName } from './generated/engine';
 export type {
   Config,
   Disposition,
@@ -121,6 +121,27 @@ export async function closeThisWindow(): Promise<void> {
 export const startsAtLogin = () => call<boolean>('starts_at_login');
 export const setStartAtLogin = (on: boolean) => call<boolean>('set_start_at_login', { on });
 
+/** engine/src/outbound/queue.rs: one message of the outbound queue (`posternd queue list --json`). */
+export interface QueueEntry {
+  id: string;
+  sender: string;
+  recipients: { address: string; state: 'queued' | 'delivered' | 'bounced' | 'expired'; reply: string | null }[];
+  size: number;
+  age_seconds: number;
+  attempts: number;
+  last_reply: string | null;
+  meaning: string | null;
+  /** RFC 3339; null: at the next chance (when the link is up). */
+  next_attempt: string | null;
+}
+
+export const queueList = () => call<QueueEntry[]>('queue_list');
+/** Retry, Drop (no DSN) or Flush, through the engine's queue task; resolves to its answer. */
+export const queueRetry = (id: string) => call<string>('queue_action', { action: { action: 'retry', id } });
+export const queueDrop = (id: string) => call<string>('queue_action', { action: { action: 'drop', id } });
+export const queueFlush = () => call<string>('queue_action', { action: { action: 'flush' } });
+/** The wizard's live test of a smarthost (engine/src/mx/smarthost.rs): no mail, no password. */
+export const probeSmarthost = (outbound: Outbound) => call<MxFinding[]>('probe_smarthost', { outbound });
 // The journal (Activity) and the dashboard: engine/src/journal, engine/src/dashboard.rs.
 import type { DashboardView, JournalEntry, JournalPage, JournalQuery } from './generated/engine';
 export type {

@@ -45,6 +45,12 @@ function backend(calls: Call[], atrn = false, autostartFails = false) {
             { id: 'pref.unknown-mx', severity: 'warning', subject: 'stray.example', evidence: 'stray.example (preference 30) is neither the office\'s server nor a configured queuing server.' },
           ],
         };
+      case 'probe_smarthost':
+        return [
+          { id: 'smarthost.answers', severity: 'ok', subject: 'smtps://smtp.isp.example:465', evidence: 'The smarthost answered: "smtp.isp.example ESMTP"' },
+          { id: 'smarthost.tls-ok', severity: 'ok', subject: 'smtps://smtp.isp.example:465', evidence: 'TLS from the first byte works and the certificate is valid for smtp.isp.example.' },
+          { id: 'smarthost.auth-ok', severity: 'ok', subject: 'smtps://smtp.isp.example:465', evidence: 'The smarthost offers PLAIN LOGIN; Postern logs in as office with PLAIN.' },
+        ];
       case 'probe_queue_server':
         return {
           server: 'backup.isp.example:25',
@@ -92,6 +98,39 @@ async function toListeningStep() {
 }
 
 describe('setup wizard', () => {
+  it('sets up outgoing mail through a tested smarthost, its password in the keyring', async () => {
+    const calls: Call[] = [];
+    backend(calls);
+    await toListeningStep();
+    await next();
+    expect(screen.getByText(/Step 7 of 8: Sending mail/)).toBeTruthy();
+
+    await fireEvent.click(screen.getByLabelText(/Also send the office's outgoing mail/));
+    await next();
+    expect(screen.getByRole('alert').textContent).toMatch(/Enter/);
+    await fireEvent.input(screen.getByLabelText(/outgoing mail server \(smarthost\)/), { target: { value: 'smtp.isp.example' } });
+    await fireEvent.change(screen.getByLabelText('Encryption'), { target: { value: 'smtps' } });
+    expect((screen.getByLabelText('Port') as HTMLInputElement).value).toBe('465');
+    await fireEvent.input(screen.getByLabelText(/User name \(empty/), { target: { value: 'office' } });
+    await next();
+    expect(screen.getByRole('alert').textContent).toMatch(/password for the outgoing mail server/);
+    await fireEvent.input(screen.getByLabelText('Password'), { target: { value: 'out-pw' } });
+    await fireEvent.click(screen.getByRole('button', { name: 'Test the server' }));
+    expect((await screen.findByTestId('smarthost-report')).textContent).toMatch(/logs in as office with PLAIN/);
+    await next();
+    expect(screen.getByTestId('summary').textContent).toMatch(/through smtps:\/\/smtp\.isp\.example:465/);
+    await fireEvent.click(screen.getByRole('button', { name: 'Save and start' }));
+    await screen.findByRole('button', { name: 'Fetch now' });
+
+    const probe = calls.find(([c]) => c === 'probe_smarthost')![1] as { outbound: { smarthost: string } };
+    expect(probe.outbound.smarthost).toBe('smtps://smtp.isp.example:465');
+    expect(JSON.stringify(probe)).not.toContain('out-pw');
+    expect(calls.filter(([c]) => c === 'set_secret').map(([, a]) => a)).toEqual([{ name: 'office@smtp.isp.example', password: 'out-pw' }]);
+    const saved = calls.find(([c]) => c === 'save_config')![1].config as { outbound: unknown };
+    expect(saved.outbound).toEqual({ listen: ['0.0.0.0:587'], allow: ['192.168.1.0/24'], smarthost: 'smtps://smtp.isp.example:465', smarthost_tls: 'required', smarthost_username: 'office' });
+    expect(JSON.stringify(saved)).not.toContain('out-pw');
+  });
+
   it('does not go on with an invalid domain and says why', async () => {
     backend([]);
     render(Wizard);
@@ -100,7 +139,7 @@ describe('setup wizard', () => {
     await next();
 
     expect(screen.getByRole('alert').textContent).toMatch(/only the part after @/);
-    expect(screen.getByText(/Step 1 of 7/)).toBeTruthy();
+    expect(screen.getByText(/Step 1 of 8/)).toBeTruthy();
   });
 
   it('walks from the domain to a saved config and a fetch', async () => {
@@ -135,6 +174,7 @@ describe('setup wizard', () => {
     await fireEvent.input(screen.getByLabelText(/receives the released mail on port/), { target: { value: '2525' } });
     expect(screen.getByText(/forward port 25 from the internet to port 2525/)).toBeTruthy();
     await next();
+    await next(); // no outgoing mail
 
     expect(screen.getByTestId('summary').textContent).toMatch(/backup\.isp\.example:25 \(ETRN\)/);
     await fireEvent.click(screen.getByRole('button', { name: 'Save and start' }));
@@ -152,6 +192,7 @@ describe('setup wizard', () => {
     const calls: Call[] = [];
     backend(calls, false, true);
     await toListeningStep();
+    await next();
     await next();
 
     await fireEvent.click(screen.getByRole('button', { name: 'Save and start' }));
@@ -180,6 +221,7 @@ describe('setup wizard', () => {
     await fireEvent.input(screen.getByLabelText('Password'), { target: { value: 's3cret' } });
     await next();
     await fireEvent.input(screen.getByLabelText('Folder'), { target: { value: '/srv/mail/Maildir' } });
+    await next();
     await next();
     await next();
     await fireEvent.click(screen.getByRole('button', { name: 'Save and start' }));
@@ -218,13 +260,14 @@ describe('setup wizard', () => {
     expect(screen.getByText(/only listens on 127.0.0.1:25/)).toBeTruthy();
     await fireEvent.click(screen.getByRole('button', { name: 'Use ATRN instead' }));
 
-    expect(screen.getByText(/Step 4 of 7/)).toBeTruthy();
+    expect(screen.getByText(/Step 4 of 8/)).toBeTruthy();
     expect(screen.getByText(/ATRN needs the user name and password/)).toBeTruthy();
     await fireEvent.input(screen.getByLabelText('User name'), { target: { value: 'office' } });
     await fireEvent.input(screen.getByLabelText('Password'), { target: { value: 's3cret' } });
     await next();
     await next();
     expect(screen.getByTestId('no-forwarding').textContent).toMatch(/no port forwarding is needed/);
+    await next();
     await next();
     expect(screen.getByTestId('summary').textContent).toMatch(/backup\.isp\.example:366 \(ATRN\).*127\.0\.0\.1:25/);
   });

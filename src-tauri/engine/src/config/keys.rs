@@ -256,6 +256,12 @@ pub(crate) const KEYS: &[KeyDoc] = &[
     ),
     k(
         "outbound",
+        "smarthost_tls_ca",
+        "the full path of a PEM file, in quotes",
+        r#"smarthost_tls_ca = "/etc/postern/isp-ca.pem""#,
+    ),
+    k(
+        "outbound",
         "spool",
         "the full path of a folder, in quotes",
         r#"spool = "/var/lib/postern/outbound""#,

@@ -73,6 +73,7 @@ pub(super) struct RawOutbound {
     pub smarthost: Option<S<String>>,
     pub smarthost_tls: Option<S<TlsMode>>,
     pub smarthost_username: Option<S<String>>,
+    pub smarthost_tls_ca: Option<S<String>>,
     pub spool: Option<S<String>>,
     pub max_queue_lifetime: Option<S<String>>,
     pub retry_min: Option<S<String>>,

@@ -173,6 +173,18 @@ pub fn entries_for(event: &Event) -> Vec<(Kind, String)> {
                 }
             ),
         ),
+        Event::OutboundStuck {
+            id,
+            to,
+            waiting_minutes,
+            reply,
+        } => one(
+            Kind::Problem,
+            format!(
+                "outbound {id} to {} still undelivered after {waiting_minutes} min online: {reply}",
+                angle_list(to)
+            ),
+        ),
         Event::OutboundDropped { id } => one(
             Kind::Message,
             format!("outbound {id} dropped from the queue by request (no DSN)"),

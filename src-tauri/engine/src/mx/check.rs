@@ -2,7 +2,7 @@
 
 use super::dns::{Answer, Dns, Target};
 use super::findings::{CheckError, CheckInput, MxRecordView, Report, ip_literal, normalize_host};
-use super::{net, rules, smtp};
+use super::{net, rules, smarthost, smtp};
 
 /// Runs every check for `input.domain`.
 pub async fn check(input: &CheckInput) -> Result<Report, CheckError> {
@@ -46,6 +46,12 @@ pub async fn check(input: &CheckInput) -> Result<Report, CheckError> {
     };
     rules::recommend(&mut report, input, etrn_possible, &capabilities);
     rules::insecure_turn(&mut report, input);
+    if input.probe_smtp
+        && let Some(outbound) = &input.smarthost
+    {
+        let helo = input.office_hint.as_deref().unwrap_or("postern.invalid");
+        smarthost::check(&mut report, outbound, helo, input.smtp_timeout).await;
+    }
     Ok(report)
 }
 

@@ -79,11 +79,16 @@ pub fn inputs(args: &CheckMxArgs) -> Result<Vec<CheckInput>, CheckError> {
     };
     Ok(domains
         .iter()
-        .map(|d| {
+        .enumerate()
+        .map(|(i, d)| {
             let mut input = match &args.config {
                 Some(c) => CheckInput::from_config(c, d),
                 None => CheckInput::new(d),
             };
+            if i > 0 {
+                // One smarthost for all the domains: checked once, with the first.
+                input.smarthost = None;
+            }
             if let Some(ns) = args.nameserver {
                 input.nameservers = vec![ns];
             }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Protocol, QueueServer};
+use crate::config::{Config, Outbound, Protocol, QueueServer};
 
 /// How bad a finding is. Ordered: `Ok < Info < Warning < Error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -154,6 +154,8 @@ pub struct CheckInput {
     pub smtp_timeout: Duration,
     /// Probe the servers over SMTP (check 4). Off = DNS and local checks only.
     pub probe_smtp: bool,
+    /// `[outbound]`: its smarthost is probed too (check 8; with `probe_smtp`).
+    pub smarthost: Option<Outbound>,
 }
 
 impl CheckInput {
@@ -171,6 +173,7 @@ impl CheckInput {
             dns_timeout: Duration::from_secs(3),
             smtp_timeout: Duration::from_secs(15),
             probe_smtp: true,
+            smarthost: None,
         }
     }
 
@@ -181,6 +184,7 @@ impl CheckInput {
             queue_servers: config.queue_servers.clone(),
             nameservers: config.dns.nameservers.clone(),
             inbound_listen: config.inbound.listen.clone(),
+            smarthost: config.outbound.clone(),
             ..CheckInput::new(domain)
         }
     }
@@ -240,7 +244,16 @@ mod tests {
     /// id exists in the code.
     #[test]
     fn every_finding_id_is_documented() {
-        const PREFIXES: &[&str] = &["domain.", "dns.", "mx.", "pref.", "rdns.", "etrn.", "smtp."];
+        const PREFIXES: &[&str] = &[
+            "domain.",
+            "dns.",
+            "mx.",
+            "pref.",
+            "rdns.",
+            "etrn.",
+            "smtp.",
+            "smarthost.",
+        ];
         fn ids(text: &str, quote: char) -> std::collections::BTreeSet<String> {
             text.split(quote)
                 .filter(|s| {
@@ -252,11 +265,14 @@ mod tests {
                 .map(str::to_string)
                 .collect()
         }
-        let code: std::collections::BTreeSet<String> =
-            [include_str!("rules.rs"), include_str!("smtp.rs")]
-                .iter()
-                .flat_map(|t| ids(t, '"'))
-                .collect();
+        let code: std::collections::BTreeSet<String> = [
+            include_str!("rules.rs"),
+            include_str!("smtp.rs"),
+            include_str!("smarthost.rs"),
+        ]
+        .iter()
+        .flat_map(|t| ids(t, '"'))
+        .collect();
         let doc = ids(include_str!("../../../../docs/mx-findings.md"), '`');
 
         assert!(code.len() > 30, "{code:?}");

@@ -14,7 +14,9 @@ pub mod findings;
 mod net;
 mod render;
 mod rules;
+mod smarthost;
 mod smtp;
 
 pub use check::check;
 pub use findings::{CheckError, CheckInput, Finding, MxRecordView, Report, Severity};
+pub use smarthost::check_smarthost;

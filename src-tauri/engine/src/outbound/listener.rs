@@ -70,9 +70,10 @@ pub async fn start(
     config: &Config,
     secrets: Arc<dyn SecretStore>,
     events: EventSender,
-    status: watch::Receiver<Status>,
+    status_out: watch::Sender<Status>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Option<OutboundRelay>, OutboundError> {
+    let status = status_out.subscribe();
     let Some(outbound) = &config.outbound else {
         return Ok(None);
     };
@@ -105,7 +106,10 @@ pub async fn start(
     tracing::info!("submission listener on {local_addrs:?}");
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
-        let draining = sessions.run(server_shutdown).await;
+        let draining = sessions
+            .with_via(crate::smtp_server::VIA_SUBMISSION)
+            .run(server_shutdown)
+            .await;
         inbound.close().await;
         draining.finish().await;
     });
@@ -117,6 +121,8 @@ pub async fn start(
         hostname,
         schedule: schedule(outbound),
         events,
+        status: Some(status_out),
+        stuck_reported: Default::default(),
     });
     let (actions_tx, actions_rx) = mpsc::unbounded_channel();
     // Mail held for a neighbour (backup MX) shares the folder but is the backup server's.

@@ -45,7 +45,15 @@ pub struct QueueContext {
     pub hostname: String,
     pub schedule: Schedule,
     pub events: EventSender,
+    /// Where the queue's length goes for the front ends ([`Status::outbound_queued`]).
+    pub status: Option<watch::Sender<Status>>,
+    /// Messages already reported as stuck ([`Event::OutboundStuck`]) in this run.
+    pub stuck_reported: std::sync::Mutex<HashSet<String>>,
 }
+
+/// A message still waiting this long after arrival, though tried while the link was up, is
+/// reported as stuck (a desktop notification).
+pub const STUCK_AFTER: Duration = Duration::from_secs(3600);
 
 impl QueueContext {
     fn is_local(&self, address: &str) -> bool {
@@ -69,7 +77,15 @@ pub async fn run(
     let mut busy: HashSet<String> = HashSet::new();
     let mut passes: JoinSet<Vec<Record>> = JoinSet::new();
     let mut link_up = status.borrow().link == LinkState::Up;
+    let mut published = None;
     loop {
+        let queued = Some(queue.len() as u64);
+        if queued != published
+            && let Some(tx) = &ctx.status
+        {
+            tx.send_modify(|s| s.outbound_queued = queued);
+            published = queued;
+        }
         if passes.is_empty() {
             let now = unix_now();
             let due: Vec<Record> = queue
@@ -411,6 +427,9 @@ fn schedule(ctx: &QueueContext, record: &mut Record, attempted: bool) {
         ctx.schedule.retry_min
     };
     record.next_attempt = Some(now + wait.as_secs());
+    if attempted && age >= STUCK_AFTER {
+        report_stuck(ctx, record, age);
+    }
     let next = chrono::DateTime::from_timestamp(record.next_attempt.unwrap_or(now) as i64, 0)
         .map(|t| t.to_rfc3339());
     for r in record.recipients.iter().filter(|r| !r.state.is_final()) {
@@ -420,6 +439,21 @@ fn schedule(ctx: &QueueContext, record: &mut Record, attempted: bool) {
             reply: r.reply.clone().unwrap_or_default(),
             attempts: record.attempts,
             next_attempt: next.clone(),
+        });
+    }
+}
+
+fn report_stuck(ctx: &QueueContext, record: &Record, age: Duration) {
+    let first = match ctx.stuck_reported.lock() {
+        Ok(mut seen) => seen.insert(record.id.clone()),
+        Err(_) => false,
+    };
+    if first {
+        let _ = ctx.events.send(Event::OutboundStuck {
+            id: record.id.clone(),
+            to: record.pending().map(|r| r.address.clone()).collect(),
+            waiting_minutes: age.as_secs() / 60,
+            reply: record.last_reply.clone().unwrap_or_default(),
         });
     }
 }
@@ -560,5 +594,74 @@ mod tests {
         assert_eq!(two.len(), 2);
         assert_eq!(none.len(), 1);
         assert!(none[0].is_empty());
+    }
+
+    fn context(dir: &std::path::Path, events: EventSender) -> QueueContext {
+        let text = format!(
+            "domains = [\"office.test\"]\n[[queue_servers]]\nhost = \"isp.test\"\n\
+             [inbound]\ndeliver = \"maildir:{}/Maildir\"\n[outbound]\nlisten = [\"127.0.0.1:2587\"]\n\
+             smarthost = \"smtp://smtp.isp.test:587\"\n",
+            dir.display()
+        );
+        let config = crate::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+        let outbound = config.outbound.clone().unwrap();
+        QueueContext {
+            spool: Spool::at(&dir.join("outbound"), "gw.office.test"),
+            smarthost: Smarthost::from_config(
+                &outbound,
+                "gw.office.test",
+                Arc::new(crate::secrets::MemoryStore::new()),
+            ),
+            local: Delivery::open(
+                &config.inbound.deliver,
+                "gw.office.test",
+                Duration::from_secs(5),
+            )
+            .unwrap(),
+            domains: config.domains.clone(),
+            hostname: "gw.office.test".into(),
+            schedule: super::super::listener::schedule(&outbound),
+            events,
+            status: None,
+            stuck_reported: Default::default(),
+        }
+    }
+
+    #[test]
+    fn mail_waiting_over_an_hour_though_tried_online_is_reported_stuck_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (events, mut seen) = crate::events::channel();
+        let ctx = context(dir.path(), events);
+        let queued = |age: u64| -> Record {
+            serde_json::from_value(serde_json::json!({
+                "id": format!("aged{age}"), "sender": "boss@office.test",
+                "recipients": [{"address": "slow@example.net", "state": "queued",
+                                "reply": "450 4.2.0 try later"}],
+                "arrived": unix_now() - age, "size": 10, "attempts": 4,
+                "last_reply": "450 4.2.0 try later",
+            }))
+            .unwrap()
+        };
+        let (mut old, mut young) = (queued(2 * 3600), queued(600));
+
+        schedule(&ctx, &mut old, true);
+        schedule(&ctx, &mut old, true);
+        schedule(&ctx, &mut young, true);
+        let mut offline = queued(3 * 3600);
+        offline.id = "offline".into();
+        schedule(&ctx, &mut offline, false);
+
+        let stuck: Vec<Event> = std::iter::from_fn(|| seen.try_recv().ok())
+            .filter(|e| matches!(e, Event::OutboundStuck { .. }))
+            .collect();
+        assert_eq!(
+            stuck,
+            vec![Event::OutboundStuck {
+                id: "aged7200".into(),
+                to: vec!["slow@example.net".into()],
+                waiting_minutes: 120,
+                reply: "450 4.2.0 try later".into(),
+            }]
+        );
     }
 }

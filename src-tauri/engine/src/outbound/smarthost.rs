@@ -90,10 +90,10 @@ impl RcptResult {
 }
 
 fn failure(e: &ClientError) -> Failure {
+    // A refused login is the office's own configuration, not the message's fault: it stays
+    // queued until the password is fixed (as Postfix's smtp_sasl_auth_soft_bounce does).
     let permanent = match e {
-        ClientError::Greeting { reply, .. } | ClientError::AuthRefused { reply, .. } => {
-            (500..600).contains(&reply.code)
-        }
+        ClientError::Greeting { reply, .. } => (500..600).contains(&reply.code),
         _ => false,
     };
     Failure {
@@ -118,7 +118,10 @@ impl Smarthost {
             secret_name: outbound.secret_name(),
             helo_name: helo_name.to_string(),
             timeout: DEFAULT_TIMEOUT,
-            trust: TrustPolicy::default(),
+            trust: TrustPolicy {
+                ca_file: outbound.smarthost_tls_ca.clone(),
+                fingerprint: None,
+            },
             secrets,
             connect_addr: None,
         }
@@ -160,12 +163,19 @@ impl Smarthost {
                 return Err(Failure {
                     permanent: false,
                     text: format!(
-                        "{} does not offer STARTTLS, and {} forbids going on without it",
+                        "{} does not offer STARTTLS, and {} forbids going on without it. The mail \
+                         stays queued: use the ISP's port with STARTTLS (587) or implicit TLS \
+                         (smtps://, 465){}",
                         self.describe(),
                         if self.username.is_some() {
                             "a login (smarthost_username)"
                         } else {
                             "smarthost_tls = \"required\""
+                        },
+                        if self.username.is_some() {
+                            ""
+                        } else {
+                            ", or set smarthost_tls = \"opportunistic\" to send unencrypted"
                         }
                     ),
                 });
@@ -181,13 +191,35 @@ impl Smarthost {
             client
                 .authenticate(user, &password, secured)
                 .await
-                .map_err(|e| failure(&e))?;
+                .map_err(|e| {
+                    let mut f = failure(&e);
+                    if matches!(e, ClientError::AuthRefused { .. }) {
+                        f.text.push_str(&format!(
+                            ". The mail stays queued: check smarthost_username and store the right \
+                             password with `posternd secret set {name}`"
+                        ));
+                    }
+                    f
+                })?;
         }
         Ok(Connection {
             client,
             used: false,
             server: self.describe(),
         })
+    }
+
+    /// Connects and greets (TLS from the first byte for `smtps://`), nothing more: for the
+    /// setup checks, which look at what the smarthost offers before STARTTLS and AUTH.
+    pub async fn greet(&self) -> Result<SmtpClient, Failure> {
+        let opts = self.options();
+        let mut client = if self.implicit_tls {
+            self.connect_implicit_tls(&opts).await?
+        } else {
+            SmtpClient::connect(&opts).await.map_err(|e| failure(&e))?
+        };
+        client.hello().await.map_err(|e| failure(&e))?;
+        Ok(client)
     }
 
     async fn connect_implicit_tls(&self, opts: &ClientOptions) -> Result<SmtpClient, Failure> {

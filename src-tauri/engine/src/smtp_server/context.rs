@@ -143,7 +143,9 @@ impl SessionContext {
             return;
         };
         let arrival = match (via, arrival) {
-            ("inbound", arrival) => arrival,
+            (super::VIA_INBOUND, arrival) => arrival,
+            // Mail from the office's own computers is not mail arriving for the office.
+            (super::VIA_SUBMISSION, _) => return,
             (_, Arrival::MessageReceived) => Arrival::TurnaroundMessage,
             _ => return,
         };

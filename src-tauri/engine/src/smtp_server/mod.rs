@@ -152,6 +152,7 @@ pub struct Inbound {
 pub struct Sessions {
     accepted: mpsc::Receiver<Accepted>,
     generation: watch::Receiver<Generation>,
+    via: &'static str,
 }
 
 impl Inbound {
@@ -176,6 +177,7 @@ impl Inbound {
         let sessions = Sessions {
             accepted: accepted_rx,
             generation: generation_rx,
+            via: VIA_INBOUND,
         };
         Ok((inbound, sessions))
     }
@@ -306,13 +308,26 @@ impl Drop for Inbound {
     }
 }
 
+/// `via` of the inbound listener's sessions (mail for the office, from its queuing server).
+pub const VIA_INBOUND: &str = "inbound";
+/// `via` of the outbound relay's submission listener (mail from the office's computers).
+pub const VIA_SUBMISSION: &str = "submission";
+
 impl Sessions {
+    /// Names where these sessions come from in their events and journal entries
+    /// ([`VIA_INBOUND`] unless set).
+    pub fn with_via(mut self, via: &'static str) -> Sessions {
+        self.via = via;
+        self
+    }
+
     /// Runs a session for every accepted connection until `shutdown` turns true. Returns the
     /// sessions still running: close the sockets ([`Inbound::close`]), then
     /// [`Draining::finish`].
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Draining {
         let mut sessions = JoinSet::new();
         let per_client = PerClient::default();
+        let via = self.via;
         loop {
             tokio::select! {
                 changed = shutdown.changed() => {
@@ -327,7 +342,7 @@ impl Sessions {
                     let permit = slot.is_some().then(|| limit.try_acquire_owned());
                     sessions.spawn(async move {
                         let _ = stream.set_nodelay(true);
-                        let info = SessionInfo { peer: Some(peer), tls: false, via: "inbound" };
+                        let info = SessionInfo { peer: Some(peer), tls: false, via };
                         match permit {
                             Some(Ok(_permit)) => {
                                 session::run(stream, Vec::new(), info, &ctx, shutdown).await;

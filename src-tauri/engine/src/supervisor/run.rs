@@ -85,7 +85,7 @@ pub async fn run(mut config: Config, deps: SupervisorDeps, inputs: Inputs, outpu
     let mut link_open = true;
     let mut reloads_open = true;
     let mut arrivals_open = true;
-    status.send_replace(machine.status(Now::real()));
+    super::status::publish(&status, machine.status(Now::real()));
     loop {
         let deadline = machine.next_deadline();
         let step = tokio::select! {
@@ -189,7 +189,7 @@ pub async fn run(mut config: Config, deps: SupervisorDeps, inputs: Inputs, outpu
                 }
             }
         }
-        status.send_replace(machine.status(Now::real()));
+        super::status::publish(&status, machine.status(Now::real()));
         // After the status, so whoever waited for the reload sees the new state.
         if let Some((Some(tx), result)) = reply {
             let _ = tx.send(result);

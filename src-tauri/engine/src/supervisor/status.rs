@@ -51,6 +51,19 @@ pub struct Status {
     /// RFC 3339); `None` while offline or with `refetch_every = "0"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_fetch_at: Option<String>,
+    /// Messages waiting in the outbound queue (`None` without `[outbound]`). Kept up to date by
+    /// the queue task ([`crate::outbound::runner`]), not by the supervisor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_queued: Option<u64>,
+}
+
+/// Publishes the supervisor's `next` status, keeping what the queue task contributes.
+pub fn publish(tx: &tokio::sync::watch::Sender<Status>, next: Status) {
+    tx.send_modify(|current| {
+        let outbound_queued = current.outbound_queued;
+        *current = next;
+        current.outbound_queued = outbound_queued;
+    });
 }
 
 /// What the supervisor knows about one queue server.
@@ -105,6 +118,7 @@ impl Machine {
                 .collect(),
             backup: Vec::new(),
             next_fetch_at: self.next_refetch.map(wall),
+            outbound_queued: None,
         }
     }
 }

@@ -18,11 +18,7 @@ state_dir?: string,
 /**
  * The mail-flow journal in the state folder.
  */
-journal?: Journal, 
-/**
- * The neighbours' domains this office is the backup MX for (§10).
- */
-backup_for?: Array<BackupFor>, backup?: Backup, };
+journal?: Journal, };
 
 export type QueueServer = { host: string, 
 /**
@@ -97,6 +93,10 @@ export type Outbound = { listen: Array<string>, allow: Array<string>,
  */
 smarthost: string, smarthost_tls: TlsMode, smarthost_username?: string, 
 /**
+ * An extra trust anchor for the smarthost's certificate (an ISP's own CA, tests).
+ */
+smarthost_tls_ca?: string, 
+/**
  * The outbound spool folder (default: `outbound` in the state folder; empty in a config
  * from a front end that left it out: see [`Outbound::spool_dir`]).
  */
@@ -151,15 +151,19 @@ last_fetch: string | null,
 /**
  * The earliest automatic retry of a failed dequeue ("10:50").
  */
-next_retry: string | null, problems: Array<Problem>, };
+next_retry: string | null, problems: Array<Problem>, 
+/**
+ * Messages waiting in the outbound queue; `None` without `[outbound]`.
+ */
+outbound_queued?: number, };
 
 export type Problem = { server: string, domain: string, meaning: string, fix: string | null, };
 
 export type TrayIcon = "offline" | "online" | "busy" | "attention";
 
-export type WindowName = "dashboard" | "settings" | "wizard" | "activity" | "mx";
+export type WindowName = "dashboard" | "settings" | "wizard" | "activity" | "mx" | "queue";
 
-export type Event = { "type": "listening", addresses: Array<string>, } | { "type": "fetch_started", server: string, protocol: Protocol, domains: Array<string>, } | { "type": "fetch_finished", server: string, outcomes: Array<Outcome>, } | { "type": "inbound_session_started", peer: string, via: string, } | { "type": "message_received", id: string, from: string, to: Array<string>, size: number, peer: string, via: string, location: string, } | { "type": "message_refused", peer: string, via: string, code: number, reason: string, } | { "type": "inbound_session_ended", peer: string, via: string, messages: number, end: string, } | { "type": "warning", message: string, fix: string | null, } | { "type": "link_changed", up: boolean, reason: string, } | { "type": "retry_scheduled", server: string, attempt: number, in_seconds: number, domains: Array<string>, } | { "type": "fetch_failed", server: string, domain: string, code: number | null, text: string, meaning: string, fix: string | null, } | { "type": "dequeue_complete", server: string | null, messages: number, } | { "type": "connect_back_missing", server: string, waited_seconds: number, causes: Array<string>, hint: string, } | { "type": "config_reloaded", changes: Array<string>, } | { "type": "outbound_queued", id: string, from: string, to: Array<string>, size: number, } | { "type": "outbound_delivered", id: string, to: string, via: string, reply: string, } | { "type": "outbound_deferred", id: string, to: string, reply: string, attempts: number, next_attempt: string | null, } | { "type": "outbound_bounced", id: string, to: string, reply: string, dsn_sent: boolean, } | { "type": "outbound_dropped", id: string, } | { "type": "outbound_command_done", message: string, } | { "type": "backup_release_started", domain: string, trigger: string, held: number, target: string, } | { "type": "backup_delivered", id: string, domain: string, to: string, via: string, reply: string, } | { "type": "backup_release_finished", domain: string, delivered: number, deferred: number, bounced: number, problem: string | null, } | { "type": "backup_bounced", id: string, domain: string, to: string, reply: string, dsn_sent: boolean, } | { "type": "paused" } | { "type": "resumed" };
+export type Event = { "type": "listening", addresses: Array<string>, } | { "type": "fetch_started", server: string, protocol: Protocol, domains: Array<string>, } | { "type": "fetch_finished", server: string, outcomes: Array<Outcome>, } | { "type": "inbound_session_started", peer: string, via: string, } | { "type": "message_received", id: string, from: string, to: Array<string>, size: number, peer: string, via: string, location: string, } | { "type": "message_refused", peer: string, via: string, code: number, reason: string, } | { "type": "inbound_session_ended", peer: string, via: string, messages: number, end: string, } | { "type": "warning", message: string, fix: string | null, } | { "type": "link_changed", up: boolean, reason: string, } | { "type": "retry_scheduled", server: string, attempt: number, in_seconds: number, domains: Array<string>, } | { "type": "fetch_failed", server: string, domain: string, code: number | null, text: string, meaning: string, fix: string | null, } | { "type": "dequeue_complete", server: string | null, messages: number, } | { "type": "connect_back_missing", server: string, waited_seconds: number, causes: Array<string>, hint: string, } | { "type": "config_reloaded", changes: Array<string>, } | { "type": "outbound_queued", id: string, from: string, to: Array<string>, size: number, } | { "type": "outbound_delivered", id: string, to: string, via: string, reply: string, } | { "type": "outbound_deferred", id: string, to: string, reply: string, attempts: number, next_attempt: string | null, } | { "type": "outbound_bounced", id: string, to: string, reply: string, dsn_sent: boolean, } | { "type": "outbound_stuck", id: string, to: Array<string>, waiting_minutes: number, reply: string, } | { "type": "outbound_dropped", id: string, } | { "type": "outbound_command_done", message: string, } | { "type": "paused" } | { "type": "resumed" };
 
 export type Outcome = { 
 /**

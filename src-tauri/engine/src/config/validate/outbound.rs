@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::names::host;
 use super::servers::username;
-use super::values::{Bounds, R, duration, socket_addrs};
+use super::values::{Bounds, R, duration, readable_file, socket_addrs};
 use crate::config::raw::RawOutbound;
 use crate::config::report::{Problem, Src};
 use crate::config::{Outbound, TlsMode, join_host_port, split_host_port};
@@ -59,6 +59,19 @@ pub(super) fn outbound(raw: Spanned<RawOutbound>, state_dir: &Path, src: Src<'_>
         .as_ref()
         .map(|u| username(u, "smarthost_username", src))
         .transpose()?;
+    let smarthost_tls_ca = raw
+        .smarthost_tls_ca
+        .as_ref()
+        .map(|p| {
+            readable_file(
+                p,
+                "smarthost_tls_ca",
+                "write the full path of the CA certificate (PEM) of your ISP's outgoing server, \
+                 e.g. smarthost_tls_ca = \"/etc/postern/isp-ca.pem\", and check that the file is readable",
+                src,
+            )
+        })
+        .transpose()?;
     if smarthost_tls == TlsMode::Off {
         let tls_span = raw
             .smarthost_tls
@@ -70,6 +83,15 @@ pub(super) fn outbound(raw: Spanned<RawOutbound>, state_dir: &Path, src: Src<'_>
                 Problem::new(
                     "a `smarthost_username` with smarthost_tls = \"off\" would send the password unencrypted",
                     "set smarthost_tls = \"required\" (the default) or \"opportunistic\"",
+                ),
+            ));
+        }
+        if let Some(ca) = &raw.smarthost_tls_ca {
+            return Err(src.at(
+                ca.span(),
+                Problem::new(
+                    "smarthost_tls = \"off\" contradicts smarthost_tls_ca, which only applies to TLS",
+                    "set smarthost_tls = \"required\" (the default), or remove smarthost_tls_ca",
                 ),
             ));
         }
@@ -142,6 +164,7 @@ pub(super) fn outbound(raw: Spanned<RawOutbound>, state_dir: &Path, src: Src<'_>
         smarthost,
         smarthost_tls,
         smarthost_username,
+        smarthost_tls_ca,
         spool,
         max_queue_lifetime,
         retry_min,
