@@ -5,6 +5,7 @@
 //! Only public tools take part: smtp-source and smtp-sink (from Postfix), a private Postfix
 //! (the harness's [`postern_tests::harness::PostfixQueue`]), and /proc.
 
+pub mod backup;
 pub mod control;
 pub mod machine;
 pub mod outbound;

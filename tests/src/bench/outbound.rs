@@ -104,7 +104,7 @@ fn postfix_relay(smarthost: SocketAddr, parent: &Path) -> Result<PostfixQueue> {
         .start()
 }
 
-fn until_received(sink: &BareSink, n: u64, started: Instant) -> Result<Duration> {
+pub(super) fn until_received(sink: &BareSink, n: u64, started: Instant) -> Result<Duration> {
     poll_until(
         format!("{n} message(s) at smtp-sink"),
         FLUSH_TIMEOUT,

@@ -60,7 +60,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: postern-bench [--out FILE] [--reps N] [--only 1,2,...] [--idle SECONDS] [--link-test PATH] [--app PATH]\n  --only takes row numbers (1-9); 6 and 7 also cover the desktop app (6a-c, 7b)"
+                    "usage: postern-bench [--out FILE] [--reps N] [--only 1,2,...] [--idle SECONDS] [--link-test PATH] [--app PATH]\n  --only takes row numbers (1-10); 6 and 7 also cover the desktop app (6a-c, 7b)"
                         .into(),
                 );
             }
@@ -179,6 +179,16 @@ fn main() -> ExitCode {
         table.push(
             bench::outbound::large_send(args.reps)
                 .unwrap_or_else(|e| failed("9c", "Peak RSS sending one 50 MiB message", e)),
+        );
+    }
+    if wanted("10") {
+        eprintln!(
+            "postern-bench: 10 release of 1,000 held messages on ETRN x{}",
+            args.reps
+        );
+        table.push(
+            bench::backup::release(args.reps)
+                .unwrap_or_else(|e| failed("10", "Release of held mail on ETRN", e)),
         );
     }
     let runtime = started.elapsed().as_secs_f64();
