@@ -231,9 +231,15 @@ impl Writer {
 }
 
 fn rows_for(at: i64, event: &Event) -> Vec<Row> {
+    // Most events of a busy listener (a session's start and end) make no entry: serialise
+    // only the ones that do.
+    let entries = entries_for(event);
+    if entries.is_empty() {
+        return Vec::new();
+    }
     let event_json = serde_json::to_string(event).unwrap_or_default();
     let event_type = type_of(&event_json).to_string();
-    entries_for(event)
+    entries
         .into_iter()
         .map(|(kind, text)| Row {
             at,
