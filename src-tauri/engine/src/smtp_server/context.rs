@@ -9,6 +9,11 @@ use crate::config::Config;
 use crate::deliver::Delivery;
 use crate::events::{Arrival, ArrivalSender, EventSender};
 
+/// `via` of the inbound listener's sessions (mail for the office, from its queuing server).
+pub const VIA_INBOUND: &str = "inbound";
+/// `via` of the outbound relay's submission listener (mail from the office's computers).
+pub const VIA_SUBMISSION: &str = "submission";
+
 /// Limits and names of the inbound sessions.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -143,9 +148,9 @@ impl SessionContext {
             return;
         };
         let arrival = match (via, arrival) {
-            (super::VIA_INBOUND, arrival) => arrival,
+            (VIA_INBOUND, arrival) => arrival,
             // Mail from the office's own computers is not mail arriving for the office.
-            (super::VIA_SUBMISSION, _) => return,
+            (VIA_SUBMISSION, _) => return,
             (_, Arrival::MessageReceived) => Arrival::TurnaroundMessage,
             _ => return,
         };

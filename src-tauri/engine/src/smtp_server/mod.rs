@@ -308,10 +308,7 @@ impl Drop for Inbound {
     }
 }
 
-/// `via` of the inbound listener's sessions (mail for the office, from its queuing server).
-pub const VIA_INBOUND: &str = "inbound";
-/// `via` of the outbound relay's submission listener (mail from the office's computers).
-pub const VIA_SUBMISSION: &str = "submission";
+pub use context::{VIA_INBOUND, VIA_SUBMISSION};
 
 impl Sessions {
     /// Names where these sessions come from in their events and journal entries
