@@ -24,6 +24,7 @@ runtime_packages=(ca-certificates:update-ca-certificates)
 test_packages=(
   postfix:postfix            # private Postfix = the ISP queuing server; smtp-sink, smtp-source
   swaks:swaks                # reference SMTP client
+  libnet-ssleay-perl:        # swaks --tls (STARTTLS on the submission listener)
   dnsmasq-base:dnsmasq       # DNS zones for the MX checker
   fetchmail:fetchmail        # reference ETRN client
   gnome-keyring:gnome-keyring-daemon   # Secret Service for keyring tests

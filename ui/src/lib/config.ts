@@ -32,10 +32,11 @@ export interface WizardAnswers {
 
 export type SmarthostTls = 'starttls' | 'smtps';
 
-/** The [outbound] section of the wizard's "Sending mail" answers. */
-export function outboundFrom(host: string, port: number, tls: SmarthostTls, allow: string, username?: string): Outbound {
+/** The [outbound] section of the wizard's "Sending mail" answers; `listen` is where the
+ * office's computers submit (an [outbound] listen entry). */
+export function outboundFrom(host: string, port: number, tls: SmarthostTls, allow: string, username?: string, listen = '0.0.0.0:587'): Outbound {
   return {
-    listen: ['0.0.0.0:587'],
+    listen: [listen],
     allow: [allow.trim()],
     smarthost: `${tls === 'smtps' ? 'smtps' : 'smtp'}://${host.trim()}:${port}`,
     smarthost_tls: 'required',

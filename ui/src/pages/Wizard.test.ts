@@ -131,6 +131,30 @@ describe('setup wizard', () => {
     expect(JSON.stringify(saved)).not.toContain('out-pw');
   });
 
+  it('has the office send on a port of its own, on the address Postern receives on', async () => {
+    const calls: Call[] = [];
+    backend(calls);
+    await toListeningStep();
+    await fireEvent.input(screen.getByLabelText(/receives the released mail on port/), { target: { value: '2525' } });
+    await next();
+    await fireEvent.click(screen.getByLabelText(/Also send the office's outgoing mail/));
+    await fireEvent.input(screen.getByLabelText(/outgoing mail server \(smarthost\)/), { target: { value: 'smtp.isp.example' } });
+    expect(screen.getByText(/587 is a privileged port/)).toBeTruthy();
+
+    await fireEvent.input(screen.getByLabelText('Port they send to on this computer'), { target: { value: '2525' } });
+    await next();
+    expect(screen.getByRole('alert').textContent).toMatch(/Port 2525 already receives the incoming mail/);
+    await fireEvent.input(screen.getByLabelText('Port they send to on this computer'), { target: { value: '2587' } });
+    await next();
+    expect(screen.getByTestId('summary').textContent).toMatch(/send to 0\.0\.0\.0:2587/);
+    await fireEvent.click(screen.getByRole('button', { name: 'Save and start' }));
+    await screen.findByRole('button', { name: 'Fetch now' });
+
+    const saved = calls.find(([c]) => c === 'save_config')![1].config as { outbound: { listen: string[] }; inbound: { listen: string[] } };
+    expect(saved.outbound.listen).toEqual(['0.0.0.0:2587']);
+    expect(saved.inbound.listen).toEqual(['0.0.0.0:2525']);
+  });
+
   it('does not go on with an invalid domain and says why', async () => {
     backend([]);
     render(Wizard);
