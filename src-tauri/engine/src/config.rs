@@ -68,6 +68,10 @@ pub struct Config {
     pub backup: Backup,
 }
 
+fn is_empty_path(path: &Path) -> bool {
+    path.as_os_str().is_empty()
+}
+
 fn is_default_state_dir(path: &Path) -> bool {
     path == default_state_dir()
 }
@@ -350,8 +354,9 @@ pub struct Outbound {
     #[cfg_attr(test, ts(as = "Option<String>", optional))]
     pub smarthost_tls_ca: Option<PathBuf>,
     /// The outbound spool folder (default: `outbound` in the state folder; empty in a config
-    /// from a front end that left it out: see [`Outbound::spool_dir`]).
-    #[serde(default)]
+    /// from a front end that left it out: see [`Outbound::spool_dir`]). Empty is not written
+    /// out: the file then has no `spool` line, which means the default.
+    #[serde(default, skip_serializing_if = "is_empty_path")]
     #[cfg_attr(test, ts(as = "Option<String>", optional))]
     pub spool: PathBuf,
     /// Wall-clock time after which undelivered recipients bounce (never before 3 real attempts).

@@ -109,6 +109,30 @@ deliver = "maildir:/tmp/postern-test-Maildir"
     }
 
     #[test]
+    fn an_outbound_section_from_the_wizard_without_a_spool_saves_with_the_default_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("postern.toml");
+        let text = format!(
+            "state_dir = \"{}\"\n{EXAMPLE}[outbound]\nlisten = [\"127.0.0.1:2587\"]\n\
+             smarthost = \"smtp://smtp.isp.example:587\"\n",
+            dir.path().display()
+        );
+        let mut config = Config::parse(&text, Path::new("example")).unwrap();
+        // The wizard's Outbound has no spool: the engine's form of it is the empty path.
+        config.outbound.as_mut().unwrap().spool = PathBuf::new();
+
+        let saved = save(&config, &path).unwrap();
+
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(!written.contains("spool"), "{written}");
+        assert_eq!(
+            saved.outbound.unwrap().spool,
+            dir.path().join("outbound"),
+            "{written}"
+        );
+    }
+
+    #[test]
     fn an_invalid_config_is_not_written() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("postern.toml");
