@@ -43,7 +43,8 @@ pub struct Stats {
     pub received_today: u64,
     pub received_this_week: u64,
     /// Messages of the outbound relay still waiting for a recipient, as the journal tells it
-    /// (queued, and neither every recipient delivered or bounced nor dropped).
+    /// (queued, and neither every recipient delivered or bounced nor dropped). The dashboard
+    /// shows the spool's own count instead while the relay runs ([`crate::dashboard`]).
     pub outbound_queued: u64,
     /// The last 30 days, oldest first, today last.
     pub per_day: Vec<Bucket>,
