@@ -1,12 +1,16 @@
 #!/usr/bin/python3
 """Native end to end: the real tray `postern` and its window process `postern-window` in real
-WebKit windows, against a private Postfix queuing server holding mail.
+WebKit windows, against a private Postfix queuing server holding mail and a private Postfix
+smarthost (native_outbound.py has the outbound parts).
 
 1. A private Postfix (with a dnsmasq that serves the domain's MX records) holds 3 messages for
-   office.test; a StatusNotifierWatcher owned by this test runs on the private session bus.
+   office.test; a second one is the ISP's smarthost (STARTTLS; it defers late@example.net); the
+   spool holds one message that arrived two hours ago; a StatusNotifierWatcher owned by this
+   test runs on the private session bus.
 2. The app starts with a fresh config folder: the setup wizard opens. The test completes it
    through the UI (WebKitWebDriver): domain, MX records, queuing server (probed: ETRN), Maildir,
-   listening address and port, sending mail (left off), summary, "Save and start". The engine sends ETRN; Postfix
+   listening address and port, sending mail (the live test fails on a closed port, passes on
+   the smarthost), summary, "Save and start"; the [outbound] keys are read back. The engine sends ETRN; Postfix
    delivers; the 3 messages land in the Maildir chosen in the wizard. The wizard's "Fetch now"
    releases 2 more.
 3. The tray over D-Bus: the menu's labels are checked, "Fetch mail now" is clicked, and 2 more
@@ -15,6 +19,10 @@ WebKit windows, against a private Postfix queuing server holding mail.
    within the rate limit. "Open Postern" (the dashboard), "Settings…", "Check MX records…" and
    "Activity…" open their windows (all in one window process), which are checked and
    photographed: the dashboard's counts and Activity's journal rows match the Maildir.
+   The two-hour-old message, deferred once the link is up, brings the "stuck" notification;
+   mail submitted over STARTTLS reaches the smarthost's sink for one recipient and waits for
+   the other; "Outgoing queue (2)…" opens the Queue window, whose Retry makes one more real
+   attempt and whose Drop takes the old message out of the spool folder.
 4. Closing every window ends the window process; the tray and its engine keep running
    (`posternd status` answers, the tray says Online). "Settings…" starts a new window process;
    "Quit" ends the tray and, with it, the window process.
@@ -30,96 +38,39 @@ WebKitWebDriver is driven directly with the capabilities tauri-driver would buil
 (`webkitgtk:browserOptions`): tauri-driver's proxy dropped requests here now and then
 ("hyper::Error(IncompleteMessage)", connection reset), which made the test flaky.
 """
-import base64
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.error
-import urllib.request
 
 import dbus
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sni_watcher import click, menu_entries  # noqa: E402
-
-TIMEOUT = 60
-ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
 HERE = os.path.dirname(os.path.abspath(__file__))
-ARTIFACTS = os.path.join(HERE, "../../tests/artifacts/desktop")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def descendants(pid):
-    """Children of every thread (the tray starts its window process from a runtime thread)."""
-    out, children = [], []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                children += [int(c) for c in f.read().split()]
-        except OSError:
-            continue
-    for child in children:
-        out.append(child)
-        out.extend(descendants(child))
-    return out
-
-
-def wait_until(predicate, what, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
-
-
-def stop(proc, signal_first=True):
-    """Ends a child we started, by PID: SIGTERM, then SIGKILL after 15 s."""
-    if proc is None or proc.poll() is not None:
-        return
-    if signal_first:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-            return
-        except subprocess.TimeoutExpired:
-            pass
-    proc.kill()
-    proc.wait()
+sys.path.insert(0, HERE)
+from sni_watcher import click, menu_entries  # noqa: E402
+from webdriver import WebDriver, descendants, free_port, stop, wait_until  # noqa: E402
+import native_outbound as outbound  # noqa: E402
 
 
 class QueuingServer:
-    """The harness's `postfix-queue` process: a private Postfix plus dnsmasq, driven over stdin."""
+    """The harness's `postfix-queue` process: a private Postfix (plus dnsmasq, or as the
+    smarthost an smtp-sink), driven over stdin; `args` are its command line's."""
 
-    def __init__(self, binary, deliver_to, log):
+    def __init__(self, binary, args, log):
         self.proc = subprocess.Popen(
-            [binary, "--deliver-to", deliver_to, "--dns"],
+            [binary, *args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
         )
         line = self.proc.stdout.readline()
         if not line:
             raise AssertionError(f"postfix-queue did not start (exit {self.proc.wait()}); see its log")
-        hello = json.loads(line)
-        self.host, port = hello["listen"].rsplit(":", 1)
+        self.hello = json.loads(line)
+        self.host, port = self.hello["listen"].rsplit(":", 1)
         self.port = int(port)
-        self.dns = hello["dns"]
+        self.dns = self.hello["dns"]
 
     def command(self, line):
         self.proc.stdin.write(line + "\n")
@@ -137,119 +88,6 @@ class QueuingServer:
             except subprocess.TimeoutExpired:
                 stop(self.proc)
 
-
-class WebDriver:
-    """Just enough of W3C WebDriver, spoken to WebKitWebDriver."""
-
-    def __init__(self, app, env, log):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(["WebKitWebDriver", f"--port={self.port}"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        wait_until(self._up, "WebKitWebDriver to listen")
-        caps = {"capabilities": {"alwaysMatch": {"webkitgtk:browserOptions": {"binary": app, "args": []}}}}
-        self.session = self.call("POST", "/session", caps)["sessionId"]
-
-    def _up(self):
-        try:
-            urllib.request.urlopen(self.url + "/status", timeout=1)
-            return True
-        except Exception:
-            return False
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
-                return json.loads(r.read())["value"]
-        except urllib.error.HTTPError as e:
-            raise AssertionError(f"{method} {path}: {e.read().decode()[:500]}") from None
-
-    def s(self, method, path, body=None):
-        return self.call(method, f"/session/{self.session}{path}", body)
-
-    def find(self, css=None, xpath=None):
-        using, value = ("css selector", css) if css else ("xpath", xpath)
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            try:
-                return self.s("POST", "/element", {"using": using, "value": value})[ELEMENT]
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-
-    def exists(self, css):
-        return bool(self.s("POST", "/elements", {"using": "css selector", "value": css}))
-
-    def type(self, css, text):
-        el = self.find(css)
-        self.s("POST", f"/element/{el}/clear", {})
-        self.s("POST", f"/element/{el}/value", {"text": text})
-
-    def click(self, css=None, xpath=None):
-        # A script click returns at once; a native click waits for the page to settle, which
-        # takes as long as the command the button starts.
-        el = self.find(css, xpath)
-        self.s("POST", "/execute/sync", {"script": "arguments[0].click()", "args": [{ELEMENT: el}]})
-
-    def select(self, css, value):
-        """Chooses an option of a <select> as a user would (the page sees a change event)."""
-        el = self.find(css)
-        script = "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change', {bubbles: true})); return null"
-        self.s("POST", "/execute/sync", {"script": script, "args": [{ELEMENT: el}, value]})
-
-    def clear_input(self, css):
-        el = self.find(css)
-        script = "arguments[0].value = ''; arguments[0].dispatchEvent(new Event('input', {bubbles: true})); return null"
-        self.s("POST", "/execute/sync", {"script": script, "args": [{ELEMENT: el}]})
-
-    def button(self, label):
-        print("click", label, flush=True)
-        self.click(xpath=f"//button[normalize-space()='{label}']")
-
-    def text(self, css):
-        # innerText through a script: WebKitWebDriver's element text fails on some pages
-        # ("Cannot check the displayedness of a non-Element argument", a <datalist> here).
-        self.find(css)
-        return self.s("POST", "/execute/sync", {"script": "return document.querySelector(arguments[0]).innerText", "args": [css]})
-
-    def wait_text(self, css, needle):
-        try:
-            wait_until(lambda: needle in self.text(css), f"{css} to show {needle!r}")
-        except AssertionError:
-            raise AssertionError(f"{css} never showed {needle!r}; it shows {self.text(css)!r}") from None
-
-    def handles(self):
-        return self.s("GET", "/window/handles")
-
-    def switch_to(self, handle):
-        self.s("POST", "/window", {"handle": handle})
-
-    def screenshot(self, name, window="Set up Postern"):
-        """Grabs the native window `window` (its title) from the X server once two frames
-        are painted. Not WebDriver's screenshot: with GDK_GL=disable (the app's default, for
-        memory) WebKit's snapshot of an unchanged page never answers."""
-        self.s("POST", "/execute/async", {"script": "requestAnimationFrame(() => requestAnimationFrame(arguments[0]))", "args": []})
-        os.makedirs(ARTIFACTS, exist_ok=True)
-        subprocess.run(["import", "-window", window, os.path.join(ARTIFACTS, f"native-{name}.png")], check=True, timeout=30)
-
-    def app_pids(self):
-        """The app's process tree: the driver's descendants (the app and its WebKit processes)."""
-        return descendants(self.proc.pid)
-
-    def close(self):
-        left = self.app_pids()
-        try:
-            self.call("DELETE", f"/session/{self.session}")
-        except Exception:
-            pass  # the app may be gone already (Quit)
-        stop(self.proc)
-        for pid in left:
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
 
 
 class Tray:
@@ -334,7 +172,7 @@ def running(pid):
         return False
 
 
-def check_dashboard(wd, maildir, queue):
+def check_dashboard(wd, maildir, queue, outgoing):
     """The dashboard's numbers against the Maildir: every message arrived today (the test
     takes minutes), so today, the last 7 days and the 30-day chart count them all."""
     n = len(maildir_messages(maildir))
@@ -342,7 +180,7 @@ def check_dashboard(wd, maildir, queue):
     wait_until(lambda: tile("received-today") == str(n), f"the dashboard to count {n} received today (it says {tile('received-today')})")
     assert tile("received-week") == str(n), tile("received-week")
     assert tile("link") == "Online", tile("link")
-    assert tile("outbound-queue") == "0", tile("outbound-queue")
+    assert tile("outbound-queue") == str(outgoing), tile("outbound-queue")
     wd.wait_text("[data-testid=total-days]", f"{n} received, 0 sent in 30 days")
     wd.wait_text("[data-testid=total-hours]", f"{n} received")
     servers = wd.text("[data-testid=servers]")
@@ -373,30 +211,37 @@ def main():
     window_app = os.path.join(os.path.dirname(app), "postern-window")
     postfix_queue = os.path.abspath(sys.argv[2])
     work = tempfile.mkdtemp(prefix="postern-native-")
-    logs = {name: open(os.path.join(work, f"{name}.log"), "w") for name in ("postfix-queue", "webdriver")}
-    listen_port = free_port()
+    logs = {name: open(os.path.join(work, f"{name}.log"), "w") for name in ("postfix-queue", "smarthost", "webdriver")}
+    listen_port, submit_port = free_port(), free_port()
     maildir = os.path.join(work, "Office Mail")  # a space, as a real folder name may have
-    queue = tray = wd = None
+    queue = smarthost = tray = wd = None
     ok = False
     try:
-        queue = QueuingServer(postfix_queue, f"127.0.0.1:{listen_port}", logs["postfix-queue"])
+        queue = QueuingServer(postfix_queue, ["--deliver-to", f"127.0.0.1:{listen_port}", "--dns"], logs["postfix-queue"])
         queue.command("queue 3")
+        smarthost = QueuingServer(postfix_queue, ["--smarthost", "--defer", outbound.LATE], logs["smarthost"])
         tray = Tray()
         env = dict(
             os.environ,
             POSTERN_CONFIG=os.path.join(work, "config", "postern.toml"),
             POSTERN_NAMESERVERS=queue.dns,
             TAURI_WEBVIEW_AUTOMATION="true",
+            # The smarthost's test CA as the system's (rustls-native-certs reads it).
+            SSL_CERT_FILE=smarthost.hello["ca"],
             # Autostart entries (written under $HOME/.config), WebKit caches: inside the test's
             # folder, not the user's.
             HOME=os.path.join(work, "home"),
             XDG_CONFIG_HOME=os.path.join(work, "xdg-config"),
             XDG_DATA_HOME=os.path.join(work, "xdg-data"),
             XDG_CACHE_HOME=os.path.join(work, "xdg-cache"),
+            XDG_STATE_HOME=os.path.join(work, "xdg-state"),
         )
         os.makedirs(os.path.join(env["HOME"], ".config"))  # the autostart plugin needs it to exist
-        for d in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        for d in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
             os.makedirs(env[d])
+        # The wizard's config keeps the default state folder; its spool is "outbound" there.
+        spool = os.path.join(env["XDG_STATE_HOME"], "org.postern.Postern", "outbound")
+        stuck_id = outbound.seed_stuck_message(spool)
         wd = WebDriver(app, env, logs["webdriver"])
         wizard = wd.handles()[0]
 
@@ -436,11 +281,13 @@ def main():
         wd.wait_text("main", "only if your router forwards the port")
         wd.screenshot("6-port")
         wd.button("Next")
-        # 7) sending mail: optional, left off
+        # 7) sending mail, through the private smarthost
         wd.wait_text("main", "Step 7 of 8: Sending mail")
+        outbound.sending_step(wd, smarthost, submit_port)
         wd.button("Next")
         # 8) summary, save, and the live test
         wd.wait_text("[data-testid=summary]", f"{queue.host}:{queue.port} (ETRN)")
+        wd.wait_text("[data-testid=summary]", f"through smtp://{smarthost.host}:{smarthost.port}")
         wd.screenshot("7-summary")
         wd.button("Save and start")
         wd.wait_text("main", "Postern is running")
@@ -457,6 +304,7 @@ def main():
         config = open(env["POSTERN_CONFIG"]).read()
         assert f'listen = ["127.0.0.1:{listen_port}"]' in config or wd.exists("#listen-address") is False, config
         assert "password" not in config.lower(), config
+        outbound.check_config(env["POSTERN_CONFIG"], f"127.0.0.1:{submit_port}", smarthost)
         autostart = os.path.join(env["HOME"], ".config", "autostart")
         try:
             wait_until(lambda: os.path.isdir(autostart) and os.listdir(autostart), "the autostart entry (start at login was ticked)", timeout=10)
@@ -465,7 +313,7 @@ def main():
 
         # The tray, over D-Bus
         labels = wait_until(lambda: (lambda l: l if l[0].startswith("Online") else None)(tray.labels()), "the tray status line to say Online")
-        assert labels[1:] == ["Open Postern", "Fetch mail now", "Pause automatic fetching", "Check MX records…", "Settings…", "Activity…", "---", "Quit"], labels
+        assert labels[1:] == ["Open Postern", "Fetch mail now", "Pause automatic fetching", "Check MX records…", "Settings…", "Activity…", "Outgoing queue (1)…", "---", "Quit"], labels
         print("tray menu:", labels, flush=True)
         queue.command("queue 2")
         tray.click("Fetch mail now")
@@ -486,14 +334,21 @@ def main():
             known.add(switch_to_new_window(wd, known, window))
             wd.wait_text("body", needle)
             if window == "dashboard":
-                check_dashboard(wd, maildir, queue)
+                check_dashboard(wd, maildir, queue, outgoing=1)
             elif window == "activity":
                 check_activity(wd, maildir)
             wd.screenshot(shot, title)
 
+        # Outgoing mail: the "stuck" notification, real mail queued, the Queue window.
+        def open_queue(label):
+            tray.click(label)
+            known.add(switch_to_new_window(wd, known, "queue"))
+        posternd = os.path.join(os.path.dirname(app), "posternd")
+        outbound.check_queue(wd, tray, smarthost, posternd, env, spool, stuck_id, submit_port, open_queue)
+
         app_pid = next(pid for pid in wd.app_pids() if exe(pid) == app)
         window_pids = lambda: [pid for pid in descendants(app_pid) if exe(pid) == window_app]
-        [window_pid] = window_pids()  # one window process for all five windows
+        [window_pid] = window_pids()  # one window process for all six windows
         released = [n["body"] for n in tray.notifications if "released by" in n["body"]]
         assert len(released) == 1, f"the rate limit let through {released}"
         print("notifications:", [n["body"] for n in tray.notifications], flush=True)
@@ -527,12 +382,12 @@ def main():
         tray.click("Quit")
         wait_until(lambda: not running(app_pid), "the app to exit after Quit", timeout=20)
         wait_until(lambda: not any(running(p) for p in later), "the window process to exit with the tray", timeout=20)
-        print("PASS: wizard completed in the real window, 7 messages in the Maildir, tray menu works", flush=True)
+        print("PASS: wizard completed in the real window, 7 messages in the Maildir, tray menu works, the Queue window retries and drops", flush=True)
         ok = True
     finally:
         if wd:
             wd.close()
-        for part in (tray, queue):
+        for part in (tray, queue, smarthost):
             if part:
                 part.close()
         for f in logs.values():
