@@ -102,7 +102,8 @@ smarthost: string, smarthost_tls: TlsMode, smarthost_username?: string,
 smarthost_tls_ca?: string, 
 /**
  * The outbound spool folder (default: `outbound` in the state folder; empty in a config
- * from a front end that left it out: see [`Outbound::spool_dir`]).
+ * from a front end that left it out: see [`Outbound::spool_dir`]). Empty is not written
+ * out: the file then has no `spool` line, which means the default.
  */
 spool?: string, 
 /**
@@ -242,7 +243,8 @@ export type JournalPage = { entries: Array<JournalEntry>, more: boolean, };
 export type JournalStats = { received_today: number, received_this_week: number, 
 /**
  * Messages of the outbound relay still waiting for a recipient, as the journal tells it
- * (queued, and neither every recipient delivered or bounced nor dropped).
+ * (queued, and neither every recipient delivered or bounced nor dropped). The dashboard
+ * shows the spool's own count instead while the relay runs ([`crate::dashboard`]).
  */
 outbound_queued: number, 
 /**
