@@ -285,6 +285,7 @@ async fn pass(
         }
         schedule(&ctx, &mut record, attempted);
         finish(&ctx, &mut record, &before).await;
+        announce_deferred(&ctx, &record);
         out.push(record);
     }
     if let Some(c) = conn {
@@ -454,9 +455,16 @@ fn schedule(ctx: &QueueContext, record: &mut Record, attempted: bool) {
     if attempted && age >= STUCK_AFTER {
         report_stuck(ctx, record, age);
     }
-    let next = chrono::DateTime::from_timestamp(record.next_attempt.unwrap_or(now) as i64, 0)
+}
+
+/// The recipients still waiting, once their record is saved: a front end that reads the queue
+/// on this event (the Queue window) sees the new attempt, reply and next try.
+fn announce_deferred(ctx: &QueueContext, record: &Record) {
+    let next = record
+        .next_attempt
+        .and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
         .map(|t| t.to_rfc3339());
-    for r in record.recipients.iter().filter(|r| !r.state.is_final()) {
+    for r in record.pending() {
         let _ = ctx.events.send(Event::OutboundDeferred {
             id: record.id.clone(),
             to: r.address.clone(),
@@ -499,14 +507,6 @@ async fn finish(ctx: &QueueContext, record: &mut Record, before: &[RcptState]) {
         })
         .collect();
     let dsn_sent = !failed.is_empty() && bounce(ctx, record, DsnAction::Failed, &failed).await;
-    for line in &failed {
-        let _ = ctx.events.send(Event::OutboundBounced {
-            id: record.id.clone(),
-            to: line.recipient.clone(),
-            reply: line.diagnostic.clone(),
-            dsn_sent,
-        });
-    }
     let age = Duration::from_secs(unix_now().saturating_sub(record.arrived));
     if !record.is_done() && ctx.schedule.warn_now(age, record.delay_warned) {
         let waiting: Vec<dsn::Line> = record
@@ -528,6 +528,15 @@ async fn finish(ctx: &QueueContext, record: &mut Record, before: &[RcptState]) {
     };
     if let Err(e) = saved {
         tracing::error!("{e}");
+    }
+    // After the save, like the deferred recipients' events.
+    for line in &failed {
+        let _ = ctx.events.send(Event::OutboundBounced {
+            id: record.id.clone(),
+            to: line.recipient.clone(),
+            reply: line.diagnostic.clone(),
+            dsn_sent,
+        });
     }
 }
 
