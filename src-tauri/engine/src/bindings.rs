@@ -48,10 +48,11 @@ fn generate() -> String {
         decl::<journal::Page>(&cfg),
         decl::<journal::Stats>(&cfg),
         decl::<journal::stats::Bucket>(&cfg),
-        decl::<journal::stats::FirstMessage>(&cfg),
         decl::<dashboard::DashboardView>(&cfg),
         decl::<dashboard::ServerView>(&cfg),
         decl::<dashboard::Attention>(&cfg),
+        decl::<crate::backup::server::HeldStatus>(&cfg),
+        decl::<journal::stats::DequeueWait>(&cfg),
     ];
     format!(
         "// Generated from the engine's Rust types by src-tauri/engine/src/bindings.rs; do not edit.\n\
