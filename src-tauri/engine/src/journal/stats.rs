@@ -250,9 +250,11 @@ fn per_dequeue(
             let later = dequeues[i + 1..].iter().find(|n| n.server == d.server);
             let end = later.map_or(i64::MAX, |n| n.at).min(d.at + within);
             let via = via_of(&d.protocol);
-            let mine: Vec<i64> = arrivals
+            let from = arrivals.partition_point(|(at, _)| *at < d.at);
+            let mine: Vec<i64> = arrivals[from..]
                 .iter()
-                .filter(|(at, v)| *at >= d.at && *at <= end && v == via)
+                .take_while(|(at, _)| *at <= end)
+                .filter(|(_, v)| v == via)
                 .map(|(at, _)| *at)
                 .collect();
             let first = mine.first().copied();
