@@ -147,6 +147,44 @@ export type Journal = {
  */
 enabled: boolean, retention: string, };
 
+export type BackupFor = { 
+/**
+ * Lower-case ASCII (IDNs as A-labels), never one of the office's own `domains`.
+ */
+domain: string, deliver_to: string, 
+/**
+ * How the neighbour may ask for its mail.
+ */
+release: Array<Release>, 
+/**
+ * The ATRN login; its password is in the keyring as `USERNAME@backup`.
+ */
+username?: string, 
+/**
+ * Keep the mail until asked (default); false: also try delivering on the retry schedule.
+ */
+hold: boolean, 
+/**
+ * Then the mail goes back to its sender with a DSN.
+ */
+max_hold: string, };
+
+export type Backup = { 
+/**
+ * The ODMR/ATRN server (RFC 2645); empty when no `[[backup_for]]` allows atrn.
+ */
+odmr_listen: Array<string>, 
+/**
+ * Extension: the port of the neighbour's MX hosts for `deliver_to = "mx"` (25; tests).
+ */
+mx_port: number, 
+/**
+ * Extension: ETRN commands one client address may give per minute (0 = no limit).
+ */
+etrn_per_minute: number, };
+
+export type Release = "etrn" | "atrn";
+
 export type StatusView = { icon: TrayIcon, status_line: string, paused: boolean, fetching: boolean, messages_received: number, 
 /**
  * "10:42" in the engine's local time; `None` before the first fetch.
