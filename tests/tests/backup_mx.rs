@@ -166,7 +166,10 @@ fn fetchmail_etrn_releases_every_held_message_to_the_postfix_primary_once_and_by
     assert_eq!(before["held"], 12, "{before}");
     assert!(before["last_fetch"].is_null(), "{before}");
     assert!(before["bytes"].as_u64().is_some_and(|b| b > 0), "{before}");
-    assert!(before["oldest"].is_string() && before["returns_at"].is_string(), "{before}");
+    assert!(
+        before["oldest"].is_string() && before["returns_at"].is_string(),
+        "{before}"
+    );
     assert_eq!(before["needs_attention"], false, "{before}");
     assert_eq!(after["held"], 0, "{after}");
     assert!(after["last_fetch"].is_string(), "{after}");
@@ -176,7 +179,9 @@ fn fetchmail_etrn_releases_every_held_message_to_the_postfix_primary_once_and_by
             .is_some_and(|by| by.starts_with("ETRN from 127.")),
         "{after}"
     );
-    let line = text.lines().find(|l| l.starts_with("backup MX for neighbour.test: "));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("backup MX for neighbour.test: "));
     assert!(
         line.is_some_and(|l| l.contains(": nothing held, fetched ") && l.ends_with("(ETRN)")),
         "{text}"
