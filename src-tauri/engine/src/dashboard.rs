@@ -305,7 +305,7 @@ mod tests {
             outbound_queued: 0,
             per_day: Vec::new(),
             per_hour: Vec::new(),
-            first_message: Vec::new(),
+            per_dequeue: Vec::new(),
         };
 
         let without_relay = DashboardView::build(&status, Ok(journal.clone()), &[]);
