@@ -12,16 +12,49 @@ use super::entry_text::entries_for;
 use super::store::{self, Row};
 use crate::events::{Event, EventSender};
 
-/// At most this many entries in one transaction.
+/// A batch is sent to the writer once it holds this many events.
 const BATCH: usize = 512;
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-/// How long the writer gathers events after the first of a batch.
+/// How long the pump gathers events after the first of a batch.
 const GATHER: Duration = Duration::from_millis(100);
 
-enum Message {
-    Event(i64, Box<Event>),
+/// Events for one transaction, with the time each was taken off the broadcast.
+#[derive(Default)]
+struct Batch {
+    events: Vec<(i64, Event)>,
     /// The broadcast dropped this many events before the journal saw them.
-    Lost(u64),
+    lost: u64,
+}
+
+impl Batch {
+    /// Takes one received event; false once the broadcast is closed.
+    fn take(&mut self, received: Result<Event, broadcast::error::RecvError>) -> bool {
+        match received {
+            Ok(event) if makes_no_entry(&event) => {}
+            Ok(event) => self.events.push((now_ms(), event)),
+            Err(broadcast::error::RecvError::Lagged(n)) => self.lost += n,
+            Err(broadcast::error::RecvError::Closed) => return false,
+        }
+        true
+    }
+
+    /// Takes everything waiting on the broadcast; false once it is closed.
+    fn drain(&mut self, events: &mut broadcast::Receiver<Event>) -> bool {
+        loop {
+            match events.try_recv() {
+                Ok(event) => {
+                    self.take(Ok(event));
+                }
+                Err(broadcast::error::TryRecvError::Empty) => return true,
+                Err(broadcast::error::TryRecvError::Lagged(n)) => self.lost += n,
+                Err(broadcast::error::TryRecvError::Closed) => return false,
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.lost == 0
+    }
 }
 
 /// The running journal. [`JournalHandle::close`] writes what is pending and stops it.
@@ -87,30 +120,50 @@ pub fn start(path: PathBuf, retention: Duration, events: &EventSender) -> Journa
     }
 }
 
+/// Moves events off the broadcast as they come (so a burst never overflows it) and hands them
+/// to the writer's thread in batches: one wake-up of that thread per [`GATHER`], not one per
+/// event.
 async fn pump(
     mut events: broadcast::Receiver<Event>,
-    tx: std_mpsc::Sender<Message>,
+    tx: std_mpsc::Sender<Batch>,
     mut drained: oneshot::Receiver<()>,
 ) {
-    let forward = |received: Result<Event, broadcast::error::RecvError>| -> bool {
-        let message = match received {
-            Ok(event) => Message::Event(now_ms(), Box::new(event)),
-            Err(broadcast::error::RecvError::Lagged(n)) => Message::Lost(n),
-            Err(broadcast::error::RecvError::Closed) => return false,
-        };
-        tx.send(message).is_ok()
-    };
     loop {
-        tokio::select! {
-            received = events.recv() => if !forward(received) { return },
-            _ = &mut drained => break,
+        let mut batch = Batch::default();
+        let mut open = tokio::select! {
+            received = events.recv() => batch.take(received),
+            _ = &mut drained => {
+                batch.drain(&mut events);
+                let _ = tx.send(batch);
+                return;
+            }
+        };
+        let until = tokio::time::Instant::now() + GATHER;
+        while open && batch.events.len() < BATCH {
+            tokio::select! {
+                received = events.recv() => open = batch.take(received),
+                _ = tokio::time::sleep_until(until) => break,
+                _ = &mut drained => {
+                    batch.drain(&mut events);
+                    let _ = tx.send(batch);
+                    return;
+                }
+            }
         }
-    }
-    while let Ok(event) = events.try_recv() {
-        if !forward(Ok(event)) {
+        let writer_gone = !batch.is_empty() && tx.send(batch).is_err();
+        if writer_gone || !open {
             return;
         }
     }
+}
+
+/// A session's start and end: most of a busy listener's events, and not worth a row. (Only a
+/// shortcut: [`entries_for`] decides what makes an entry.)
+fn makes_no_entry(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::InboundSessionStarted { .. } | Event::InboundSessionEnded { .. }
+    )
 }
 
 fn now_ms() -> i64 {
@@ -140,40 +193,21 @@ impl Writer {
         }
     }
 
-    fn run(&mut self, rx: std_mpsc::Receiver<Message>) {
+    fn run(&mut self, rx: std_mpsc::Receiver<Batch>) {
         loop {
             self.prune_when_due();
-            let first = match rx.recv_timeout(PRUNE_EVERY) {
-                Ok(m) => m,
+            let batch = match rx.recv_timeout(PRUNE_EVERY) {
+                Ok(batch) => batch,
                 Err(std_mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
             };
-            // Under load events come one per message: gathering them for a moment makes one
-            // transaction of many, which costs the machine far less than one each.
-            let until = Instant::now() + GATHER;
-            let mut batch = vec![first];
-            let mut closed = false;
-            while batch.len() < BATCH {
-                match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                    Ok(m) => batch.push(m),
-                    Err(std_mpsc::RecvTimeoutError::Timeout) => break,
-                    Err(std_mpsc::RecvTimeoutError::Disconnected) => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
-            let mut rows = Vec::with_capacity(batch.len());
-            for message in batch {
-                match message {
-                    Message::Event(at, event) => rows.extend(rows_for(at, &event)),
-                    Message::Lost(n) => self.lost += n,
-                }
-            }
+            self.lost += batch.lost;
+            let rows: Vec<Row> = batch
+                .events
+                .iter()
+                .flat_map(|(at, event)| rows_for(*at, event))
+                .collect();
             self.write(&rows);
-            if closed {
-                return;
-            }
         }
     }
 
@@ -331,6 +365,25 @@ mod tests {
         assert!(warnings[1].contains("2 entries"), "{warnings:?}");
         let page = query::run(&path, &Query::default()).unwrap();
         assert_eq!(page.entries.len(), 1);
+    }
+
+    #[test]
+    fn what_the_pump_skips_makes_no_entry() {
+        let started = Event::InboundSessionStarted {
+            peer: "127.0.0.1:2000".into(),
+            via: "inbound".into(),
+        };
+        let ended = Event::InboundSessionEnded {
+            peer: "127.0.0.1:2000".into(),
+            via: "inbound".into(),
+            messages: 1,
+            end: "quit".into(),
+        };
+        for event in [started, ended] {
+            assert!(makes_no_entry(&event));
+            assert!(entries_for(&event).is_empty(), "{event:?}");
+        }
+        assert!(!makes_no_entry(&listening(1)));
     }
 
     #[test]

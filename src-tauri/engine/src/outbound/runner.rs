@@ -78,6 +78,11 @@ pub async fn run(
     let mut passes: JoinSet<Vec<Record>> = JoinSet::new();
     let mut link_up = status.borrow().link == LinkState::Up;
     let mut published = None;
+    // A full look over the queue is needed only after something that can change many records
+    // (the link, a finished pass, a command, the timer); a newly spooled record is looked at on
+    // its own, so a burst of submissions costs O(1) each, not a walk over the whole queue.
+    let mut rescan = true;
+    let mut wake: Option<u64> = None;
     loop {
         let queued = Some(queue.len() as u64);
         if queued != published
@@ -86,25 +91,24 @@ pub async fn run(
             tx.send_modify(|s| s.outbound_queued = queued);
             published = queued;
         }
-        if passes.is_empty() {
+        if passes.is_empty() && rescan {
+            rescan = false;
             let now = unix_now();
             let due: Vec<Record> = queue
                 .values()
                 .filter(|r| is_due(&ctx, r, now, link_up))
                 .cloned()
                 .collect();
-            if !due.is_empty() {
+            if due.is_empty() {
+                wake = next_wake(&ctx, &queue, link_up);
+            } else {
                 busy = due.iter().map(|r| r.id.clone()).collect();
                 for lane in lanes(due, CONNECTIONS) {
                     passes.spawn(pass(ctx.clone(), lane, status.clone()));
                 }
             }
         }
-        let wake = if passes.is_empty() {
-            next_wake(&ctx, &queue, link_up)
-        } else {
-            None
-        };
+        let timer = if passes.is_empty() { wake } else { None };
         tokio::select! {
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
@@ -118,7 +122,16 @@ pub async fn run(
                     to: record.recipients.iter().map(|r| r.address.clone()).collect(),
                     size: record.size,
                 });
+                if passes.is_empty() {
+                    if is_due(&ctx, &record, unix_now(), link_up) {
+                        busy = HashSet::from([record.id.clone()]);
+                        passes.spawn(pass(ctx.clone(), vec![record.clone()], status.clone()));
+                    } else if let Some(at) = wakes_at(&ctx, &record, link_up) {
+                        wake = Some(wake.map_or(at, |w| w.min(at)));
+                    }
+                }
                 queue.insert(record.id.clone(), record);
+                continue;
             }
             changed = status.changed() => {
                 if changed.is_err() {
@@ -126,7 +139,12 @@ pub async fn run(
                     break;
                 }
                 let up = status.borrow().link == LinkState::Up;
-                if up && !link_up {
+                if up == link_up {
+                    // Most changes are not the link's (this task's own queue length among
+                    // them): nothing to look at again.
+                    continue;
+                }
+                if up {
                     flush(&mut queue);
                 }
                 link_up = up;
@@ -150,8 +168,9 @@ pub async fn run(
                     Err(e) => tracing::error!("an outbound delivery pass ended unexpectedly: {e}"),
                 }
             }
-            _ = sleep_until_unix(wake), if wake.is_some() => {}
+            _ = sleep_until_unix(timer), if timer.is_some() => {}
         }
+        rescan = true;
     }
     passes.abort_all();
 }
@@ -211,9 +230,14 @@ fn is_due(ctx: &QueueContext, r: &Record, now: u64, link_up: bool) -> bool {
 fn next_wake(ctx: &QueueContext, queue: &BTreeMap<String, Record>, link_up: bool) -> Option<u64> {
     queue
         .values()
-        .filter(|r| r.pending().any(|p| link_up || ctx.is_local(&p.address)))
-        .filter_map(|r| r.next_attempt)
+        .filter_map(|r| wakes_at(ctx, r, link_up))
         .min()
+}
+
+/// When `r` becomes due by the clock, if it can be tried at all with the link as it is.
+fn wakes_at(ctx: &QueueContext, r: &Record, link_up: bool) -> Option<u64> {
+    r.next_attempt
+        .filter(|_| r.pending().any(|p| link_up || ctx.is_local(&p.address)))
 }
 
 async fn sleep_until_unix(at: Option<u64>) {
