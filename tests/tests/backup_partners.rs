@@ -5,7 +5,8 @@
 //! (`ip link set down` on the veth inside B's namespace); mail for b.test sent meanwhile is held
 //! at A; when B's link comes up, B's engine notices and asks with ETRN (A then delivers to
 //! b.test's MX, found in dnsmasq: B's listener on port 25 of its namespace) or with ATRN (the
-//! mail comes back over B's own connection). Every message arrives once and byte-identical.
+//! mail comes back over B's own connection). Every message arrives once and byte-identical. A
+//! third test runs both directions at once.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::net::{IpAddr, SocketAddr};
@@ -312,6 +313,95 @@ fn b_s_link_comes_up_and_its_atrn_login_takes_the_mail_a_held_over_its_own_conne
         "the mail came over B's own connection"
     );
     assert_arrived_once(&net, &a, &sent);
+    b.stop().unwrap();
+    a.stop().unwrap();
+}
+
+/// The other direction, both at once: A also fetches a.test from B, and B is the backup MX of
+/// a.test, releasing it to A's listener (`deliver_to = "smtp://…"`: B's namespace reaches no
+/// DNS server). A's link (its end of the A–B veth) goes down; mail for a.test sent to B is
+/// held there; when A's link comes up, A's ETRN brings it.
+#[test]
+fn each_backs_up_the_other_and_a_s_etrn_brings_what_b_held_while_a_was_offline() {
+    skip_unless_root!();
+    let net = Partners::new();
+    let a_addr = net.a_for_b(25);
+    let b_listen = SocketAddr::new(IpAddr::V4(net.b_ns.ns_addr()), 25);
+    let a_cfg = PosternConfig::etrn(
+        b_listen,
+        SocketAddr::from(([0, 0, 0, 0], 25)),
+        &net.maildir("a"),
+    )
+    .domains(&["a.test"])
+    .hostname("backup.a.test")
+    .nameserver(net.dns.addr())
+    .queue_option("timeout", "\"10s\"")
+    .backup_for("b.test", "mx", &["etrn"], &[])
+    .render();
+    let b_cfg = PosternConfig::etrn(a_addr, b_listen, &net.maildir("b"))
+        .domains(&["b.test"])
+        .state_dir(&net.dir.path().join("b-state"))
+        .hostname("mx.b.test")
+        .queue_option("timeout", "\"10s\"")
+        .backup_for("a.test", &format!("smtp://{a_addr}"), &["etrn"], &[])
+        .render();
+    let a = Posternd::builder(&a_cfg)
+        .in_netns(&net.a_ns)
+        .wait_for(net.a_public())
+        .start()
+        .unwrap();
+    let b = Posternd::builder(&b_cfg)
+        .in_netns(&net.b_ns)
+        .env("RUST_LOG", "postern_engine=debug,info")
+        .start()
+        .unwrap();
+    for daemon in [&a, &b] {
+        wait_for_next(daemon, 0, |e| e["type"] == "fetch_finished");
+    }
+    let sent: Vec<TestMessage> = (0..6)
+        .map(|i| TestMessage::sized(200 + i, 1200 + i * 800, &["alice@a.test"]))
+        .collect();
+
+    // Act: A goes offline; the world (inside B's namespace) sends a.test's mail to B.
+    let downs = count(&a, &link_event(false));
+    let ups = count(&a, &link_event(true));
+    net.b_ns.link_down().unwrap();
+    wait_for_next(&a, downs, link_event(false));
+    let to_b = sent.clone();
+    let replies = net
+        .b_ns
+        .run_inside(move || send_all(b_listen, &to_b))
+        .unwrap()
+        .unwrap();
+    poll_until("B to hold every message", WAIT, || {
+        (held_at(&b) == sent.len() as u64).then_some(())
+    })
+    .unwrap();
+    net.b_ns.link_up().unwrap();
+    wait_for_next(&a, ups, link_event(true));
+    let fetched = wait_for_next(&a, 0, |e| {
+        e["type"] == "fetch_finished" && e["outcomes"][0]["code"] == 253
+    });
+    let finished = wait_for_next(&b, 0, |e| {
+        e["type"] == "backup_release_finished" && e["delivered"] != 0
+    });
+    let got = wait_for_maildir(&net.maildir("a"), sent.len(), WAIT).unwrap();
+    poll_until("B's held count to reach 0", WAIT, || {
+        (held_at(&b) == 0).then_some(())
+    })
+    .unwrap();
+
+    // Assert
+    assert!(replies.iter().all(|r| r.code == 250), "{replies:?}");
+    assert_eq!(fetched["outcomes"][0]["pending"], 6, "{fetched}");
+    assert_eq!(finished["delivered"], 6, "{finished}");
+    assert_eq!(maildir_count(&net.maildir("a")), sent.len(), "exactly once");
+    assert_eq!(
+        sorted_digests(got.iter().map(Vec::as_slice)),
+        sorted_digests(sent.iter().map(|m| m.data.as_slice())),
+        "byte-identical"
+    );
+    assert_eq!(maildir_count(&net.maildir("b")), 0);
     b.stop().unwrap();
     a.stop().unwrap();
 }

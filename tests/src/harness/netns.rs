@@ -185,6 +185,25 @@ impl NetNs {
         ip_in(Some(&self.name), &["link", "set", &self.ns_if, "down"])
     }
 
+    /// Runs `f` on a thread that has joined the namespace: sockets it opens are inside (e.g. an
+    /// SMTP client talking to a daemon that only the namespace can reach).
+    pub fn run_inside<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let path = format!("/var/run/netns/{}", self.name);
+        let handle = std::thread::spawn(move || -> Result<T> {
+            let file = std::fs::File::open(&path)
+                .map_err(|e| HarnessError::Other(format!("open {path}: {e}")))?;
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| HarnessError::Other(format!("setns {path}: {e}")))?;
+            Ok(f())
+        });
+        handle
+            .join()
+            .map_err(|_| HarnessError::Other("the thread inside the namespace panicked".into()))?
+    }
+
     /// A command that runs `program` inside the namespace.
     pub fn exec(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");
