@@ -89,7 +89,7 @@ def main():
     server = EtrnServer()
     work = tempfile.TemporaryDirectory(prefix="postern-tray-")
     config = os.path.join(work.name, "postern.toml")
-    write_config(config, server.port, f"{work.name}/Maildir")
+    write_config(config, server.port, f"{work.name}/Maildir", backup_for="neighbour.test")
     env = dict(os.environ, POSTERN_CONFIG=config, POSTERN_NOTIFICATIONS="off")
     log = open(os.path.join(work.name, "app.log"), "w")
     app = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -113,6 +113,8 @@ def main():
         labels = [(label, enabled) for _, label, enabled in items]
         expected = [
             (items[0][1], False),
+            # The backed-up domain's line, from the engine's backup MX (nothing held yet).
+            ("neighbour.test: nothing held, never fetched", False),
             ("Open Postern", True),
             ("Fetch mail now", True),
             ("Pause automatic fetching", True),
@@ -139,6 +141,8 @@ def main():
         )
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)["servers"][0]["server"].endswith(f":{server.port}"), status.stdout
+        # The tray's endpoint fills in the backup MX too (the window process's dashboard reads it).
+        assert json.loads(status.stdout)["backup"][0]["domain"] == "neighbour.test", status.stdout
         print("posternd status reached the app's engine")
 
         click(bus, name, path, "Quit")

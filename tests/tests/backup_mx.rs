@@ -146,6 +146,7 @@ fn fetchmail_etrn_releases_every_held_message_to_the_postfix_primary_once_and_by
     let arrived = mailboxes.wait_for_messages(sent.len(), WAIT).unwrap();
     let (again_code, again) = fetchmail_etrn(listen.port(), NEIGHBOUR);
     let after = held_status(&postern);
+    let text = cli(&postern, &["status"]);
 
     // Assert
     assert!(
@@ -164,8 +165,27 @@ fn fetchmail_etrn_releases_every_held_message_to_the_postfix_primary_once_and_by
     assert_eq!(before["domain"], NEIGHBOUR, "{before}");
     assert_eq!(before["held"], 12, "{before}");
     assert!(before["last_fetch"].is_null(), "{before}");
+    assert!(before["bytes"].as_u64().is_some_and(|b| b > 0), "{before}");
+    assert!(
+        before["oldest"].is_string() && before["returns_at"].is_string(),
+        "{before}"
+    );
+    assert_eq!(before["needs_attention"], false, "{before}");
     assert_eq!(after["held"], 0, "{after}");
     assert!(after["last_fetch"].is_string(), "{after}");
+    assert!(
+        after["last_fetch_by"]
+            .as_str()
+            .is_some_and(|by| by.starts_with("ETRN from 127.")),
+        "{after}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("backup MX for neighbour.test: "));
+    assert!(
+        line.is_some_and(|l| l.contains(": nothing held, fetched ") && l.ends_with("(ETRN)")),
+        "{text}"
+    );
     assert!(listed.contains("The outbound queue is empty."), "{listed}");
     assert!(
         listed.contains("Held for neighbours") && listed.contains("neighbour.test: 12 message(s)"),
@@ -365,6 +385,7 @@ fn fetchmail_odmr_gets_every_held_message_into_smtp_sink_and_another_login_gets_
         .unwrap_or_else(|e| panic!("{e}\nfetchmail {code}:\n{output}\n{}", postern.log_text()));
     let finished = release_finished(&postern);
     let (_, again) = fetchmail_odmr(odmr, sink.addr(), "neighbour", "pw-neighbour");
+    let fetched = held_status(&postern);
 
     // Assert
     assert!(
@@ -384,5 +405,7 @@ fn fetchmail_odmr_gets_every_held_message_into_smtp_sink_and_another_login_gets_
         sorted_digests(sent.iter().map(|m| m.data.as_slice()))
     );
     assert!(again.contains("453"), "{again}");
+    assert_eq!(fetched["domain"], NEIGHBOUR, "{fetched}");
+    assert_eq!(fetched["last_fetch_by"], "ATRN by neighbour", "{fetched}");
     postern.stop().unwrap();
 }

@@ -19,14 +19,14 @@ test('activity: the journal newest first, with time and an icon per kind, paged'
   const first = rows(page).first();
   assert.match(await first.locator('td.time').textContent(), /^(\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d$/);
   assert.deepEqual(await page.locator('svg[data-kind]').evaluateAll((s) => [...new Set(s.map((e) => e.dataset.kind))].sort()),
-    ['config', 'fetch', 'link', 'message', 'problem']);
+    ['backup', 'config', 'fetch', 'link', 'message', 'problem']);
   await shot(page, 'activity');
 
   await page.getByRole('button', { name: 'Show older' }).click();
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=activity] tbody tr').length === 200);
   const older = (await calls(page)).filter(([c]) => c === 'read_journal').at(-1)[1].query;
   assert.equal(typeof older.before_id, 'number');
-  for (const n of [300, 362]) {
+  for (const n of [300, 365]) {
     await page.getByRole('button', { name: 'Show older' }).click();
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid=activity] tbody tr').length === n, n);
   }
@@ -50,6 +50,20 @@ test('activity: the kind filter and the search go to the engine', async () => {
 
   await page.getByLabel('Search').fill('nothing like this');
   await page.getByText('Nothing matches.').waitFor();
+});
+
+test('activity: the neighbour fetching its held mail shows as backup rows with their own icon', async () => {
+  const page = await h.page('activity', { width: 1000 });
+  await page.getByText('settings applied: refetch_every 15m').waitFor();
+
+  await page.getByLabel('Show').selectOption('backup');
+
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=activity] tbody tr').length === 3);
+  const texts = await rows(page).allTextContents();
+  assert.match(texts[2], /neighbour\.example asked for its mail \(ATRN by neighbour\): 3 held/);
+  assert.match(texts[0], /3 delivered, 0 still held/);
+  assert.equal(await rows(page).first().locator('svg').getAttribute('aria-label'), 'Backup MX');
+  assert.deepEqual((await calls(page)).filter(([c]) => c === 'read_journal').at(-1)[1].query, { kind: 'backup', limit: 100 });
 });
 
 test('activity: new rows appear live', async () => {

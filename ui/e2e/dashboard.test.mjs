@@ -34,10 +34,36 @@ test('dashboard: the charts are drawn from the journal counts, offline', async (
   // 30 days of [3, 7, 0, 12, 5] received and [1, 2, 0, 4] sent; 48 h of 2 every third hour.
   assert.equal(await page.getByTestId('total-days').textContent(), '162 received, 52 sent in 30 days');
   assert.equal(await page.getByTestId('total-hours').textContent(), '32 received, 8 sent in 48 hours');
-  assert.match(await page.getByTestId('wait').textContent(), /5 link-ups with mail; typically 3 s until the first message/);
+  assert.equal(await page.getByTestId('wait').textContent(),
+    '6 dequeues in 30 days; typically 3 s from the request to the first message; 1 brought no mail.');
+  const waitLegend = await page.getByTestId('chart-wait').locator('.u-legend').textContent();
+  assert.match(waitLegend, /Seconds from the request to the first message.*Brought no mail/s);
   const legend = await page.getByTestId('chart-days').locator('.u-legend').textContent();
   assert.match(legend, /Received.*Sent/s);
   await shot(page, 'dashboard');
+});
+
+test('dashboard: the backup MX card shows, per neighbour, what is held and when it was fetched', async () => {
+  const page = await h.page('dashboard', { width: 1000 });
+  const card = page.getByTestId('backup');
+  await card.waitFor();
+
+  const neighbour = card.locator('[data-domain="neighbour.example"]');
+  assert.equal(await neighbour.getByTestId('held').textContent(), '12 held');
+  assert.match(await neighbour.getByTestId('held-size').textContent(), /^47 KB, oldest since (\d{4}-\d\d-\d\d )?\d\d:\d\d$/);
+  assert.match(await neighbour.getByTestId('last-fetch').textContent(), /fetched (\d{4}-\d\d-\d\d )?\d\d:\d\d \(ATRN by neighbour\)/);
+  assert.equal(await neighbour.getByTestId('held-attention').count(), 0);
+  const slow = card.locator('[data-domain="slow.example"]');
+  assert.match(await slow.getByTestId('last-fetch').textContent(), /never fetched/);
+  assert.match(await slow.getByTestId('held-attention').textContent(), /Goes back to the senders from .* \(max_hold\)/);
+  assert.match(await slow.getAttribute('class'), /attention/);
+});
+
+test('dashboard: without neighbours there is no backup MX card', async () => {
+  const page = await h.page('dashboard', { init: () => { window.__noBackup = true; } });
+  await page.getByTestId('received-today').waitFor();
+
+  assert.equal(await page.getByTestId('backup').count(), 0);
 });
 
 test('dashboard: the charts draw in the POSIX locale (WebKitGTK says navigator.language "C")', async () => {

@@ -51,6 +51,10 @@
   }
   add(now - 2 * HOUR, 'problem', 'mail.isp.example:25 office.example: 459 office.example: service unavailable (the server does not keep mail for this domain)', { type: 'fetch_failed' });
   add(now - HOUR, 'config', 'settings applied: refetch_every 15m', { type: 'config_reloaded', changes: [] });
+  // The neighbour fetching the mail this office holds for it (the backup MX).
+  add(now - 40 * 60 * 1000, 'backup', 'backup MX: neighbour.example asked for its mail (ATRN by neighbour): 3 held', { type: 'backup_asked', domain: 'neighbour.example', by: 'ATRN by neighbour', held: 3 });
+  add(now - 40 * 60 * 1000 + 500, 'backup', 'backup MX: releasing 3 message(s) held for neighbour.example to 203.0.113.9:366 (ATRN by neighbour)', { type: 'backup_release_started' });
+  add(now - 40 * 60 * 1000 + 900, 'backup', 'backup MX: neighbour.example: 3 delivered, 0 still held, 0 returned', { type: 'backup_release_finished' });
   journal.sort((a, b) => a.at - b.at).forEach((e, i) => { e.id = i + 1; });
   const readJournal = ({ query }) => {
     const limit = query.limit ?? 200;
@@ -80,9 +84,17 @@
         next_attempt: new Date(now + 2 * 60 * 1000).toISOString(), retrying: true, attempt: 2, awaiting_connect_back: false },
     ],
     stats: { received_today: 9, received_this_week: 41, outbound_queued: 2, per_day: perDay, per_hour: perHour,
-      first_message: [4.2, 2.1, 30, 3.3, 2.8].map((seconds, i) => ({ link_up: now - (5 - i) * 6 * HOUR, seconds })) },
+      // Six dequeues: five brought mail after these waits, one (null) brought none.
+      per_dequeue: [4.2, 2.1, null, 30, 3.3, 2.8].map((seconds, i) => ({ at: now - (6 - i) * 6 * HOUR, server: 'mail.isp.example:25', protocol: 'etrn',
+        seconds, from_link_up: seconds === null ? null : seconds + 1, messages: seconds === null ? 0 : 2 })) },
     stats_error: null,
     attention: [{ subject: 'backup.isp.example:366 for office.example: the server is busy; Postern tries again', fix: 'Nothing to do unless it lasts; ask the ISP if it does', at: null }],
+    backup: [
+      { domain: 'neighbour.example', held: 12, bytes: 48_000, oldest: new Date(now - 5 * HOUR).toISOString(), last_fetch: new Date(now - 40 * 60 * 1000).toISOString(),
+        last_fetch_by: 'ATRN by neighbour', configured: true, returns_at: new Date(now + 7 * 24 * HOUR).toISOString(), needs_attention: false },
+      { domain: 'slow.example', held: 3, bytes: 900, oldest: new Date(now - 6 * 24 * HOUR).toISOString(), last_fetch: null,
+        last_fetch_by: null, configured: true, returns_at: new Date(now + 24 * HOUR).toISOString(), needs_attention: true },
+    ],
   };
   window.__dashboard = dashboard;
 
@@ -141,7 +153,7 @@
     ],
     open_window: () => null,
     read_journal: readJournal,
-    dashboard: () => window.__dashboard,
+    dashboard: () => (window.__noBackup ? { ...window.__dashboard, backup: [] } : window.__dashboard),
     'plugin:event|listen': ({ event, handler }) => {
       (listeners[event] ??= []).push(handler);
       return nextId++;

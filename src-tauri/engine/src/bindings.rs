@@ -34,6 +34,9 @@ fn generate() -> String {
         decl::<config::Dns>(&cfg),
         decl::<config::Desktop>(&cfg),
         decl::<config::Journal>(&cfg),
+        decl::<config::BackupFor>(&cfg),
+        decl::<config::Backup>(&cfg),
+        decl::<config::Release>(&cfg),
         decl::<view::StatusView>(&cfg),
         decl::<view::Problem>(&cfg),
         decl::<view::TrayIcon>(&cfg),
@@ -48,10 +51,11 @@ fn generate() -> String {
         decl::<journal::Page>(&cfg),
         decl::<journal::Stats>(&cfg),
         decl::<journal::stats::Bucket>(&cfg),
-        decl::<journal::stats::FirstMessage>(&cfg),
         decl::<dashboard::DashboardView>(&cfg),
         decl::<dashboard::ServerView>(&cfg),
         decl::<dashboard::Attention>(&cfg),
+        decl::<crate::backup::server::HeldStatus>(&cfg),
+        decl::<journal::stats::DequeueWait>(&cfg),
     ];
     format!(
         "// Generated from the engine's Rust types by src-tauri/engine/src/bindings.rs; do not edit.\n\

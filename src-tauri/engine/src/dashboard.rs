@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::backup::server::HeldStatus;
 use crate::journal::{Entry, Stats};
 use crate::link::LinkState;
 use crate::outcome::Outcome;
@@ -33,6 +34,10 @@ pub struct DashboardView {
     pub stats_error: Option<String>,
     /// What needs the admin, each with its fix; empty when all is well.
     pub attention: Vec<Attention>,
+    /// The backup MX: per neighbour's domain, what is held and when the neighbour last fetched
+    /// it; empty without `[[backup_for]]`.
+    #[serde(default)]
+    pub backup: Vec<HeldStatus>,
 }
 
 /// One queuing server: its last dequeue and the next one.
@@ -109,6 +114,7 @@ impl DashboardView {
                 at: None,
             });
         }
+        attention.extend(status.backup.iter().filter_map(held_attention));
         if let Err(e) = &stats {
             attention.push(Attention {
                 subject: format!("The journal cannot be read: {e}"),
@@ -138,7 +144,54 @@ impl DashboardView {
             stats,
             stats_error,
             attention,
+            backup: status.backup.clone(),
         }
+    }
+}
+
+/// Held mail that goes back to its senders soon, or whose domain is no longer backed up.
+fn held_attention(b: &HeldStatus) -> Option<Attention> {
+    if !b.needs_attention || b.held == 0 {
+        return None;
+    }
+    let (subject, fix) = if b.configured {
+        let when = b
+            .returns_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| format!(" from {}", t.format("%-d %b %H:%M")))
+            .unwrap_or_default();
+        (
+            format!(
+                "{} held for {} for a long time: it goes back to the senders{when} (max_hold)",
+                count(b.held),
+                b.domain
+            ),
+            "ask the neighbour to fetch its mail (ETRN or ATRN) or to check its link; \
+             or raise max_hold in its [[backup_for]] entry",
+        )
+    } else {
+        (
+            format!(
+                "{} held for {}, which is no longer backed up here: it goes back to the senders",
+                count(b.held),
+                b.domain
+            ),
+            "add its [[backup_for]] entry again if removing it was a mistake",
+        )
+    };
+    Some(Attention {
+        subject,
+        fix: Some(fix.to_string()),
+        at: None,
+    })
+}
+
+fn count(n: u32) -> String {
+    if n == 1 {
+        "1 message".into()
+    } else {
+        format!("{n} messages")
     }
 }
 
@@ -284,6 +337,59 @@ mod tests {
                 ("the journal is full", Some("free some space")),
                 ("nothing came back", Some("forward port 25")),
             ]
+        );
+    }
+
+    #[test]
+    fn each_backed_up_domain_is_shown_and_mail_near_max_hold_needs_attention() {
+        let mut status = status(outcome(250, Disposition::Released, "released"), None);
+        let fine = HeldStatus {
+            domain: "neighbour.example".into(),
+            held: 12,
+            bytes: 48_000,
+            last_fetch: Some("2026-12-01T07:00:00+01:00".into()),
+            last_fetch_by: Some("ATRN by neighbour".into()),
+            configured: true,
+            ..HeldStatus::default()
+        };
+        let old = HeldStatus {
+            domain: "slow.example".into(),
+            held: 3,
+            configured: true,
+            returns_at: Some("2026-12-02T09:30:00+01:00".into()),
+            needs_attention: true,
+            ..HeldStatus::default()
+        };
+        let gone = HeldStatus {
+            domain: "gone.example".into(),
+            held: 1,
+            configured: false,
+            needs_attention: true,
+            ..HeldStatus::default()
+        };
+        status.backup = vec![fine.clone(), old, gone];
+
+        let view = DashboardView::build(&status, Err("x".into()), &[]);
+
+        assert_eq!(view.backup.len(), 3);
+        assert_eq!(view.backup[0], fine);
+        let subjects: Vec<&str> = view.attention.iter().map(|a| a.subject.as_str()).collect();
+        assert_eq!(
+            subjects,
+            vec![
+                "3 messages held for slow.example for a long time: it goes back to the senders \
+                 from 2 Dec 09:30 (max_hold)",
+                "1 message held for gone.example, which is no longer backed up here: it goes back \
+                 to the senders",
+                "The journal cannot be read: x",
+            ]
+        );
+        assert!(
+            view.attention[0]
+                .fix
+                .as_deref()
+                .unwrap()
+                .contains("ETRN or ATRN")
         );
     }
 

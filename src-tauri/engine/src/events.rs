@@ -152,6 +152,13 @@ pub enum Event {
     OutboundCommandDone {
         message: String,
     },
+    /// The backup MX: the neighbour asked for its `domain` (`by`: `ETRN from 192.0.2.7`,
+    /// `ATRN by neighbour`) while `held` messages waited for it; a run follows when any do.
+    BackupAsked {
+        domain: String,
+        by: String,
+        held: u32,
+    },
     /// The backup MX: a delivery run of the mail held for the neighbour's `domain` began,
     /// asked for by `trigger` (`ETRN from 192.0.2.7`, `ATRN by neighbour`, `retry schedule`);
     /// `held` messages wait, `target` is where they go.

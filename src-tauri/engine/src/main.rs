@@ -100,7 +100,7 @@ enum Commands {
         #[arg(long, value_name = "2h|DATE")]
         since: Option<String>,
         /// Only this kind of entry.
-        #[arg(long, value_parser = ["fetch", "message", "problem", "link", "config"])]
+        #[arg(long, value_parser = ["fetch", "message", "problem", "link", "config", "backup"])]
         kind: Option<String>,
         /// Only entries whose text contains TEXT (case-insensitive).
         #[arg(long, value_name = "TEXT")]

@@ -110,6 +110,11 @@ fn describe(status: &Status) -> String {
             out.push_str(&format!("  {}\n", o.summary()));
         }
     }
+    // The backup MX, worded as the tray words it.
+    let now = chrono::Local::now().fixed_offset();
+    for line in postern_engine::view::backup_lines(status, now) {
+        out.push_str(&format!("backup MX for {line}\n"));
+    }
     out
 }
 

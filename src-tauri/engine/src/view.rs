@@ -5,6 +5,7 @@
 //! On Linux the tray is a StatusNotifierItem: no click events and no tooltips, so every action
 //! must be a menu item.
 
+use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
 use crate::link::LinkState;
@@ -188,12 +189,63 @@ fn next_retry(status: &Status) -> Option<String> {
         .map(|t| t.format("%H:%M").to_string())
 }
 
+/// "just now", "5 min ago", "2 h ago", "3 d ago".
+fn ago(then: &str, now: DateTime<FixedOffset>) -> Option<String> {
+    let then = DateTime::parse_from_rfc3339(then).ok()?;
+    let minutes = (now - then).num_minutes().max(0);
+    Some(match minutes {
+        0 => "just now".to_string(),
+        m if m < 60 => format!("{m} min ago"),
+        m if m < 48 * 60 => format!("{} h ago", m / 60),
+        m => format!("{} d ago", m / (24 * 60)),
+    })
+}
+
+/// One line per backed-up domain: "neighbour.example: 12 held, fetched 2 h ago (ETRN)".
+pub fn backup_lines(status: &Status, now: DateTime<FixedOffset>) -> Vec<String> {
+    status
+        .backup
+        .iter()
+        .map(|b| {
+            let held = match b.held {
+                0 => "nothing held".to_string(),
+                n => format!("{n} held"),
+            };
+            let fetched = match b.last_fetch.as_deref().and_then(|t| ago(t, now)) {
+                Some(ago) => {
+                    let how = b
+                        .last_fetch_by
+                        .as_deref()
+                        .and_then(|by| by.split_whitespace().next())
+                        .map(|how| format!(" ({how})"))
+                        .unwrap_or_default();
+                    format!("fetched {ago}{how}")
+                }
+                None => "never fetched".to_string(),
+            };
+            let mut line = format!("{}: {held}, {fetched}", b.domain);
+            if !b.configured {
+                line.push_str(" · no longer backed up: goes back to the senders");
+            } else if b.needs_attention {
+                let when = b
+                    .returns_at
+                    .as_deref()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.format(" %-d %b %H:%M").to_string())
+                    .unwrap_or_default();
+                line.push_str(&format!(" · goes back to the senders from{when}"));
+            }
+            line
+        })
+        .collect()
+}
+
 fn icon_of(status: &Status) -> TrayIcon {
     if status.fetching || awaiting_mail(status) {
         TrayIcon::Busy
     } else if status.link != LinkState::Up {
         TrayIcon::Offline
-    } else if !problems(status).is_empty() {
+    } else if !problems(status).is_empty() || status.backup.iter().any(|b| b.needs_attention) {
         TrayIcon::Attention
     } else {
         TrayIcon::Online
@@ -240,6 +292,11 @@ impl StatusView {
 
 impl TrayView {
     pub fn from_status(status: &Status) -> TrayView {
+        TrayView::from_status_at(status, chrono::Local::now().fixed_offset())
+    }
+
+    /// As of `now`, which the backed-up domains' "fetched 2 h ago" is counted from.
+    pub fn from_status_at(status: &Status, now: DateTime<FixedOffset>) -> TrayView {
         let icon = icon_of(status);
         let line = status_line(status, icon);
         let mut tooltip = format!("Postern: {line}");
@@ -250,6 +307,12 @@ impl TrayView {
             tooltip.push_str(&format!("\nNext try at {at}"));
         }
         let mut items = MenuEntry::menu(&line, !status.fetching, status.paused, true);
+        // The backup MX: a line per neighbour's domain, under the status line.
+        let backup = backup_lines(status, now);
+        for (i, b) in backup.iter().enumerate() {
+            items.insert(1 + i, MenuEntry::item(b, false, MenuAction::Nothing));
+            tooltip.push_str(&format!("\n{b}"));
+        }
         if let Some(queued) = status.outbound_queued {
             // With an outbound relay: its queue, after Activity.
             let label = match queued {
@@ -290,6 +353,7 @@ impl TrayView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backup::server::HeldStatus;
     use crate::outcome::Outcome;
     use crate::supervisor::ServerStatus;
 
@@ -594,6 +658,118 @@ mod tests {
         );
         assert_eq!(view.status_line, line);
         assert_eq!(view.items, items);
+    }
+
+    fn held(domain: &str, held: u32, last_fetch: Option<&str>) -> HeldStatus {
+        HeldStatus {
+            domain: domain.into(),
+            held,
+            last_fetch: last_fetch.map(str::to_string),
+            last_fetch_by: last_fetch.map(|_| "ETRN from 192.0.2.7".to_string()),
+            configured: true,
+            ..HeldStatus::default()
+        }
+    }
+
+    #[test]
+    fn each_backed_up_domain_shows_what_is_held_and_when_the_neighbour_fetched() {
+        let now = DateTime::parse_from_rfc3339("2026-11-28T12:45:00+01:00").unwrap();
+        let cases: [(HeldStatus, &str); 7] = [
+            (
+                held("neighbour.example", 12, Some("2026-11-28T10:42:07+01:00")),
+                "neighbour.example: 12 held, fetched 2 h ago (ETRN)",
+            ),
+            (
+                held("a.example", 0, Some("2026-11-28T12:44:30+01:00")),
+                "a.example: nothing held, fetched just now (ETRN)",
+            ),
+            (
+                held("b.example", 1, Some("2026-11-28T12:20:00+01:00")),
+                "b.example: 1 held, fetched 25 min ago (ETRN)",
+            ),
+            (
+                held("c.example", 3, Some("2026-11-25T12:00:00+01:00")),
+                "c.example: 3 held, fetched 3 d ago (ETRN)",
+            ),
+            (
+                held("d.example", 2, None),
+                "d.example: 2 held, never fetched",
+            ),
+            (
+                HeldStatus {
+                    needs_attention: true,
+                    returns_at: Some("2026-11-29T09:00:00+01:00".into()),
+                    ..held("e.example", 5, None)
+                },
+                "e.example: 5 held, never fetched · goes back to the senders from 29 Nov 09:00",
+            ),
+            (
+                HeldStatus {
+                    configured: false,
+                    needs_attention: true,
+                    ..held("gone.example", 1, None)
+                },
+                "gone.example: 1 held, never fetched · no longer backed up: goes back to the \
+                 senders",
+            ),
+        ];
+        for (entry, expected) in cases {
+            let status = Status {
+                backup: vec![entry],
+                ..online(0)
+            };
+
+            let lines = backup_lines(&status, now);
+
+            assert_eq!(lines, vec![expected.to_string()]);
+        }
+    }
+
+    #[test]
+    fn the_backup_lines_follow_the_status_line_in_the_menu_and_the_tooltip() {
+        let now = DateTime::parse_from_rfc3339("2026-11-28T12:45:00+01:00").unwrap();
+        let status = Status {
+            backup: vec![
+                held("neighbour.example", 12, Some("2026-11-28T10:42:07+01:00")),
+                held("other.example", 0, None),
+            ],
+            ..online(3)
+        };
+
+        let view = TrayView::from_status_at(&status, now);
+
+        let line = "Online · last fetch 10:42 · 3 messages";
+        let first = "neighbour.example: 12 held, fetched 2 h ago (ETRN)";
+        let second = "other.example: nothing held, never fetched";
+        let mut items = menu(line, true, false);
+        items.insert(1, MenuEntry::item(first, false, MenuAction::Nothing));
+        items.insert(2, MenuEntry::item(second, false, MenuAction::Nothing));
+        assert_eq!(
+            view,
+            TrayView {
+                icon: TrayIcon::Online,
+                tooltip: format!("Postern: {line}\n{first}\n{second}"),
+                status_line: line.into(),
+                items,
+            }
+        );
+    }
+
+    #[test]
+    fn held_mail_near_max_hold_needs_attention() {
+        let now = DateTime::parse_from_rfc3339("2026-11-28T12:45:00+01:00").unwrap();
+        let status = Status {
+            backup: vec![HeldStatus {
+                needs_attention: true,
+                ..held("neighbour.example", 4, None)
+            }],
+            ..online(0)
+        };
+
+        let view = TrayView::from_status_at(&status, now);
+
+        assert_eq!(view.icon, TrayIcon::Attention);
+        assert!(view.status_line.starts_with("Needs attention"));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use postern_engine::events::Event;
 use postern_engine::notify::notification;
 use postern_engine::view::TrayView;
 use tao::event_loop::EventLoopProxy;
@@ -16,13 +17,53 @@ use crate::shell::Shell;
 /// At most one notification of a kind per this interval.
 const NOTIFY_EVERY: Duration = Duration::from_secs(60);
 
-/// Sends the tray a new view whenever the status changes what it shows.
+/// How often the tray view is built again (only sent when it differs), so that the backed-up
+/// domains' "fetched 2 h ago" and their held mail stay current.
+const BACKUP_REFRESH: Duration = Duration::from_secs(60);
+
+/// Events after which the backup MX's held mail may look different.
+fn changes_held_mail(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::MessageReceived { .. }
+            | Event::BackupAsked { .. }
+            | Event::BackupReleaseFinished { .. }
+            | Event::BackupBounced { .. }
+    )
+}
+
+/// Sends the tray a new view whenever the status, or the mail held for neighbours, changes
+/// what it shows.
 pub fn watch_status(shell: Arc<Shell>, proxy: EventLoopProxy<UserEvent>) {
     let mut status = shell.watch_status();
+    let mut events = shell.events.subscribe();
     tokio::spawn(async move {
         let mut last: Option<TrayView> = None;
-        while status.changed().await.is_ok() {
-            let tray = TrayView::from_status(&status.borrow_and_update());
+        let mut tick = tokio::time::interval(BACKUP_REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                changed = status.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                event = events.recv() => match event {
+                    // Until an engine's status came, the tray shows the not-set-up menu.
+                    Ok(e) if changes_held_mail(&e) && last.is_some() => {}
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick() => {
+                    if last.is_none() {
+                        continue;
+                    }
+                }
+            }
+            let mut now = status.borrow_and_update().clone();
+            now.backup = shell.backup_status().await;
+            let tray = TrayView::from_status(&now);
             if last.as_ref() != Some(&tray) {
                 if proxy.send_event(UserEvent::View(tray.clone())).is_err() {
                     break;

@@ -44,6 +44,11 @@ impl Host for TrayHost {
         self.shell.journal()
     }
 
+    fn backup(&self) -> BoxFuture<Vec<postern_engine::backup::server::HeldStatus>> {
+        let shell = self.shell.clone();
+        Box::pin(async move { shell.backup_status().await })
+    }
+
     fn extra(&self, request: Request) -> BoxFuture<Option<Response>> {
         let shell = self.shell.clone();
         Box::pin(async move {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use postern_engine::api::{self, Command, Deps, EngineHandle, ReloadError, Status};
+use postern_engine::backup::server::{BackupServer, HeldStatus};
 use postern_engine::config::Config;
 use postern_engine::events::{Event, EventSender};
 use postern_engine::secrets::SecretStore;
@@ -46,6 +47,8 @@ pub struct Shell {
     config: Mutex<Option<Config>>,
     /// `POSTERN_NOTIFICATIONS`, read once at start.
     notifications_env: Option<String>,
+    /// The running engine's backup MX (`[[backup_for]]`), for the tray's lines and the status.
+    backup: Mutex<Option<Arc<BackupServer>>>,
 }
 
 impl Shell {
@@ -63,6 +66,7 @@ impl Shell {
             activity: Mutex::new(VecDeque::new()),
             config: Mutex::new(None),
             notifications_env: std::env::var("POSTERN_NOTIFICATIONS").ok(),
+            backup: Mutex::new(None),
         }
     }
 
@@ -166,6 +170,9 @@ impl Shell {
         if let Ok(mut j) = self.journal.lock() {
             *j = Some(handle.journal_path().to_path_buf());
         }
+        if let Ok(mut b) = self.backup.lock() {
+            *b = handle.backup();
+        }
         self.follow(handle.status.clone());
         *engine = Some(handle);
         Ok(())
@@ -188,6 +195,9 @@ impl Shell {
         if let Some(old) = self.engine.lock().await.take() {
             if let Ok(mut c) = self.commands.lock() {
                 *c = None;
+            }
+            if let Ok(mut b) = self.backup.lock() {
+                *b = None;
             }
             old.shutdown().await;
         }
@@ -214,6 +224,16 @@ impl Shell {
             }
             log.push_back(event.clone());
         }
+    }
+
+    /// The backup MX's held mail per domain (reads its spool folder); empty without one.
+    pub async fn backup_status(&self) -> Vec<HeldStatus> {
+        let Some(backup) = self.backup.lock().ok().and_then(|b| b.clone()) else {
+            return Vec::new();
+        };
+        tokio::task::spawn_blocking(move || backup.status())
+            .await
+            .unwrap_or_default()
     }
 
     pub fn activity(&self) -> Vec<Event> {

@@ -7,6 +7,12 @@ export interface Series {
   values: (number | null)[];
   /** A CSS variable of app.css, e.g. '--accent'. */
   color: string;
+  /**
+   * Markers on a lane of their own along the bottom, not on the value axis, with this text as
+   * their legend value: for events that have no value (a dequeue that brought no mail is not
+   * a wait of 0 s).
+   */
+  lane?: string;
 }
 
 export interface ChartData {
@@ -27,11 +33,28 @@ function flow(buckets: JournalStats['per_day']): ChartData {
 export const perDay = (s: JournalStats) => flow(s.per_day);
 export const perHour = (s: JournalStats) => flow(s.per_hour);
 
-export function firstMessage(s: JournalStats): ChartData {
+/** Where the "no mail" markers sit: any number, drawn on the lane's own scale. */
+export const LANE = 1;
+
+/**
+ * Each dequeue (engine/src/journal/stats.rs `per_dequeue`): the seconds from the request to
+ * the first message it brought, and apart from them, on their own lane, the dequeues that
+ * brought none.
+ */
+export function perDequeue(s: JournalStats): ChartData {
   return {
-    x: s.first_message.map((f) => f.link_up / 1000),
-    series: [{ label: 'Seconds to the first message', values: s.first_message.map((f) => f.seconds), color: '--warn' }],
+    x: s.per_dequeue.map((d) => d.at / 1000),
+    series: [
+      { label: 'Seconds from the request to the first message', values: s.per_dequeue.map((d) => d.seconds), color: '--warn' },
+      { label: 'Brought no mail', values: s.per_dequeue.map((d) => (d.seconds === null ? LANE : null)), color: '--muted', lane: 'no mail' },
+    ],
   };
+}
+
+/** The dequeues' waits in a sentence's numbers. */
+export function dequeueSummary(s: JournalStats): { dequeues: number; withMail: number; noMail: number; median: number | null } {
+  const waits = s.per_dequeue.map((d) => d.seconds).filter((w): w is number => w !== null);
+  return { dequeues: s.per_dequeue.length, withMail: waits.length, noMail: s.per_dequeue.length - waits.length, median: median(waits) };
 }
 
 export function totals(buckets: JournalStats['per_day']): { received: number; sent: number } {

@@ -1,4 +1,4 @@
-// Times as the windows show them, in this computer's local time (the engine's too).
+// Times as the windows show them, in this computer's local time (the engine's too), and sizes.
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
@@ -33,4 +33,11 @@ export function span(seconds: number): string {
   if (s < 60) return `${s} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ''}`;
   return `${Math.floor(s / 3600)} h${Math.floor((s % 3600) / 60) ? ` ${Math.floor((s % 3600) / 60)} min` : ''}`;
+}
+
+/** "812 bytes", "4 KB", "2.5 MB", as the journal writes sizes. */
+export function size(bytes: number): string {
+  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+  if (bytes >= 1024) return `${Math.ceil(bytes / 1024)} KB`;
+  return `${bytes} bytes`;
 }

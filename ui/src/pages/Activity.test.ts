@@ -62,6 +62,22 @@ describe('activity', () => {
     expect(queries[queries.length - 1]).toEqual({ limit: 100, kind: 'problem' });
   });
 
+  it('shows the neighbour fetching its held mail as a backup row, live and filtered', async () => {
+    const queries: any[] = [];
+    backend(queries, false);
+    render(Activity);
+    await screen.findByText('link up');
+
+    await fireEvent.change(screen.getByLabelText('Show'), { target: { value: 'backup' } });
+    await waitFor(() => expect(queries[queries.length - 1]).toEqual({ limit: 100, kind: 'backup' }));
+    await emit('journal-entry', { at: Date.now(), kind: 'backup', text: 'backup MX: neighbour.example asked for its mail (ETRN from 192.0.2.7): 12 held', event: {} });
+    await emit('journal-entry', { at: Date.now(), kind: 'message', text: 'received from <x@y.example>', event: {} });
+
+    await screen.findByText(/asked for its mail \(ETRN from 192\.0\.2\.7\)/);
+    expect(texts()).toEqual(['backup MX: neighbour.example asked for its mail (ETRN from 192.0.2.7): 12 held']);
+    expect(document.querySelector('svg[data-kind=backup]')?.getAttribute('aria-label')).toBe('Backup MX');
+  });
+
   it('adds live entries that match the filter on top', async () => {
     backend([], false);
     render(Activity);

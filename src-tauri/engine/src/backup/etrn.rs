@@ -61,7 +61,9 @@ pub fn answer(server: &Arc<BackupServer>, arg: &str, client: Option<IpAddr>) -> 
             format!("4.4.0 <{domain}>: a delivery run is already going"),
         );
     };
-    server.note_fetch(&domain);
+    let who = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    let by = format!("ETRN from {who}");
+    server.note_fetch(&domain, &by);
     let held = match server.held(&domain) {
         Ok(h) => h.len(),
         Err(e) => {
@@ -72,11 +74,15 @@ pub fn answer(server: &Arc<BackupServer>, arg: &str, client: Option<IpAddr>) -> 
             );
         }
     };
+    let _ = server.events.send(crate::events::Event::BackupAsked {
+        domain: domain.clone(),
+        by: by.clone(),
+        held: held as u32,
+    });
     if held == 0 {
         return (251, format!("2.0.0 <{domain}>: no messages waiting"));
     }
-    let who = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-    release::spawn(server.clone(), guard, format!("ETRN from {who}"));
+    release::spawn(server.clone(), guard, by);
     (
         253,
         format!("2.0.0 {held} messages pending, message queue started"),

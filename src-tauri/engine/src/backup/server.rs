@@ -10,8 +10,13 @@ use crate::deliver::Transaction;
 use crate::events::EventSender;
 use crate::outbound::spool::{Record, Spool, SpoolError};
 
+/// Held mail older than this share of `max_hold` needs the admin: it goes back to its senders
+/// soon unless the neighbour fetches it.
+const NEAR_MAX_HOLD: (u64, u64) = (3, 4);
+
 /// One backed-up domain in the status snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HeldStatus {
     pub domain: String,
     /// Messages held for it now.
@@ -20,6 +25,81 @@ pub struct HeldStatus {
     pub last_fetch: Option<String>,
     /// False for mail left from a `[[backup_for]]` that was removed (it goes back to senders).
     pub configured: bool,
+    /// The held messages' size together (bytes).
+    #[serde(default)]
+    pub bytes: u64,
+    /// When the oldest held message arrived (RFC 3339).
+    #[serde(default)]
+    pub oldest: Option<String>,
+    /// How the neighbour last asked: `ETRN from 192.0.2.7`, `ATRN by neighbour`.
+    #[serde(default)]
+    pub last_fetch_by: Option<String>,
+    /// When the oldest held message goes back to its sender (arrival + `max_hold`; RFC 3339).
+    #[serde(default)]
+    pub returns_at: Option<String>,
+    /// The oldest held message is past three quarters of `max_hold`, or its domain is no
+    /// longer backed up here.
+    #[serde(default)]
+    pub needs_attention: bool,
+}
+
+/// When and how the neighbour last asked for a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastFetch {
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+    /// `ETRN from 192.0.2.7`, `ATRN by neighbour`.
+    pub by: String,
+}
+
+fn rfc3339(unix: u64) -> Option<String> {
+    chrono::DateTime::from_timestamp(i64::try_from(unix).ok()?, 0)
+        .map(|t| t.with_timezone(&chrono::Local).to_rfc3339())
+}
+
+/// Per domain: what is held and when the neighbour last asked, as of `now` (Unix seconds).
+/// Configured domains first, in configuration order, then held mail of removed ones.
+pub fn held_status(
+    entries: &[BackupFor],
+    held: &[Record],
+    last_fetch: &HashMap<String, LastFetch>,
+    now: u64,
+) -> Vec<HeldStatus> {
+    let one = |domain: &str, entry: Option<&BackupFor>| {
+        let mine: Vec<&Record> = held
+            .iter()
+            .filter(|r| r.held_for.as_deref() == Some(domain))
+            .collect();
+        let oldest = mine.iter().map(|r| r.arrived).min();
+        let max_hold = entry.map(|e| e.max_hold.as_secs());
+        let returns = oldest.zip(max_hold).map(|(o, m)| o.saturating_add(m));
+        let near = oldest.zip(max_hold).is_some_and(|(o, m)| {
+            now.saturating_sub(o).saturating_mul(NEAR_MAX_HOLD.1)
+                >= m.saturating_mul(NEAR_MAX_HOLD.0)
+        });
+        let fetch = last_fetch.get(domain);
+        HeldStatus {
+            domain: domain.to_string(),
+            held: mine.len() as u32,
+            last_fetch: fetch.and_then(|f| rfc3339(f.at)),
+            configured: entry.is_some(),
+            bytes: mine.iter().map(|r| r.size).sum(),
+            oldest: oldest.and_then(rfc3339),
+            last_fetch_by: fetch.map(|f| f.by.clone()),
+            returns_at: returns.and_then(rfc3339),
+            needs_attention: near || (entry.is_none() && !mine.is_empty()),
+        }
+    };
+    let mut out: Vec<HeldStatus> = entries.iter().map(|e| one(&e.domain, Some(e))).collect();
+    for r in held {
+        let Some(d) = r.held_for.as_deref() else {
+            continue;
+        };
+        if !out.iter().any(|s| s.domain == d) {
+            out.push(one(d, None));
+        }
+    }
+    out
 }
 
 /// The backup MX of a running engine.
@@ -38,7 +118,7 @@ pub struct BackupServer {
     etrn_per_minute: u32,
     running: Mutex<HashSet<String>>,
     etrn_seen: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
-    last_fetch: Mutex<HashMap<String, u64>>,
+    last_fetch: Mutex<HashMap<String, LastFetch>>,
     /// The outbound relay's spool handle (it feeds the queue task), for DSNs.
     outbound: std::sync::OnceLock<Spool>,
 }
@@ -181,50 +261,114 @@ impl BackupServer {
         self.outbound.get()
     }
 
-    /// Records that the neighbour asked for `domain` now (for the status).
-    pub fn note_fetch(&self, domain: &str) {
-        lock(&self.last_fetch).insert(domain.to_string(), crate::outbound::spool::unix_now());
+    /// Records that the neighbour asked for `domain` now, and how (`ETRN from 192.0.2.7`).
+    pub fn note_fetch(&self, domain: &str, by: &str) {
+        let fetch = LastFetch {
+            at: crate::outbound::spool::unix_now(),
+            by: by.to_string(),
+        };
+        lock(&self.last_fetch).insert(domain.to_string(), fetch);
     }
 
     /// Per domain: what is held and when the neighbour last asked (reads the spool folder).
     pub fn status(&self) -> Vec<HeldStatus> {
         let held = self.held_all().unwrap_or_default();
-        let count = |d: &str| {
-            held.iter()
-                .filter(|r| r.held_for.as_deref() == Some(d))
-                .count() as u32
-        };
-        let mut out: Vec<HeldStatus> = self
-            .entries
-            .iter()
-            .map(|e| HeldStatus {
-                domain: e.domain.clone(),
-                held: count(&e.domain),
-                last_fetch: self
-                    .last_fetch(&e.domain)
-                    .and_then(|t| chrono::DateTime::from_timestamp(t as i64, 0))
-                    .map(|t| t.to_rfc3339()),
-                configured: true,
-            })
-            .collect();
-        for r in &held {
-            let Some(d) = r.held_for.as_deref() else {
-                continue;
-            };
-            if !out.iter().any(|s| s.domain == d) {
-                out.push(HeldStatus {
-                    domain: d.to_string(),
-                    held: count(d),
-                    last_fetch: None,
-                    configured: false,
-                });
-            }
-        }
-        out
+        let last_fetch = lock(&self.last_fetch).clone();
+        held_status(
+            &self.entries,
+            &held,
+            &last_fetch,
+            crate::outbound::spool::unix_now(),
+        )
     }
 
     /// When the neighbour last asked for `domain` (seconds since the epoch).
     pub fn last_fetch(&self, domain: &str) -> Option<u64> {
-        lock(&self.last_fetch).get(domain).copied()
+        lock(&self.last_fetch).get(domain).map(|f| f.at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BackupTarget, Release};
+
+    const DAY: u64 = 86_400;
+
+    fn entry(domain: &str, max_hold_days: u64) -> BackupFor {
+        BackupFor {
+            domain: domain.into(),
+            deliver_to: BackupTarget::Mx,
+            release: vec![Release::Etrn, Release::Atrn],
+            username: None,
+            hold: true,
+            max_hold: Duration::from_secs(max_hold_days * DAY),
+        }
+    }
+
+    fn record(domain: &str, arrived: u64, size: u64) -> Record {
+        serde_json::from_value(serde_json::json!({
+            "id": format!("m{arrived}"), "sender": "a@outside.test", "recipients": [],
+            "arrived": arrived, "size": size, "attempts": 0, "held_for": domain,
+        }))
+        .expect("a record")
+    }
+
+    #[test]
+    fn the_status_counts_sizes_and_dates_what_is_held_per_domain() {
+        let now = 100 * DAY;
+        let held = [
+            record("neighbour.example", now - DAY, 1_000),
+            record("neighbour.example", now - 2 * DAY, 500),
+            record("slow.example", now - 6 * DAY, 10),
+            record("gone.example", now - DAY, 7),
+        ];
+        let mut fetched = HashMap::new();
+        fetched.insert(
+            "neighbour.example".to_string(),
+            LastFetch {
+                at: now - 3600,
+                by: "ETRN from 192.0.2.7".into(),
+            },
+        );
+        let entries = [
+            entry("neighbour.example", 7),
+            entry("slow.example", 7),
+            entry("idle.example", 7),
+        ];
+
+        let status = held_status(&entries, &held, &fetched, now);
+
+        let summary: Vec<(&str, u32, u64, bool, bool, bool)> = status
+            .iter()
+            .map(|s| {
+                (
+                    s.domain.as_str(),
+                    s.held,
+                    s.bytes,
+                    s.configured,
+                    s.needs_attention,
+                    s.last_fetch.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("neighbour.example", 2, 1_500, true, false, true),
+                ("slow.example", 1, 10, true, true, false),
+                ("idle.example", 0, 0, true, false, false),
+                ("gone.example", 1, 7, false, true, false),
+            ]
+        );
+        let neighbour = &status[0];
+        assert_eq!(
+            neighbour.last_fetch_by.as_deref(),
+            Some("ETRN from 192.0.2.7")
+        );
+        assert_eq!(neighbour.oldest, rfc3339(now - 2 * DAY));
+        assert_eq!(neighbour.returns_at, rfc3339(now + 5 * DAY));
+        assert_eq!(status[2].oldest, None);
+        assert_eq!(status[3].returns_at, None, "no max_hold without an entry");
     }
 }

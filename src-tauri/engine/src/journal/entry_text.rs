@@ -190,13 +190,20 @@ pub fn entries_for(event: &Event) -> Vec<(Kind, String)> {
             format!("outbound {id} dropped from the queue by request (no DSN)"),
         ),
         Event::OutboundCommandDone { .. } => Vec::new(),
+        Event::BackupAsked { domain, by, held } => one(
+            Kind::Backup,
+            match held {
+                0 => format!("backup MX: {domain} asked for its mail ({by}): nothing held"),
+                n => format!("backup MX: {domain} asked for its mail ({by}): {n} held"),
+            },
+        ),
         Event::BackupReleaseStarted {
             domain,
             trigger,
             held,
             target,
         } => one(
-            Kind::Fetch,
+            Kind::Backup,
             format!(
                 "backup MX: releasing {held} message(s) held for {domain} to {target} ({trigger})"
             ),
@@ -204,7 +211,7 @@ pub fn entries_for(event: &Event) -> Vec<(Kind, String)> {
         Event::BackupDelivered {
             id, to, via, reply, ..
         } => one(
-            Kind::Message,
+            Kind::Backup,
             format!("held {id} delivered to <{to}> via {via}: {reply}"),
         ),
         Event::BackupReleaseFinished {
@@ -217,7 +224,7 @@ pub fn entries_for(event: &Event) -> Vec<(Kind, String)> {
             let kind = if problem.is_some() {
                 Kind::Problem
             } else {
-                Kind::Fetch
+                Kind::Backup
             };
             one(
                 kind,
@@ -237,7 +244,7 @@ pub fn entries_for(event: &Event) -> Vec<(Kind, String)> {
             reply,
             dsn_sent,
         } => one(
-            Kind::Message,
+            Kind::Backup,
             format!(
                 "held {id} for {domain} to <{to}> returned: {reply}{}",
                 if *dsn_sent {
@@ -302,6 +309,65 @@ mod tests {
         assert_eq!(entries[0].0, Kind::Fetch);
         assert!(entries[0].1.contains("office.test: 250 Queuing started"));
         assert_eq!(entries[1].0, Kind::Problem);
+    }
+
+    #[test]
+    fn the_neighbours_etrn_and_atrn_and_their_runs_are_backup_rows() {
+        let events = [
+            Event::BackupAsked {
+                domain: "neighbour.example".into(),
+                by: "ETRN from 192.0.2.7".into(),
+                held: 0,
+            },
+            Event::BackupAsked {
+                domain: "neighbour.example".into(),
+                by: "ATRN by neighbour".into(),
+                held: 12,
+            },
+            Event::BackupReleaseStarted {
+                domain: "neighbour.example".into(),
+                trigger: "ATRN by neighbour".into(),
+                held: 12,
+                target: "192.0.2.7:366".into(),
+            },
+            Event::BackupReleaseFinished {
+                domain: "neighbour.example".into(),
+                delivered: 12,
+                deferred: 0,
+                bounced: 0,
+                problem: None,
+            },
+        ];
+
+        let entries: Vec<(Kind, String)> = events.iter().flat_map(entries_for).collect();
+
+        assert_eq!(
+            entries,
+            vec![
+                (
+                    Kind::Backup,
+                    "backup MX: neighbour.example asked for its mail (ETRN from 192.0.2.7): \
+                     nothing held"
+                        .to_string()
+                ),
+                (
+                    Kind::Backup,
+                    "backup MX: neighbour.example asked for its mail (ATRN by neighbour): 12 held"
+                        .to_string()
+                ),
+                (
+                    Kind::Backup,
+                    "backup MX: releasing 12 message(s) held for neighbour.example to \
+                     192.0.2.7:366 (ATRN by neighbour)"
+                        .to_string()
+                ),
+                (
+                    Kind::Backup,
+                    "backup MX: neighbour.example: 12 delivered, 0 still held, 0 returned"
+                        .to_string()
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The numbers behind the dashboard and its charts, counted from the journal: messages received
-//! and sent per day and per hour (local time), and how long after each link-up the first
-//! message arrived.
+//! and sent per day and per hour (local time), and for each dequeue how long it took until the
+//! first message it released arrived.
 
 use std::path::Path;
 
@@ -16,7 +16,7 @@ const RECEIVED: &str = "message_received";
 const SENT: &str = "outbound_delivered";
 const DAYS: usize = 30;
 const HOURS: usize = 48;
-/// A first message later than this after a link-up is not counted as that link-up's.
+/// A first message later than this after a dequeue is not counted as that dequeue's.
 const FIRST_MESSAGE_WITHIN: Span = Span::hours(1);
 
 /// One bar of a chart: the bucket's start (Unix milliseconds) and its counts.
@@ -28,13 +28,25 @@ pub struct Bucket {
     pub sent: u64,
 }
 
-/// A link-up and how long it took until the first message arrived.
+/// One dequeue (an ETRN, ATRN or TURN run asked of a queuing server) and how long it took until
+/// the first message it released arrived.
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FirstMessage {
-    /// The link-up (Unix milliseconds).
-    pub link_up: i64,
-    pub seconds: f64,
+pub struct DequeueWait {
+    /// When Postern asked (its `fetch_started`; Unix milliseconds).
+    pub at: i64,
+    /// `host:port` of the queuing server.
+    pub server: String,
+    /// `etrn`, `atrn` or `turn`.
+    pub protocol: String,
+    /// Seconds from the request to the first message; `None`: the dequeue brought no mail
+    /// (none arrived before the server's next dequeue, nor within an hour).
+    pub seconds: Option<f64>,
+    /// For the server's first dequeue after a link-up: seconds from that link-up to the first
+    /// message (the request's own wait plus the link check before it).
+    pub from_link_up: Option<f64>,
+    /// Messages that arrived over that way in the same window.
+    pub messages: u64,
 }
 
 #[cfg_attr(test, derive(ts_rs::TS), ts(rename = "JournalStats"))]
@@ -49,8 +61,8 @@ pub struct Stats {
     pub per_day: Vec<Bucket>,
     /// The last 48 hours, oldest first, this hour last.
     pub per_hour: Vec<Bucket>,
-    /// Every link-up of the last 30 days followed by a message within an hour, oldest first.
-    pub first_message: Vec<FirstMessage>,
+    /// Every dequeue of the last 30 days, oldest first, with the wait for its first message.
+    pub per_dequeue: Vec<DequeueWait>,
 }
 
 /// Counts from the journal at `path`, as of `now`.
@@ -80,16 +92,29 @@ pub fn stats(path: &Path, now: DateTime<Local>) -> Result<Stats, JournalError> {
     let day_millis: Vec<i64> = day_starts.iter().map(|d| d.timestamp_millis()).collect();
     let (mut per_day, mut per_hour) = (bucket(&day_millis), bucket(&hour_starts));
     let mut received_at = Vec::new();
+    let mut arrivals = Vec::new();
     let mut statement = conn
-        .prepare("SELECT at, event_type FROM entries WHERE at >= ?1 AND event_type IN (?2, ?3)")
+        .prepare(
+            "SELECT at, event_type, json_extract(event, '$.via') FROM entries \
+             WHERE at >= ?1 AND event_type IN (?2, ?3)",
+        )
         .map_err(JournalError::Read)?;
     let rows = statement
         .query_map(rusqlite::params![since, RECEIVED, SENT], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
         })
         .map_err(JournalError::Read)?;
     for row in rows {
-        let (at, event_type) = row.map_err(JournalError::Read)?;
+        let (at, event_type, via) = row.map_err(JournalError::Read)?;
+        if event_type == RECEIVED
+            && let Some(via) = via
+        {
+            arrivals.push((at, via));
+        }
         let received = event_type == RECEIVED;
         for buckets in [&mut per_day, &mut per_hour] {
             if let Some(b) = buckets.iter_mut().rev().find(|b| b.start <= at) {
@@ -105,7 +130,9 @@ pub fn stats(path: &Path, now: DateTime<Local>) -> Result<Stats, JournalError> {
         }
     }
     received_at.sort_unstable();
+    arrivals.sort_unstable();
     let link_ups = link_ups(&conn, since)?;
+    let dequeues = dequeues(&conn, since)?;
     let week_start = (today - Span::days(6)).timestamp_millis();
     Ok(Stats {
         received_today: per_day.last().map_or(0, |b| b.received),
@@ -113,7 +140,7 @@ pub fn stats(path: &Path, now: DateTime<Local>) -> Result<Stats, JournalError> {
         outbound_queued: outbound_queued(&conn)?,
         per_day,
         per_hour,
-        first_message: first_messages(&link_ups, &received_at),
+        per_dequeue: per_dequeue(&dequeues, &link_ups, &arrivals),
     })
 }
 
@@ -170,19 +197,83 @@ fn link_ups(conn: &rusqlite::Connection, since: i64) -> Result<Vec<i64>, Journal
         .map_err(JournalError::Read)
 }
 
-/// For each link-up, the first message after it (and before the next link-up), within an hour.
-fn first_messages(link_ups: &[i64], received: &[i64]) -> Vec<FirstMessage> {
+/// A dequeue as the journal has it: when, which server, which protocol.
+struct Dequeue {
+    at: i64,
+    server: String,
+    protocol: String,
+}
+
+/// The dequeues (`fetch_started`) since `since`, oldest first.
+fn dequeues(conn: &rusqlite::Connection, since: i64) -> Result<Vec<Dequeue>, JournalError> {
+    let mut statement = conn
+        .prepare(
+            "SELECT at, json_extract(event, '$.server'), json_extract(event, '$.protocol') \
+             FROM entries WHERE at >= ?1 AND event_type = 'fetch_started' ORDER BY at, id",
+        )
+        .map_err(JournalError::Read)?;
+    let rows = statement
+        .query_map([since], |r| {
+            Ok(Dequeue {
+                at: r.get(0)?,
+                server: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                protocol: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            })
+        })
+        .map_err(JournalError::Read)?;
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(JournalError::Read)
+}
+
+/// The `via` of the messages a dequeue of `protocol` brings: ETRN's come to the inbound
+/// listener, ATRN's and TURN's over the dequeue's own connection.
+fn via_of(protocol: &str) -> &str {
+    match protocol {
+        "atrn" => "atrn",
+        "turn" => "turn",
+        _ => crate::smtp_server::VIA_INBOUND,
+    }
+}
+
+/// For each dequeue, the first message that came its way after it: before the same server's
+/// next dequeue and within [`FIRST_MESSAGE_WITHIN`]. `arrivals`: `(at, via)`, sorted.
+fn per_dequeue(
+    dequeues: &[Dequeue],
+    link_ups: &[i64],
+    arrivals: &[(i64, String)],
+) -> Vec<DequeueWait> {
     let within = FIRST_MESSAGE_WITHIN.num_milliseconds();
-    link_ups
+    dequeues
         .iter()
         .enumerate()
-        .filter_map(|(i, &up)| {
-            let next_up = link_ups.get(i + 1).copied().unwrap_or(i64::MAX);
-            let first = received.iter().copied().find(|&at| at >= up)?;
-            (first < next_up && first - up <= within).then(|| FirstMessage {
-                link_up: up,
-                seconds: (first - up) as f64 / 1000.0,
-            })
+        .map(|(i, d)| {
+            let later = dequeues[i + 1..].iter().find(|n| n.server == d.server);
+            let end = later.map_or(i64::MAX, |n| n.at).min(d.at + within);
+            let via = via_of(&d.protocol);
+            let from = arrivals.partition_point(|(at, _)| *at < d.at);
+            let mine: Vec<i64> = arrivals[from..]
+                .iter()
+                .take_while(|(at, _)| *at <= end)
+                .filter(|(_, v)| v == via)
+                .map(|(at, _)| *at)
+                .collect();
+            let first = mine.first().copied();
+            let previous = dequeues[..i].iter().rev().find(|p| p.server == d.server);
+            // The server's first dequeue since the last link-up.
+            let link_up = link_ups
+                .iter()
+                .rev()
+                .find(|&&up| up <= d.at)
+                .filter(|&&up| previous.is_none_or(|p| p.at < up));
+            let secs = |from: i64, to: i64| (to - from) as f64 / 1000.0;
+            DequeueWait {
+                at: d.at,
+                server: d.server.clone(),
+                protocol: d.protocol.clone(),
+                seconds: first.map(|f| secs(d.at, f)),
+                from_link_up: first.zip(link_up).map(|(f, &up)| secs(up, f)),
+                messages: mine.len() as u64,
+            }
         })
         .collect()
 }
@@ -267,7 +358,67 @@ mod tests {
             stats.outbound_queued, 1,
             "a: one of two recipients still open"
         );
-        let waits: Vec<f64> = stats.first_message.iter().map(|f| f.seconds).collect();
-        assert_eq!(waits, vec![4.0, 2.0]);
+        assert!(stats.per_dequeue.is_empty(), "no dequeue in this journal");
+    }
+
+    #[test]
+    fn each_dequeue_gets_the_wait_for_its_first_message_and_one_without_mail_gets_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let now = Local.with_ymd_and_hms(2026, 12, 1, 10, 30, 0).unwrap();
+        let t0 = now - Span::hours(4);
+        let at = |secs: i64| t0 + Span::milliseconds(secs * 1000);
+        let up = "{\"type\":\"link_changed\",\"up\":true,\"reason\":\"t\"}";
+        let down = "{\"type\":\"link_changed\",\"up\":false,\"reason\":\"t\"}";
+        let fetch = |server: &str, protocol: &str| {
+            format!(
+                "{{\"type\":\"fetch_started\",\"server\":\"{server}\",\
+                 \"protocol\":\"{protocol}\",\"domains\":[\"office.test\"]}}"
+            )
+        };
+        let msg = |via: &str| format!("{{\"type\":\"message_received\",\"via\":\"{via}\"}}");
+        let (a, b) = (fetch("a.test:25", "etrn"), fetch("b.test:366", "atrn"));
+        let (mut conn, _) = open_for_writing(&path).unwrap();
+        insert(
+            &mut conn,
+            &[
+                row(at(0), "link_changed", up),
+                row(at(1), "fetch_started", &a),
+                row(at(1), "fetch_started", &b),
+                row(at(3), RECEIVED, &msg("atrn")),
+                row(at(4), RECEIVED, &msg("inbound")),
+                row(at(5), RECEIVED, &msg("inbound")),
+                // A refetch that brings nothing: the office's own submission is not its mail.
+                row(at(900), "fetch_started", &a),
+                row(at(901), RECEIVED, &msg("submission")),
+                row(at(1800), "fetch_started", &a),
+                row(at(1810), RECEIVED, &msg("inbound")),
+                row(at(3000), "link_changed", down),
+                row(at(7200), "link_changed", up),
+                row(at(7201), "fetch_started", &a),
+                row(at(7203), RECEIVED, &msg("inbound")),
+            ],
+        )
+        .unwrap();
+
+        let stats = stats(&path, now).unwrap();
+
+        let waits: Vec<(&str, Option<f64>, Option<f64>, u64)> = stats
+            .per_dequeue
+            .iter()
+            .map(|d| (d.server.as_str(), d.seconds, d.from_link_up, d.messages))
+            .collect();
+        assert_eq!(
+            waits,
+            vec![
+                ("a.test:25", Some(3.0), Some(4.0), 2),
+                ("b.test:366", Some(2.0), Some(3.0), 1),
+                ("a.test:25", None, None, 0),
+                ("a.test:25", Some(10.0), None, 1),
+                ("a.test:25", Some(2.0), Some(3.0), 1),
+            ]
+        );
+        assert_eq!(stats.per_dequeue[1].protocol, "atrn");
+        assert_eq!(stats.per_dequeue[0].at, at(1).timestamp_millis());
     }
 }

@@ -19,15 +19,19 @@ pub enum Kind {
     Link,
     /// A configuration reload, pause and resume.
     Config,
+    /// The backup MX: the neighbour asking for its mail (ETRN/ATRN), the runs that release it,
+    /// each held message delivered or returned.
+    Backup,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Fetch,
         Kind::Message,
         Kind::Problem,
         Kind::Link,
         Kind::Config,
+        Kind::Backup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +41,7 @@ impl Kind {
             Kind::Problem => "problem",
             Kind::Link => "link",
             Kind::Config => "config",
+            Kind::Backup => "backup",
         }
     }
 }
@@ -77,7 +82,7 @@ pub enum JournalError {
     Read(#[source] rusqlite::Error),
     #[error("cannot write the journal: {0}")]
     Write(#[source] rusqlite::Error),
-    #[error("unknown kind {0:?}: use fetch, message, problem, link or config")]
+    #[error("unknown kind {0:?}: use fetch, message, problem, link, backup or config")]
     UnknownKind(String),
     #[error(
         "cannot read {0:?} as a time: use a duration such as 2h or 3d, a date such as \

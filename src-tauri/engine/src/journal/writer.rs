@@ -17,6 +17,8 @@ const BATCH: usize = 512;
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How long the pump gathers events after the first of a batch.
 const GATHER: Duration = Duration::from_millis(100);
+/// How often the pump takes what has arrived while it gathers.
+const TICK: Duration = Duration::from_millis(10);
 
 /// Events for one transaction, with the time each was taken off the broadcast.
 #[derive(Default)]
@@ -120,9 +122,11 @@ pub fn start(path: PathBuf, retention: Duration, events: &EventSender) -> Journa
     }
 }
 
-/// Moves events off the broadcast as they come (so a burst never overflows it) and hands them
-/// to the writer's thread in batches: one wake-up of that thread per [`GATHER`], not one per
-/// event.
+/// Moves events off the broadcast and hands them to the writer's thread in batches. It waits
+/// for the first event of a batch, then takes what has arrived every [`TICK`] until [`GATHER`]
+/// has passed: under load that is a hundred wake-ups a second, not one per event (three per
+/// message). The broadcast holds 1,024 events, so only a burst of more than that within one
+/// tick (100,000 a second) could overflow it, and the loss would be reported.
 async fn pump(
     mut events: broadcast::Receiver<Event>,
     tx: std_mpsc::Sender<Batch>,
@@ -139,10 +143,9 @@ async fn pump(
             }
         };
         let until = tokio::time::Instant::now() + GATHER;
-        while open && batch.events.len() < BATCH {
+        while open && batch.events.len() < BATCH && tokio::time::Instant::now() < until {
             tokio::select! {
-                received = events.recv() => open = batch.take(received),
-                _ = tokio::time::sleep_until(until) => break,
+                _ = tokio::time::sleep(TICK) => open = batch.drain(&mut events),
                 _ = &mut drained => {
                     batch.drain(&mut events);
                     let _ = tx.send(batch);

@@ -207,6 +207,7 @@ mod tests {
             client: None,
             delay_warned: false,
             held_for: None,
+            crc32: None,
         }
     }
 

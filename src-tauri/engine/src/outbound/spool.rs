@@ -1,16 +1,26 @@
 //! The outbound spool: one file per message plus its envelope and state record.
 //!
-//! The durability contract lives here. A message is streamed into `ID.msg` and fsynced; its
-//! record is written to `ID.rec.tmp`, fsynced, and renamed to `ID.rec`; then the folder is
-//! fsynced (one fsync shared by the commits running at the same time, [`crate::dir_sync`]).
-//! **The rename of the record is the commit marker**: only after all of that does
+//! The durability contract lives here. A message is streamed into `ID.msg`; its record,
+//! which carries the message's size and CRC-32, is written to `ID.rec.tmp` and renamed to
+//! `ID.rec`; then the message, the record and the folder are fsynced side by side (the folder's
+//! fsync shared by the commits running at the same time, [`crate::dir_sync`]).
+//! **The rename of the record is the commit marker**: only after all three fsyncs does
 //! [`SpoolWriter::commit`] return, and only then does the submission session answer 250.
 //!
-//! At start ([`Spool::open`]) every `ID.rec` is a committed message; an `ID.msg` without its
-//! record and every `*.tmp` are leftovers of a crash before the commit (never acknowledged) and
-//! are removed. A record is updated the same way (temporary file, fsync, rename over, fsync the
-//! folder), and a finished message loses its record first, so a crash in between leaves only a
-//! leftover, never a record without its message.
+//! One round of fsyncs, not two (data, then the rename), is what makes the commit cheap, and the
+//! CRC is what makes it safe: a crash before the fsyncs end (so before any 250) may leave a
+//! record on disk whose own bytes or whose message's bytes never got there. At start
+//! ([`Spool::open`]) such a commit is recognised and removed: a record that is empty or only
+//! zeros, or whose message is missing or shorter than the record says. A message of the right
+//! size whose CRC differs is not a torn commit but damage: it is set aside with its record
+//! (`ID.rec.bad`) and reported, never removed. Records from before the CRC are taken as they
+//! are.
+//!
+//! Every other `ID.msg` without its record and every `*.tmp` are leftovers of a crash before
+//! the commit (never acknowledged) and are removed. A record is updated the classic way
+//! (temporary file, fsync, rename over, fsync the folder), since an update replaces a record
+//! that was acknowledged, and a finished message loses its record first, so a crash in between
+//! leaves only a leftover, never a record without its message.
 //!
 //! Files are created 0600 in a 0700 folder: mail is private.
 
@@ -96,6 +106,10 @@ pub struct Record {
     /// written before the backup MX existed: they are the office's own outgoing mail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_for: Option<String>,
+    /// The CRC-32 of `ID.msg` as committed: [`Spool::open`] checks it (see the module
+    /// documentation). Absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32: Option<u32>,
 }
 
 impl Record {
@@ -188,24 +202,35 @@ impl Spool {
             .filter_map(|e| e.file_name().into_string().ok())
             .collect();
         names.sort();
+        let mut torn: Vec<String> = Vec::new();
         for name in &names {
-            if let Some(id) = name.strip_suffix(".rec") {
-                match self.load(id) {
-                    Ok(record) => out.records.push(record),
-                    Err(e) => {
-                        tracing::error!("unreadable spool record {name}: {e}");
-                        let _ =
-                            fs::rename(self.dir.join(name), self.dir.join(format!("{name}.bad")));
-                        out.unreadable.push(id.to_string());
-                    }
+            let Some(id) = name.strip_suffix(".rec") else {
+                continue;
+            };
+            match self.check(id) {
+                Checked::Committed(record) => out.records.push(*record),
+                Checked::Torn(why) => {
+                    tracing::warn!(
+                        "removed {id}: its commit was cut short by a crash ({why}); it was never \
+                         acknowledged, so its sender still has it"
+                    );
+                    let _ = fs::remove_file(self.dir.join(name));
+                    out.removed += 1;
+                    torn.push(id.to_string());
+                }
+                Checked::Damaged(why) => {
+                    tracing::error!("unreadable spool record {name}: {why}");
+                    let _ = fs::rename(self.dir.join(name), self.dir.join(format!("{name}.bad")));
+                    out.unreadable.push(id.to_string());
                 }
             }
         }
         for name in &names {
             let leftover = name.ends_with(".tmp")
                 || name.strip_suffix(".msg").is_some_and(|id| {
-                    !names.iter().any(|n| n == &format!("{id}.rec"))
-                        && !out.unreadable.iter().any(|u| u == id)
+                    torn.iter().any(|t| t == id)
+                        || (!names.iter().any(|n| n == &format!("{id}.rec"))
+                            && !out.unreadable.iter().any(|u| u == id))
                 });
             if leftover && fs::remove_file(self.dir.join(name)).is_ok() {
                 out.removed += 1;
@@ -226,6 +251,37 @@ impl Spool {
 
     fn record_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.rec"))
+    }
+
+    /// What recovery makes of `ID.rec` (see the module documentation).
+    fn check(&self, id: &str) -> Checked {
+        let bytes = match fs::read(self.record_path(id)) {
+            Ok(bytes) => bytes,
+            Err(e) => return Checked::Damaged(format!("cannot read it: {e}")),
+        };
+        if bytes.iter().all(|&b| b == 0) {
+            return Checked::Torn("the record is empty");
+        }
+        let record: Record = match serde_json::from_slice(&bytes) {
+            Ok(record) => record,
+            Err(e) => return Checked::Damaged(format!("it is not a record: {e}")),
+        };
+        let Some(crc) = record.crc32 else {
+            return Checked::Committed(Box::new(record));
+        };
+        match crc_of(&self.message_path(id)) {
+            Ok((size, _)) if size < record.size => Checked::Torn("the message is incomplete"),
+            Ok((size, actual)) if size == record.size && actual == crc => {
+                Checked::Committed(Box::new(record))
+            }
+            Ok(_) => Checked::Damaged(format!(
+                "{id}.msg does not match its record (size or CRC-32); it is kept for you to look at"
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Checked::Torn("the message is missing")
+            }
+            Err(e) => Checked::Damaged(format!("cannot read {id}.msg: {e}")),
+        }
     }
 
     /// Reads one committed record.
@@ -263,21 +319,42 @@ impl Spool {
         self.dir.join(format!("{id}.rec.tmp"))
     }
 
-    /// The first half of [`Spool::save`]: the record in `ID.rec.tmp`, fsynced. Blocks.
-    fn write_record_tmp(&self, record: &Record) -> Result<(), SpoolError> {
-        let tmp = self.record_tmp_path(&record.id);
-        let json = serde_json::to_vec_pretty(record).map_err(|e| {
+    fn encode(&self, record: &Record) -> Result<Vec<u8>, SpoolError> {
+        serde_json::to_vec_pretty(record).map_err(|e| {
             self.err(
                 "encode a record",
                 std::io::Error::new(std::io::ErrorKind::InvalidData, e),
             )
-        })?;
+        })
+    }
+
+    /// The first half of [`Spool::save`]: the record in `ID.rec.tmp`, fsynced. Blocks.
+    fn write_record_tmp(&self, record: &Record) -> Result<(), SpoolError> {
+        let tmp = self.record_tmp_path(&record.id);
+        let json = self.encode(record)?;
         let write = || -> std::io::Result<()> {
             let mut file = create_private(&tmp, false)?;
             file.write_all(&json)?;
             file.sync_all()
         };
         write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            self.err(format!("write {}.rec", record.id), e)
+        })
+    }
+
+    /// A new message's record, written and renamed into place at once, without an fsync: the
+    /// caller fsyncs the returned file, the message and the folder. Blocks.
+    fn place_record(&self, record: &Record) -> Result<File, SpoolError> {
+        let tmp = self.record_tmp_path(&record.id);
+        let json = self.encode(record)?;
+        let place = || -> std::io::Result<File> {
+            let mut file = create_private(&tmp, false)?;
+            file.write_all(&json)?;
+            fs::rename(&tmp, self.record_path(&record.id))?;
+            Ok(file)
+        };
+        place().map_err(|e| {
             let _ = fs::remove_file(&tmp);
             self.err(format!("write {}.rec", record.id), e)
         })
@@ -365,9 +442,11 @@ impl Spool {
                 client,
                 delay_warned: false,
                 held_for: None,
+                crc32: None,
             },
             fix: fix_headers.then(|| HeaderFix::new(message_id)),
             pending: Vec::with_capacity(16 * 1024),
+            crc: crc32fast::Hasher::new(),
         })
     }
 }
@@ -381,6 +460,8 @@ pub struct SpoolWriter {
     record: Record,
     fix: Option<HeaderFix>,
     pending: Vec<u8>,
+    /// Of every byte written so far.
+    crc: crc32fast::Hasher,
 }
 
 impl SpoolWriter {
@@ -412,6 +493,7 @@ impl SpoolWriter {
         file.write_all(&self.pending)
             .await
             .map_err(|e| self.spool.err(format!("write {}.msg", self.record.id), e))?;
+        self.crc.update(&self.pending);
         self.record.size += self.pending.len() as u64;
         self.pending.clear();
         Ok(())
@@ -427,25 +509,8 @@ impl SpoolWriter {
             self.abort().await;
             return Err(e);
         }
-        // The message's fsync and the record's write and fsync are independent, so they run
-        // side by side; the rename that commits waits for both.
-        let (spool, record) = (self.spool.clone(), self.record.clone());
-        let record_tmp = tokio::task::spawn_blocking(move || spool.write_record_tmp(&record));
-        let synced = self.sync_file().await;
-        let written = record_tmp
-            .await
-            .map_err(|e| self.spool.err("commit a message", std::io::Error::other(e)))
-            .and_then(|r| r);
-        let published = match (synced, written) {
-            (Ok(()), Ok(())) => {
-                let (spool, id) = (self.spool.clone(), self.record.id.clone());
-                tokio::task::spawn_blocking(move || spool.publish_record(&id))
-                    .await
-                    .map_err(|e| self.spool.err("commit a message", std::io::Error::other(e)))
-                    .and_then(|r| r)
-            }
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        };
+        self.record.crc32 = Some(self.crc.clone().finalize());
+        let published = self.place_and_sync().await;
         match published {
             Ok(()) => {
                 self.file = None;
@@ -472,6 +537,40 @@ impl SpoolWriter {
         }
     }
 
+    /// The record renamed into place, then the message, the record and the folder fsynced side
+    /// by side (see the module documentation).
+    async fn place_and_sync(&mut self) -> Result<(), SpoolError> {
+        let this = self.spool.clone();
+        let failed =
+            |e: tokio::task::JoinError| this.err("commit a message", std::io::Error::other(e));
+        let (spool, record) = (self.spool.clone(), self.record.clone());
+        let placed = tokio::task::spawn_blocking(move || spool.place_record(&record))
+            .await
+            .map_err(failed)??;
+        let id = self.record.id.clone();
+        let record_synced = {
+            let spool = self.spool.clone();
+            tokio::task::spawn_blocking(move || {
+                placed
+                    .sync_all()
+                    .map_err(|e| spool.err(format!("fsync {id}.rec"), e))
+            })
+        };
+        let folder_synced = {
+            let spool = self.spool.clone();
+            tokio::task::spawn_blocking(move || {
+                spool
+                    .folder_sync
+                    .after_rename(&spool.dir)
+                    .map_err(|e| spool.err("fsync the folder", e))
+            })
+        };
+        let message_synced = self.sync_file().await;
+        let record_synced = record_synced.await.map_err(failed)?;
+        let folder_synced = folder_synced.await.map_err(failed)?;
+        message_synced.and(record_synced).and(folder_synced)
+    }
+
     async fn sync_file(&mut self) -> Result<(), SpoolError> {
         let id = self.record.id.clone();
         let Some(file) = self.file.as_mut() else {
@@ -490,6 +589,32 @@ impl SpoolWriter {
         self.file = None;
         let path = self.path.clone();
         let _ = tokio::task::spawn_blocking(move || fs::remove_file(path)).await;
+    }
+}
+
+/// What recovery found for one record.
+enum Checked {
+    Committed(Box<Record>),
+    /// A commit a crash cut short, before its 250: removed with its message.
+    Torn(&'static str),
+    /// Kept aside for a person to look at.
+    Damaged(String),
+}
+
+/// The size and CRC-32 of a file.
+fn crc_of(path: &Path) -> std::io::Result<(u64, u32)> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut crc = crc32fast::Hasher::new();
+    let mut buf = vec![0; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok((size, crc.finalize()));
+        }
+        crc.update(&buf[..n]);
+        size += n as u64;
     }
 }
 
@@ -649,6 +774,73 @@ mod tests {
         assert!(found.records.is_empty());
         assert_eq!(found.unreadable, vec![record.id.clone()]);
         assert!(spool.message_path(&record.id).exists());
+    }
+
+    #[tokio::test]
+    async fn a_commit_cut_short_by_a_crash_is_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _) = Spool::open(dir.path(), "gw.test").unwrap();
+        let kept = spool_one(&spool, b"\r\nkept\r\n").await;
+        assert!(kept.crc32.is_some());
+        // What a power cut before the fsyncs ended can leave (the rename reached the disk, the
+        // bytes did not): an empty record, a record of zeros, a message shorter than its record
+        // says, no message at all.
+        let empty = spool_one(&spool, b"\r\n1\r\n").await;
+        fs::write(spool.record_path(&empty.id), b"").unwrap();
+        let zeros = spool_one(&spool, b"\r\n2\r\n").await;
+        fs::write(spool.record_path(&zeros.id), [0u8; 300]).unwrap();
+        let short = spool_one(&spool, b"\r\nthree\r\n").await;
+        fs::write(spool.message_path(&short.id), b"\r\nth").unwrap();
+        let missing = spool_one(&spool, b"\r\n4\r\n").await;
+        fs::remove_file(spool.message_path(&missing.id)).unwrap();
+
+        let (_, found) = Spool::open(dir.path(), "gw.test").unwrap();
+
+        assert_eq!(found.records, vec![kept.clone()]);
+        assert!(found.unreadable.is_empty());
+        assert_eq!(found.removed, 7, "four records and three messages");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_message_damaged_after_its_commit_is_set_aside_not_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _) = Spool::open(dir.path(), "gw.test").unwrap();
+        let record = spool_one(&spool, b"\r\nbody\r\n").await;
+        fs::write(spool.message_path(&record.id), b"\r\nBODY\r\n").unwrap();
+
+        let (_, found) = Spool::open(dir.path(), "gw.test").unwrap();
+
+        assert!(found.records.is_empty());
+        assert_eq!(found.unreadable, vec![record.id.clone()]);
+        assert!(spool.message_path(&record.id).exists());
+        assert!(dir.path().join(format!("{}.rec.bad", record.id)).exists());
+    }
+
+    #[test]
+    fn a_record_from_before_the_crc_is_taken_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"id":"a","sender":"s@office.test","recipients":[{"address":"x@example.net","state":"queued"}],"arrived":1,"size":99,"attempts":0,"delay_warned":false}"#;
+        fs::write(dir.path().join("a.rec"), old).unwrap();
+        fs::write(dir.path().join("a.msg"), b"shorter than 99").unwrap();
+
+        let (_, found) = Spool::open(dir.path(), "gw.test").unwrap();
+
+        assert_eq!(found.records.len(), 1);
+        assert_eq!(found.records[0].crc32, None);
+    }
+
+    #[tokio::test]
+    async fn an_updated_record_keeps_the_crc_of_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _) = Spool::open(dir.path(), "gw.test").unwrap();
+        let mut record = spool_one(&spool, b"\r\nx\r\n").await;
+        record.attempts = 2;
+
+        spool.save(&record).unwrap();
+
+        let (_, found) = Spool::open(dir.path(), "gw.test").unwrap();
+        assert_eq!(found.records, vec![record]);
     }
 
     #[cfg(unix)]

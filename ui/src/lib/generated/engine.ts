@@ -147,6 +147,44 @@ export type Journal = {
  */
 enabled: boolean, retention: string, };
 
+export type BackupFor = { 
+/**
+ * Lower-case ASCII (IDNs as A-labels), never one of the office's own `domains`.
+ */
+domain: string, deliver_to: string, 
+/**
+ * How the neighbour may ask for its mail.
+ */
+release: Array<Release>, 
+/**
+ * The ATRN login; its password is in the keyring as `USERNAME@backup`.
+ */
+username?: string, 
+/**
+ * Keep the mail until asked (default); false: also try delivering on the retry schedule.
+ */
+hold: boolean, 
+/**
+ * Then the mail goes back to its sender with a DSN.
+ */
+max_hold: string, };
+
+export type Backup = { 
+/**
+ * The ODMR/ATRN server (RFC 2645); empty when no `[[backup_for]]` allows atrn.
+ */
+odmr_listen: Array<string>, 
+/**
+ * Extension: the port of the neighbour's MX hosts for `deliver_to = "mx"` (25; tests).
+ */
+mx_port: number, 
+/**
+ * Extension: ETRN commands one client address may give per minute (0 = no limit).
+ */
+etrn_per_minute: number, };
+
+export type Release = "etrn" | "atrn";
+
 export type StatusView = { icon: TrayIcon, status_line: string, paused: boolean, fetching: boolean, messages_received: number, 
 /**
  * "10:42" in the engine's local time; `None` before the first fetch.
@@ -167,7 +205,7 @@ export type TrayIcon = "offline" | "online" | "busy" | "attention";
 
 export type WindowName = "dashboard" | "settings" | "wizard" | "activity" | "mx" | "queue";
 
-export type Event = { "type": "listening", addresses: Array<string>, } | { "type": "fetch_started", server: string, protocol: Protocol, domains: Array<string>, } | { "type": "fetch_finished", server: string, outcomes: Array<Outcome>, } | { "type": "inbound_session_started", peer: string, via: string, } | { "type": "message_received", id: string, from: string, to: Array<string>, size: number, peer: string, via: string, location: string, } | { "type": "message_refused", peer: string, via: string, code: number, reason: string, } | { "type": "inbound_session_ended", peer: string, via: string, messages: number, end: string, } | { "type": "warning", message: string, fix: string | null, } | { "type": "link_changed", up: boolean, reason: string, } | { "type": "retry_scheduled", server: string, attempt: number, in_seconds: number, domains: Array<string>, } | { "type": "fetch_failed", server: string, domain: string, code: number | null, text: string, meaning: string, fix: string | null, } | { "type": "dequeue_complete", server: string | null, messages: number, } | { "type": "connect_back_missing", server: string, waited_seconds: number, causes: Array<string>, hint: string, } | { "type": "config_reloaded", changes: Array<string>, } | { "type": "outbound_queued", id: string, from: string, to: Array<string>, size: number, } | { "type": "outbound_delivered", id: string, to: string, via: string, reply: string, } | { "type": "outbound_deferred", id: string, to: string, reply: string, attempts: number, next_attempt: string | null, } | { "type": "outbound_bounced", id: string, to: string, reply: string, dsn_sent: boolean, } | { "type": "outbound_stuck", id: string, to: Array<string>, waiting_minutes: number, reply: string, } | { "type": "outbound_dropped", id: string, } | { "type": "outbound_command_done", message: string, } | { "type": "backup_release_started", domain: string, trigger: string, held: number, target: string, } | { "type": "backup_delivered", id: string, domain: string, to: string, via: string, reply: string, } | { "type": "backup_release_finished", domain: string, delivered: number, deferred: number, bounced: number, problem: string | null, } | { "type": "backup_bounced", id: string, domain: string, to: string, reply: string, dsn_sent: boolean, } | { "type": "paused" } | { "type": "resumed" };
+export type Event = { "type": "listening", addresses: Array<string>, } | { "type": "fetch_started", server: string, protocol: Protocol, domains: Array<string>, } | { "type": "fetch_finished", server: string, outcomes: Array<Outcome>, } | { "type": "inbound_session_started", peer: string, via: string, } | { "type": "message_received", id: string, from: string, to: Array<string>, size: number, peer: string, via: string, location: string, } | { "type": "message_refused", peer: string, via: string, code: number, reason: string, } | { "type": "inbound_session_ended", peer: string, via: string, messages: number, end: string, } | { "type": "warning", message: string, fix: string | null, } | { "type": "link_changed", up: boolean, reason: string, } | { "type": "retry_scheduled", server: string, attempt: number, in_seconds: number, domains: Array<string>, } | { "type": "fetch_failed", server: string, domain: string, code: number | null, text: string, meaning: string, fix: string | null, } | { "type": "dequeue_complete", server: string | null, messages: number, } | { "type": "connect_back_missing", server: string, waited_seconds: number, causes: Array<string>, hint: string, } | { "type": "config_reloaded", changes: Array<string>, } | { "type": "outbound_queued", id: string, from: string, to: Array<string>, size: number, } | { "type": "outbound_delivered", id: string, to: string, via: string, reply: string, } | { "type": "outbound_deferred", id: string, to: string, reply: string, attempts: number, next_attempt: string | null, } | { "type": "outbound_bounced", id: string, to: string, reply: string, dsn_sent: boolean, } | { "type": "outbound_stuck", id: string, to: Array<string>, waiting_minutes: number, reply: string, } | { "type": "outbound_dropped", id: string, } | { "type": "outbound_command_done", message: string, } | { "type": "backup_asked", domain: string, by: string, held: number, } | { "type": "backup_release_started", domain: string, trigger: string, held: number, target: string, } | { "type": "backup_delivered", id: string, domain: string, to: string, via: string, reply: string, } | { "type": "backup_release_finished", domain: string, delivered: number, deferred: number, bounced: number, problem: string | null, } | { "type": "backup_bounced", id: string, domain: string, to: string, reply: string, dsn_sent: boolean, } | { "type": "paused" } | { "type": "resumed" };
 
 export type Outcome = { 
 /**
@@ -207,7 +245,7 @@ export type Disposition = "released" | "nothing_waiting" | "retry" | "permanent"
 
 export type LinkState = "unknown" | "up" | "down";
 
-export type JournalKind = "fetch" | "message" | "problem" | "link" | "config";
+export type JournalKind = "fetch" | "message" | "problem" | "link" | "config" | "backup";
 
 export type JournalQuery = { 
 /**
@@ -254,17 +292,11 @@ per_day: Array<Bucket>,
  */
 per_hour: Array<Bucket>, 
 /**
- * Every link-up of the last 30 days followed by a message within an hour, oldest first.
+ * Every dequeue of the last 30 days, oldest first, with the wait for its first message.
  */
-first_message: Array<FirstMessage>, };
+per_dequeue: Array<DequeueWait>, };
 
 export type Bucket = { start: number, received: number, sent: number, };
-
-export type FirstMessage = { 
-/**
- * The link-up (Unix milliseconds).
- */
-link_up: number, seconds: number, };
 
 export type DashboardView = { icon: TrayIcon, 
 /**
@@ -286,7 +318,12 @@ stats: JournalStats | null, stats_error: string | null,
 /**
  * What needs the admin, each with its fix; empty when all is well.
  */
-attention: Array<Attention>, };
+attention: Array<Attention>, 
+/**
+ * The backup MX: per neighbour's domain, what is held and when the neighbour last fetched
+ * it; empty without `[[backup_for]]`.
+ */
+backup: Array<HeldStatus>, };
 
 export type ServerView = { 
 /**
@@ -319,3 +356,66 @@ export type Attention = { subject: string, fix: string | null,
  * When it was reported (Unix milliseconds), for the journal's warnings.
  */
 at: number | null, };
+
+export type HeldStatus = { domain: string, 
+/**
+ * Messages held for it now.
+ */
+held: number, 
+/**
+ * When the neighbour last asked for it (ETRN or ATRN; RFC 3339), since the start.
+ */
+last_fetch: string | null, 
+/**
+ * False for mail left from a `[[backup_for]]` that was removed (it goes back to senders).
+ */
+configured: boolean, 
+/**
+ * The held messages' size together (bytes).
+ */
+bytes: number, 
+/**
+ * When the oldest held message arrived (RFC 3339).
+ */
+oldest: string | null, 
+/**
+ * How the neighbour last asked: `ETRN from 192.0.2.7`, `ATRN by neighbour`.
+ */
+last_fetch_by: string | null, 
+/**
+ * When the oldest held message goes back to its sender (arrival + `max_hold`; RFC 3339).
+ */
+returns_at: string | null, 
+/**
+ * The oldest held message is past three quarters of `max_hold`, or its domain is no
+ * longer backed up here.
+ */
+needs_attention: boolean, };
+
+export type DequeueWait = { 
+/**
+ * When Postern asked (its `fetch_started`; Unix milliseconds).
+ */
+at: number, 
+/**
+ * `host:port` of the queuing server.
+ */
+server: string, 
+/**
+ * `etrn`, `atrn` or `turn`.
+ */
+protocol: string, 
+/**
+ * Seconds from the request to the first message; `None`: the dequeue brought no mail
+ * (none arrived before the server's next dequeue, nor within an hour).
+ */
+seconds: number | null, 
+/**
+ * For the server's first dequeue after a link-up: seconds from that link-up to the first
+ * message (the request's own wait plus the link check before it).
+ */
+from_link_up: number | null, 
+/**
+ * Messages that arrived over that way in the same window.
+ */
+messages: number, };

@@ -366,9 +366,16 @@ impl Session<'_> {
             }
         }
         let mut held = 0;
+        let by = format!("ATRN by {user}");
         for d in &wanted {
-            backup.note_fetch(d);
-            held += backup.held(d).map_or(0, |h| h.len());
+            backup.note_fetch(d, &by);
+            let here = backup.held(d).map_or(0, |h| h.len());
+            let _ = backup.events.send(crate::events::Event::BackupAsked {
+                domain: d.clone(),
+                by: by.clone(),
+                held: here as u32,
+            });
+            held += here;
         }
         if held == 0 {
             self.reply(453, "4.7.0 No mail available for you").await?;
