@@ -13,6 +13,7 @@ use super::wait::poll_until;
 #[derive(Clone, Debug, Default)]
 pub struct DnsmasqBuilder {
     args: Vec<String>,
+    listen: Option<Ipv4Addr>,
 }
 
 impl DnsmasqBuilder {
@@ -53,9 +54,17 @@ impl DnsmasqBuilder {
         self
     }
 
-    /// Starts it on a free loopback port and waits until it answers.
+    /// Listens on `ip` instead of 127.0.0.1, e.g. the host end of a [`super::NetNs`] veth so
+    /// that a daemon inside the namespace can ask it.
+    pub fn listen_on(mut self, ip: Ipv4Addr) -> Self {
+        self.listen = Some(ip);
+        self
+    }
+
+    /// Starts it on a free port (of 127.0.0.1 unless [`listen_on`](Self::listen_on)) and waits
+    /// until it answers.
     pub fn start(self) -> Result<Dnsmasq> {
-        Dnsmasq::spawn(&self.args)
+        Dnsmasq::spawn(&self.args, self.listen.unwrap_or(Ipv4Addr::LOCALHOST))
     }
 }
 
@@ -75,15 +84,15 @@ impl Dnsmasq {
     /// `["--mx-host=office.test,mx1.office.test,10", "--host-record=mx1.office.test,127.0.0.1"]`.
     pub fn start(records: &[&str]) -> Result<Self> {
         let args: Vec<String> = records.iter().map(|r| (*r).to_string()).collect();
-        Self::spawn(&args)
+        Self::spawn(&args, Ipv4Addr::LOCALHOST)
     }
 
-    fn spawn(records: &[String]) -> Result<Self> {
+    fn spawn(records: &[String], ip: Ipv4Addr) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("postern-dnsmasq-")
             .tempdir()
             .context(|| "create dnsmasq directory".into())?;
-        let addr = ports::free_addr();
+        let addr = SocketAddr::new(ip.into(), ports::free_addr().port());
         let log = dir.path().join("dnsmasq.log");
         let stderr = std::fs::File::create(&log).context(|| "create dnsmasq log".into())?;
         let child = Command::new("dnsmasq")
@@ -93,11 +102,11 @@ impl Dnsmasq {
                 "--no-resolv",
                 "--no-hosts",
                 "--bind-interfaces",
-                "--listen-address=127.0.0.1",
                 "--local=/test/",
                 "--log-queries",
                 "--log-facility=-",
             ])
+            .arg(format!("--listen-address={ip}"))
             .arg(format!("--port={}", addr.port()))
             .arg(format!(
                 "--pid-file={}",
@@ -165,7 +174,12 @@ pub struct DnsAnswer {
 
 /// One DNS query over UDP (1 s timeout).
 pub fn query(server: SocketAddr, name: &str, qtype: u16) -> Result<DnsAnswer> {
-    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).context(|| "bind UDP socket".into())?;
+    let local = if server.ip().is_loopback() {
+        Ipv4Addr::LOCALHOST
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    };
+    let socket = UdpSocket::bind((local, 0)).context(|| "bind UDP socket".into())?;
     socket
         .set_read_timeout(Some(Duration::from_secs(1)))
         .context(|| "set UDP timeout".into())?;

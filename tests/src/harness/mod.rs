@@ -18,6 +18,7 @@
 pub mod config;
 pub mod dnsmasq;
 pub mod error;
+pub mod keyring_bus;
 pub mod load;
 pub mod maildir;
 pub mod messages;
@@ -39,6 +40,7 @@ pub mod wait;
 pub use config::PosternConfig;
 pub use dnsmasq::{DnsAnswer, Dnsmasq, DnsmasqBuilder};
 pub use error::{HarnessError, Result};
+pub use keyring_bus::PrivateKeyring;
 pub use maildir::{count as maildir_count, read_maildir, wait_for_maildir};
 pub use messages::{TestMessage, digest_without_headers, digest_without_received};
 pub use netns::NetNs;

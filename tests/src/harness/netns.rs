@@ -1,5 +1,6 @@
-//! A network namespace joined to the host by a veth pair, so a test can take a "link" down and
-//! up for real. Addresses are 10.200.X.Y/30 inside namespaces this guard creates, nothing else.
+//! A network namespace joined to the host (or to another such namespace) by a veth pair, so a
+//! test can take a "link" down and up for real. Addresses are 10.200.X.Y/30 inside namespaces
+//! this guard creates, nothing else.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -18,6 +19,8 @@ static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 /// 10.200.X.(4k+1)/30 and namespace 10.200.X.(4k+2)/30, loopback up inside. Deleted on drop.
 pub struct NetNs {
     name: String,
+    /// The namespace the "host" end lives in; `None` = the host itself.
+    outer: Option<String>,
     host_if: String,
     ns_if: String,
     subnet_base: Ipv4Addr,
@@ -25,6 +28,14 @@ pub struct NetNs {
 
 fn ip(args: &[&str]) -> Result<()> {
     run(Command::new("ip").args(args), IP_TIMEOUT).map(|_| ())
+}
+
+/// `ip ARGS`, inside `netns` when given.
+fn ip_in(netns: Option<&str>, args: &[&str]) -> Result<()> {
+    match netns {
+        Some(ns) => ip(&[&["netns", "exec", ns, "ip"], args].concat()),
+        None => ip(args),
+    }
 }
 
 fn assigned_addresses() -> String {
@@ -38,6 +49,16 @@ fn assigned_addresses() -> String {
 impl NetNs {
     /// Creates the namespace and the veth pair, both ends up. Root only.
     pub fn create() -> Result<Self> {
+        Self::create_in(None)
+    }
+
+    /// A namespace reachable only through `outer`: the veth's "host" end (and
+    /// [`host_addr`](Self::host_addr)) lives inside `outer`, not on the host. Root only.
+    pub fn create_behind(outer: &NetNs) -> Result<Self> {
+        Self::create_in(Some(outer))
+    }
+
+    fn create_in(outer: Option<&NetNs>) -> Result<Self> {
         require_root().map_err(HarnessError::Other)?;
         let pid = std::process::id();
         let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
@@ -54,10 +75,12 @@ impl NetNs {
             .find(|base| {
                 let host = Ipv4Addr::from(u32::from(*base) + 1);
                 !in_use.contains(&format!(" {host}/"))
+                    && outer.is_none_or(|o| o.subnet_base != *base)
             })
             .ok_or_else(|| HarnessError::Other("no free 10.200.0.0/16 subnet left".into()))?;
         let ns = Self {
             name: format!("postern-{tag}"),
+            outer: outer.map(|o| o.name.clone()),
             host_if: format!("pth{tag}"),
             ns_if: format!("ptn{tag}"),
             subnet_base,
@@ -87,18 +110,25 @@ impl NetNs {
             &self.ns_if,
         ])?;
         ip(&["link", "set", &self.ns_if, "netns", &self.name])?;
-        ip(&["addr", "add", &host, "dev", &self.host_if])?;
+        let outer = self.outer.as_deref();
+        if let Some(outer) = outer {
+            ip(&["link", "set", &self.host_if, "netns", outer])?;
+        }
+        ip_in(outer, &["addr", "add", &host, "dev", &self.host_if])?;
         // While the link is down, the connected route is gone: this keeps packets for the
-        // namespace from following the host's default route off the machine.
-        ip(&[
-            "route",
-            "add",
-            "unreachable",
-            &self.subnet(),
-            "metric",
-            "4000",
-        ])?;
-        ip(&["link", "set", &self.host_if, "up"])?;
+        // namespace from following the host's default route off the machine. (An outer
+        // namespace has no default route.)
+        if outer.is_none() {
+            ip(&[
+                "route",
+                "add",
+                "unreachable",
+                &self.subnet(),
+                "metric",
+                "4000",
+            ])?;
+        }
+        ip_in(outer, &["link", "set", &self.host_if, "up"])?;
         let netns = ["netns", "exec", self.name.as_str(), "ip"];
         ip(&[&netns[..], &["addr", "add", &inner, "dev", &self.ns_if]].concat())?;
         ip(&[&netns[..], &["link", "set", &self.ns_if, "up"]].concat())?;
@@ -133,12 +163,45 @@ impl NetNs {
 
     /// Brings the host side of the veth up again.
     pub fn link_up(&self) -> Result<()> {
-        ip(&["link", "set", &self.host_if, "up"])
+        ip_in(self.outer.as_deref(), &["link", "set", &self.host_if, "up"])
     }
 
     /// Takes the host side of the veth down: the namespace becomes unreachable at once.
     pub fn link_down(&self) -> Result<()> {
-        ip(&["link", "set", &self.host_if, "down"])
+        ip_in(
+            self.outer.as_deref(),
+            &["link", "set", &self.host_if, "down"],
+        )
+    }
+
+    /// `ip link set <inner end> up` inside the namespace: what a machine whose own cable or
+    /// Wi-Fi comes back sees.
+    pub fn inner_link_up(&self) -> Result<()> {
+        ip_in(Some(&self.name), &["link", "set", &self.ns_if, "up"])
+    }
+
+    /// `ip link set <inner end> down` inside the namespace.
+    pub fn inner_link_down(&self) -> Result<()> {
+        ip_in(Some(&self.name), &["link", "set", &self.ns_if, "down"])
+    }
+
+    /// Runs `f` on a thread that has joined the namespace: sockets it opens are inside (e.g. an
+    /// SMTP client talking to a daemon that only the namespace can reach).
+    pub fn run_inside<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let path = format!("/var/run/netns/{}", self.name);
+        let handle = std::thread::spawn(move || -> Result<T> {
+            let file = std::fs::File::open(&path)
+                .map_err(|e| HarnessError::Other(format!("open {path}: {e}")))?;
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| HarnessError::Other(format!("setns {path}: {e}")))?;
+            Ok(f())
+        });
+        handle
+            .join()
+            .map_err(|_| HarnessError::Other("the thread inside the namespace panicked".into()))?
     }
 
     /// A command that runs `program` inside the namespace.
@@ -149,15 +212,18 @@ impl NetNs {
     }
 
     fn cleanup(&self) {
-        let _ = ip(&[
-            "route",
-            "del",
-            "unreachable",
-            &self.subnet(),
-            "metric",
-            "4000",
-        ]);
-        let _ = ip(&["link", "del", &self.host_if]);
+        let outer = self.outer.as_deref();
+        if outer.is_none() {
+            let _ = ip(&[
+                "route",
+                "del",
+                "unreachable",
+                &self.subnet(),
+                "metric",
+                "4000",
+            ]);
+        }
+        let _ = ip_in(outer, &["link", "del", &self.host_if]);
         let _ = ip(&["netns", "del", &self.name]);
     }
 }

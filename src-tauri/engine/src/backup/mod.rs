@@ -14,6 +14,7 @@
 
 pub mod bounce;
 pub mod etrn;
+mod mx_connect;
 pub mod odmr;
 pub mod release;
 pub mod server;

@@ -168,9 +168,9 @@ async fn connect_first(server: &BackupServer, hops: &[Hop]) -> Result<Connection
             secrets: Arc::new(MemoryStore::new()),
             connect_addr: hop.addr,
         };
-        match host.connect().await {
+        match super::mx_connect::connect(&host).await {
             Ok(c) => return Ok(c),
-            Err(f) => why.push(f.text),
+            Err(text) => why.push(text),
         }
     }
     Err(why.join("; "))

@@ -55,7 +55,9 @@ pub fn etrn_meaning(reply: &Reply, domain: &str) -> Meaning {
             None,
         ),
         253 => {
-            let pending = first_number(&reply.text());
+            // Not the "2.0.0" of an enhanced status code: Postern's own server says
+            // `253 2.0.0 8 messages pending`.
+            let pending = first_number(&reply.text_without_status());
             let mut m = Meaning::new(
                 Released,
                 match pending {
@@ -321,6 +323,16 @@ mod tests {
         );
         assert_eq!(m.pending, Some(14));
         assert!(m.meaning.starts_with("14 messages"));
+    }
+
+    #[test]
+    fn count_of_253_after_an_enhanced_status_code_is_the_count() {
+        let m = etrn_meaning(
+            &reply(253, "2.0.0 8 messages pending, message queue started"),
+            "x",
+        );
+
+        assert_eq!(m.pending, Some(8));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Runs the whole check: gathers the facts, hands them to the rules.
 
 use super::dns::{Answer, Dns, Target};
-use super::findings::{CheckError, CheckInput, MxRecordView, Report, ip_literal, normalize_host};
+use super::findings::{CheckError, CheckInput, Report, ip_literal, normalize_host};
 use super::{net, rules, smarthost, smtp};
 
 /// Runs every check for `input.domain`.
@@ -23,11 +23,7 @@ pub async fn check(input: &CheckInput) -> Result<Report, CheckError> {
     report.mx = targets
         .iter()
         .filter(|_| !implicit)
-        .map(|t| MxRecordView {
-            preference: t.preference,
-            host: t.host.clone(),
-            addresses: t.addresses(),
-        })
+        .map(Target::view)
         .collect();
 
     rules::targets(&mut report, &targets, dns.server(), implicit);
@@ -55,7 +51,7 @@ pub async fn check(input: &CheckInput) -> Result<Report, CheckError> {
     Ok(report)
 }
 
-async fn resolve_targets(dns: &Dns, records: Vec<(u16, String)>) -> Vec<Target> {
+pub(crate) async fn resolve_targets(dns: &Dns, records: Vec<(u16, String)>) -> Vec<Target> {
     let mut set = tokio::task::JoinSet::new();
     for (i, (preference, host)) in records.into_iter().enumerate() {
         let dns = dns.clone();

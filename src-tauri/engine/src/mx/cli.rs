@@ -5,8 +5,9 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 
+use super::backup::{BackupCheckInput, check_backup};
 use super::check::check;
-use super::findings::{CheckError, CheckInput, Report};
+use super::findings::{CheckError, CheckInput, Report, normalize_host};
 use crate::config::{self, Config};
 
 /// The arguments of `posternd check-mx`, after parsing.
@@ -70,11 +71,22 @@ pub async fn run_command(
     .await
 }
 
-/// The inputs for each domain to check.
+/// Whether `domain` is one of the config's `[[backup_for]]` domains.
+fn is_backup(args: &CheckMxArgs, domain: &str) -> bool {
+    args.config.as_ref().is_some_and(|c| {
+        c.backup_for
+            .iter()
+            .any(|b| b.domain == normalize_host(domain))
+    })
+}
+
+/// The inputs for each of the office's own domains to check (none when `DOMAIN` names a
+/// `[[backup_for]]` domain: see [`backup_inputs`]).
 pub fn inputs(args: &CheckMxArgs) -> Result<Vec<CheckInput>, CheckError> {
     let domains: Vec<String> = match (&args.domain, &args.config) {
+        (Some(d), _) if is_backup(args, d) => Vec::new(),
         (Some(d), _) => vec![d.clone()],
-        (None, Some(c)) if !c.domains.is_empty() => c.domains.clone(),
+        (None, Some(c)) if !c.domains.is_empty() || !c.backup_for.is_empty() => c.domains.clone(),
         _ => return Err(CheckError::NoDomain),
     };
     Ok(domains
@@ -98,6 +110,29 @@ pub fn inputs(args: &CheckMxArgs) -> Result<Vec<CheckInput>, CheckError> {
         .collect())
 }
 
+/// The inputs for each `[[backup_for]]` domain to check: all of them, or the one `DOMAIN` names.
+pub fn backup_inputs(args: &CheckMxArgs) -> Vec<BackupCheckInput> {
+    let Some(config) = &args.config else {
+        return Vec::new();
+    };
+    config
+        .backup_for
+        .iter()
+        .filter(|b| {
+            args.domain
+                .as_ref()
+                .is_none_or(|d| normalize_host(d) == b.domain)
+        })
+        .map(|b| {
+            let mut input = BackupCheckInput::from_config(config, b);
+            if let Some(ns) = args.nameserver {
+                input.nameservers = vec![ns];
+            }
+            input
+        })
+        .collect()
+}
+
 /// Runs the check and prints it on stdout (a one-line reason on stderr when it cannot run).
 /// Returns the exit code: 0 = no errors, 1 = errors found, 2 = the check could not run.
 /// `--json` prints one report object, or an array of them when several domains were checked.
@@ -112,6 +147,15 @@ pub async fn run(args: CheckMxArgs) -> u8 {
     let mut reports: Vec<Report> = Vec::new();
     for input in &inputs {
         match check(input).await {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!("posternd check-mx: {e}");
+                return 2;
+            }
+        }
+    }
+    for input in &backup_inputs(&args) {
+        match check_backup(input).await {
             Ok(r) => reports.push(r),
             Err(e) => {
                 eprintln!("posternd check-mx: {e}");
@@ -196,6 +240,45 @@ nameservers = ["127.0.0.1:5353"]
         let explicit = config_for(Some(missing), Some("office.test"));
 
         assert!(explicit.is_err());
+    }
+
+    #[test]
+    fn backup_for_domains_get_their_own_report() {
+        let text = r#"
+domains = ["a.test"]
+[[queue_servers]]
+host = "isp.test"
+[inbound]
+listen = ["0.0.0.0:25"]
+deliver = "maildir:/srv/mail/Maildir"
+hostname = "backup.a.test"
+[[backup_for]]
+domain = "b.test"
+deliver_to = "mx"
+release = ["etrn"]
+"#;
+        let config = Config::parse(text, std::path::Path::new("postern.toml")).unwrap();
+        let every = CheckMxArgs {
+            config: Some(config.clone()),
+            nameserver: Some("127.0.0.1:5353".parse().unwrap()),
+            ..CheckMxArgs::default()
+        };
+        let named = CheckMxArgs {
+            domain: Some("B.test".into()),
+            config: Some(config),
+            ..CheckMxArgs::default()
+        };
+
+        let (own, backups) = (inputs(&every).unwrap(), backup_inputs(&every));
+        let (own_named, backups_named) = (inputs(&named).unwrap(), backup_inputs(&named));
+
+        assert_eq!(own.len(), 1);
+        assert_eq!(backups.len(), 1);
+        assert_eq!(backups[0].domain, "b.test");
+        assert_eq!(backups[0].our_host, "backup.a.test");
+        assert_eq!(backups[0].nameservers, vec![every.nameserver.unwrap()]);
+        assert!(own_named.is_empty());
+        assert_eq!(backups_named.len(), 1);
     }
 
     #[test]

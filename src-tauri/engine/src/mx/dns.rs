@@ -224,6 +224,15 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// The record as the report shows it.
+    pub(crate) fn view(&self) -> super::findings::MxRecordView {
+        super::findings::MxRecordView {
+            preference: self.preference,
+            host: self.host.clone(),
+            addresses: self.addresses(),
+        }
+    }
+
     pub(crate) fn addresses(&self) -> Vec<IpAddr> {
         if let Some(ip) = self.ip_literal {
             return vec![ip];

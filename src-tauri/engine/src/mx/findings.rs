@@ -84,6 +84,9 @@ pub struct Report {
     /// The MX host taken to be the office's own server, if one could be identified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub office_host: Option<String>,
+    /// Reports of a `[[backup_for]]` domain only: this office's host as that domain's backup MX.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_host: Option<String>,
     pub mx: Vec<MxRecordView>,
     /// The dequeue protocol that fits this setup, when the checker can tell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +100,7 @@ impl Report {
             domain: domain.to_string(),
             complete: true,
             office_host: None,
+            backup_host: None,
             mx: Vec::new(),
             recommended_protocol: None,
             findings: Vec::new(),
@@ -253,6 +257,7 @@ mod tests {
             "etrn.",
             "smtp.",
             "smarthost.",
+            "backup.",
         ];
         fn ids(text: &str, quote: char) -> std::collections::BTreeSet<String> {
             text.split(quote)
@@ -269,6 +274,8 @@ mod tests {
             include_str!("rules.rs"),
             include_str!("smtp.rs"),
             include_str!("smarthost.rs"),
+            include_str!("backup.rs"),
+            include_str!("backup_probe.rs"),
         ]
         .iter()
         .flat_map(|t| ids(t, '"'))

@@ -6,7 +6,10 @@
 //! server, this machine's addresses) and turns them into [`Finding`]s, each with a stable id, a
 //! [`Severity`], the evidence and a fix. Every id is documented in `docs/mx-findings.md`.
 //! A transient DNS failure (timeout, SERVFAIL, REFUSED) is reported as such, never as "no MX".
+//! [`check_backup`] reports on a `[[backup_for]]` domain: this office as a neighbour's backup MX.
 
+pub mod backup;
+mod backup_probe;
 pub mod check;
 pub mod cli;
 pub(crate) mod dns;
@@ -17,6 +20,7 @@ mod rules;
 mod smarthost;
 mod smtp;
 
+pub use backup::{BackupCheckInput, check_backup};
 pub use check::check;
 pub use findings::{CheckError, CheckInput, Finding, MxRecordView, Report, Severity};
 pub use smarthost::check_smarthost;

@@ -17,6 +17,13 @@ fn style(sev: Severity) -> (&'static str, &'static str, &'static str) {
 }
 
 impl Report {
+    fn title(&self) -> String {
+        match &self.backup_host {
+            Some(ours) => format!("Backup MX check for {} (this office: {ours})", self.domain),
+            None => format!("MX check for {}", self.domain),
+        }
+    }
+
     /// The report for people. `color` adds ANSI colours (only for a terminal, and not when
     /// NO_COLOR is set: the caller decides).
     pub fn render_human(&self, color: bool) -> String {
@@ -32,7 +39,7 @@ impl Report {
         let _ = writeln!(
             out,
             "{} — {} error(s), {} warning(s), {} note(s), {} fine",
-            paint(BOLD, &format!("MX check for {}", self.domain)),
+            paint(BOLD, &self.title()),
             count(Severity::Error),
             count(Severity::Warning),
             count(Severity::Info),

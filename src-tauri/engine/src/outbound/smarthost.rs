@@ -132,7 +132,7 @@ impl Smarthost {
         format!("{scheme}://{}:{}", self.host, self.port)
     }
 
-    fn options(&self) -> ClientOptions {
+    pub(crate) fn options(&self) -> ClientOptions {
         ClientOptions {
             host: self.host.clone(),
             port: self.port,
