@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::backup::BackupCheckInput;
+use super::backup_input::BackupCheckInput;
 use super::dns::Target;
 use super::findings::{Finding, Report, Severity};
 use crate::config::Release;

@@ -5,7 +5,8 @@ use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 
-use super::backup::{BackupCheckInput, check_backup};
+use super::backup::check_backup;
+use super::backup_input::BackupCheckInput;
 use super::check::check;
 use super::findings::{CheckError, CheckInput, Report, normalize_host};
 use crate::config::{self, Config};

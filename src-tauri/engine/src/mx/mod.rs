@@ -9,6 +9,7 @@
 //! [`check_backup`] reports on a `[[backup_for]]` domain: this office as a neighbour's backup MX.
 
 pub mod backup;
+mod backup_input;
 mod backup_probe;
 pub mod check;
 pub mod cli;
@@ -20,7 +21,8 @@ mod rules;
 mod smarthost;
 mod smtp;
 
-pub use backup::{BackupCheckInput, check_backup};
+pub use backup::check_backup;
+pub use backup_input::BackupCheckInput;
 pub use check::check;
 pub use findings::{CheckError, CheckInput, Finding, MxRecordView, Report, Severity};
 pub use smarthost::check_smarthost;
