@@ -122,9 +122,12 @@ impl DashboardView {
                 at: None,
             });
         }
+        // A stuck message reported earlier may have gone since; with the queue empty, none is left.
+        let queue_empty = status.outbound_queued == Some(0);
         attention.extend(
             recent_problems
                 .iter()
+                .filter(|e| !(queue_empty && event_type(e) == Some("outbound_stuck")))
                 .filter_map(warning)
                 .take(RECENT_WARNINGS),
         );
@@ -204,11 +207,19 @@ fn count(n: u32) -> String {
 
 /// A journal warning the dashboard lists: the engine's `warning` and `connect_back_missing`
 /// events (failed dequeues are in the servers' own lines already).
+fn event_type(entry: &Entry) -> Option<&str> {
+    entry.event.get("type")?.as_str()
+}
+
 fn warning(entry: &Entry) -> Option<Attention> {
     let event = &entry.event;
-    let fix = match event.get("type")?.as_str()? {
+    let fix = match event_type(entry)? {
         "warning" => event.get("fix").and_then(|f| f.as_str()),
         "connect_back_missing" => event.get("hint").and_then(|f| f.as_str()),
+        "outbound_stuck" => Some(
+            "the reply says why; open the Queue window to retry or drop it, and check the \
+             smarthost settings with \"Check MX records…\" in the tray menu",
+        ),
         _ => return None,
     };
     Some(Attention {
@@ -337,9 +348,15 @@ mod tests {
                 serde_json::json!({"type": "connect_back_missing", "hint": "forward port 25"}),
                 "nothing came back",
             ),
+            entry(
+                serde_json::json!({"type": "outbound_stuck", "id": "q1"}),
+                "outbound q1 still undelivered",
+            ),
         ];
 
         let view = DashboardView::build(&status, Err("x".into()), &problems);
+        status.outbound_queued = Some(0);
+        let queue_empty = DashboardView::build(&status, Err("x".into()), &problems);
 
         let server = &view.servers[0];
         assert_eq!(server.next_attempt.as_deref(), Some(retry_at));
@@ -363,8 +380,22 @@ mod tests {
                 ("The journal cannot be read: x", None),
                 ("the journal is full", Some("free some space")),
                 ("nothing came back", Some("forward port 25")),
+                (
+                    "outbound q1 still undelivered",
+                    view.attention.last().and_then(|a| a.fix.as_deref())
+                ),
             ]
         );
+        assert!(
+            view.attention
+                .last()
+                .unwrap()
+                .fix
+                .as_deref()
+                .unwrap()
+                .contains("Queue window")
+        );
+        assert_eq!(queue_empty.attention.len(), view.attention.len() - 1);
     }
 
     #[test]

@@ -280,7 +280,7 @@ async fn pass(
                 None => send(&ctx, &mut conn, &mut refused, &record, &addresses).await,
             };
             for (&i, result) in remote.iter().zip(&results) {
-                apply(&ctx, &mut record, i, result, &ctx.smarthost.describe());
+                apply(&mut record, i, result);
             }
         }
         schedule(&ctx, &mut record, attempted);
@@ -326,7 +326,7 @@ async fn send(
     }
 }
 
-fn apply(ctx: &QueueContext, record: &mut Record, i: usize, result: &RcptResult, via: &str) {
+fn apply(record: &mut Record, i: usize, result: &RcptResult) {
     let rcpt = &mut record.recipients[i];
     let (state, text) = match result {
         RcptResult::Delivered(t) => (RcptState::Delivered, t),
@@ -336,14 +336,6 @@ fn apply(ctx: &QueueContext, record: &mut Record, i: usize, result: &RcptResult,
     rcpt.state = state;
     rcpt.reply = Some(text.clone());
     record.last_reply = Some(text.clone());
-    if state == RcptState::Delivered {
-        let _ = ctx.events.send(Event::OutboundDelivered {
-            id: record.id.clone(),
-            to: rcpt.address.clone(),
-            via: via.to_string(),
-            reply: text.clone(),
-        });
-    }
 }
 
 /// Recipients in the office's own domains, through `[inbound] deliver`.
@@ -368,7 +360,7 @@ async fn deliver_local(ctx: &QueueContext, record: &mut Record) {
                 } else {
                     RcptResult::Temporary(text)
                 };
-                apply(ctx, record, i, &result, &ctx.local.describe());
+                apply(record, i, &result);
             }
         }
     }
@@ -390,7 +382,7 @@ async fn deliver_local(ctx: &QueueContext, record: &mut Record) {
         }
     };
     for i in accepted {
-        apply(ctx, record, i, &result, &ctx.local.describe());
+        apply(record, i, &result);
     }
 }
 
@@ -529,7 +521,23 @@ async fn finish(ctx: &QueueContext, record: &mut Record, before: &[RcptState]) {
     if let Err(e) = saved {
         tracing::error!("{e}");
     }
-    // After the save, like the deferred recipients' events.
+    // After the save (or removal), like the deferred recipients' events: a front end that reads
+    // the queue on them sees the pass's outcome.
+    for (r, was) in record.recipients.iter().zip(before) {
+        if r.state == RcptState::Delivered && *was != RcptState::Delivered {
+            let via = if ctx.is_local(&r.address) {
+                ctx.local.describe()
+            } else {
+                ctx.smarthost.describe()
+            };
+            let _ = ctx.events.send(Event::OutboundDelivered {
+                id: record.id.clone(),
+                to: r.address.clone(),
+                via,
+                reply: r.reply.clone().unwrap_or_default(),
+            });
+        }
+    }
     for line in &failed {
         let _ = ctx.events.send(Event::OutboundBounced {
             id: record.id.clone(),
