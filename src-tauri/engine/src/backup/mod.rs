@@ -7,13 +7,15 @@
 //! configured server, never the address of whoever asked.
 //!
 //! One job per file: [`server`] is the shared state (the entries, the spool, which domains
-//! have a run going, the ETRN rate limit), [`etrn`] answers `ETRN` on the inbound listener,
-//! [`release`] is one delivery run for one domain, [`bounce`] returns mail to its sender, [`target`] finds where a domain's mail goes,
-//! [`sweep`] returns mail held longer than `max_hold` and releases `hold = false` domains on
+//! have a run going, the ETRN rate limit), [`last_fetch`] keeps when each neighbour last asked
+//! across restarts, [`etrn`] answers `ETRN` on the inbound listener, [`release`] is one
+//! delivery run for one domain, [`bounce`] returns mail to its sender, [`target`] finds where a
+//! domain's mail goes, [`sweep`] returns mail held longer than `max_hold` and releases `hold = false` domains on
 //! the retry schedule.
 
 pub mod bounce;
 pub mod etrn;
+pub mod last_fetch;
 mod mx_connect;
 pub mod odmr;
 pub mod release;

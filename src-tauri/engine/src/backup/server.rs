@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::last_fetch::{self, LastFetch};
 use crate::config::{BackupFor, Config};
 use crate::deliver::Transaction;
 use crate::events::EventSender;
@@ -21,7 +22,7 @@ pub struct HeldStatus {
     pub domain: String,
     /// Messages held for it now.
     pub held: u32,
-    /// When the neighbour last asked for it (ETRN or ATRN; RFC 3339), since the start.
+    /// When the neighbour last asked for it (ETRN or ATRN; RFC 3339), kept across restarts.
     pub last_fetch: Option<String>,
     /// False for mail left from a `[[backup_for]]` that was removed (it goes back to senders).
     pub configured: bool,
@@ -41,15 +42,6 @@ pub struct HeldStatus {
     /// longer backed up here.
     #[serde(default)]
     pub needs_attention: bool,
-}
-
-/// When and how the neighbour last asked for a domain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LastFetch {
-    /// Seconds since the Unix epoch.
-    pub at: u64,
-    /// `ETRN from 192.0.2.7`, `ATRN by neighbour`.
-    pub by: String,
 }
 
 fn rfc3339(unix: u64) -> Option<String> {
@@ -119,6 +111,8 @@ pub struct BackupServer {
     running: Mutex<HashSet<String>>,
     etrn_seen: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
     last_fetch: Mutex<HashMap<String, LastFetch>>,
+    /// Where `last_fetch` is kept across restarts (the state folder).
+    last_fetch_file: std::path::PathBuf,
     /// The outbound relay's spool handle (it feeds the queue task), for DSNs.
     outbound: std::sync::OnceLock<Spool>,
 }
@@ -157,6 +151,7 @@ impl BackupServer {
         {
             return None;
         }
+        let last_fetch_file = config.state_dir.join(last_fetch::FILE);
         Some(BackupServer {
             entries: config.backup_for.clone(),
             spool,
@@ -168,7 +163,8 @@ impl BackupServer {
             etrn_per_minute: config.backup.etrn_per_minute,
             running: Mutex::new(HashSet::new()),
             etrn_seen: Mutex::new(HashMap::new()),
-            last_fetch: Mutex::new(HashMap::new()),
+            last_fetch: Mutex::new(last_fetch::load(&last_fetch_file)),
+            last_fetch_file,
             outbound: std::sync::OnceLock::new(),
         })
     }
@@ -267,7 +263,17 @@ impl BackupServer {
             at: crate::outbound::spool::unix_now(),
             by: by.to_string(),
         };
-        lock(&self.last_fetch).insert(domain.to_string(), fetch);
+        let all = {
+            let mut map = lock(&self.last_fetch);
+            map.insert(domain.to_string(), fetch);
+            map.clone()
+        };
+        if let Err(e) = last_fetch::save(&self.last_fetch_file, &all) {
+            tracing::warn!(
+                "cannot save when {domain} was last fetched in {}: {e}",
+                self.last_fetch_file.display()
+            );
+        }
     }
 
     /// Per domain: what is held and when the neighbour last asked (reads the spool folder).
@@ -370,5 +376,37 @@ mod tests {
         assert_eq!(neighbour.returns_at, rfc3339(now + 5 * DAY));
         assert_eq!(status[2].oldest, None);
         assert_eq!(status[3].returns_at, None, "no max_hold without an entry");
+    }
+
+    #[test]
+    fn the_last_fetch_survives_a_restart() {
+        let state = tempfile::tempdir().expect("a folder");
+        let text = format!(
+            r#"
+state_dir = "{}"
+domains = ["a.test"]
+[[queue_servers]]
+host = "isp.test"
+[inbound]
+listen = ["127.0.0.1:2525"]
+deliver = "maildir:/srv/mail/Maildir"
+[[backup_for]]
+domain = "b.test"
+release = ["etrn"]
+"#,
+            state.path().display()
+        );
+        let config = Config::parse(&text, std::path::Path::new("postern.toml")).expect("a config");
+        let (events, _seen) = crate::events::channel();
+        let first = BackupServer::from_config(&config, events.clone()).expect("a backup MX");
+        assert_eq!(first.status()[0].last_fetch, None);
+
+        first.note_fetch("b.test", "ETRN from 192.0.2.7");
+        drop(first);
+        let again = BackupServer::from_config(&config, events).expect("a backup MX");
+
+        let b = &again.status()[0];
+        assert!(b.last_fetch.is_some());
+        assert_eq!(b.last_fetch_by.as_deref(), Some("ETRN from 192.0.2.7"));
     }
 }

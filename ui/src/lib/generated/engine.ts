@@ -365,7 +365,7 @@ export type HeldStatus = { domain: string,
  */
 held: number, 
 /**
- * When the neighbour last asked for it (ETRN or ATRN; RFC 3339), since the start.
+ * When the neighbour last asked for it (ETRN or ATRN; RFC 3339), kept across restarts.
  */
 last_fetch: string | null, 
 /**
