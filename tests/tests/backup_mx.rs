@@ -82,26 +82,9 @@ fn fetchmail_etrn(port: u16, domain: &str) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
-/// `posternd ARGS --config <its config>` against the running engine.
-fn cli(postern: &Posternd, args: &[&str]) -> String {
-    let out = std::process::Command::new(postern_tests::harness::posternd_bin())
-        .args(args)
-        .arg("--config")
-        .arg(postern.config_path())
-        .env_remove("POSTERN_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn held_status(postern: &Posternd) -> serde_json::Value {
     let status: serde_json::Value =
-        serde_json::from_str(&cli(postern, &["status", "--json"])).unwrap();
+        serde_json::from_str(&postern.cli_stdout(&["status", "--json"]).unwrap()).unwrap();
     status["backup"][0].clone()
 }
 
@@ -138,7 +121,7 @@ fn fetchmail_etrn_releases_every_held_message_to_the_postfix_primary_once_and_by
     }
     assert!(mailboxes.messages().is_empty(), "held mail left early");
     let before = held_status(&postern);
-    let listed = cli(&postern, &["queue", "list"]);
+    let listed = postern.cli_stdout(&["queue", "list"]).unwrap();
 
     // Act
     let (code, output) = fetchmail_etrn(listen.port(), NEIGHBOUR);
@@ -146,7 +129,7 @@ fn fetchmail_etrn_releases_every_held_message_to_the_postfix_primary_once_and_by
     let arrived = mailboxes.wait_for_messages(sent.len(), WAIT).unwrap();
     let (again_code, again) = fetchmail_etrn(listen.port(), NEIGHBOUR);
     let after = held_status(&postern);
-    let text = cli(&postern, &["status"]);
+    let text = postern.cli_stdout(&["status"]).unwrap();
 
     // Assert
     assert!(

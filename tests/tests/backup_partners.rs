@@ -16,7 +16,7 @@ use std::time::Duration;
 use postern_tests::harness::odmr::TestCert;
 use postern_tests::harness::{
     Dnsmasq, NetNs, PosternConfig, Posternd, PrivateKeyring, TestMessage, digest_without_received,
-    maildir_count, poll_until, posternd_bin, send_all, wait_for_maildir,
+    maildir_count, poll_until, send_all, wait_for_maildir,
 };
 use postern_tests::skip_unless_root;
 use serde_json::Value;
@@ -172,25 +172,9 @@ fn link_event(up: bool) -> impl Fn(&Value) -> bool {
     move |e| e["type"] == "link_changed" && e["up"] == up
 }
 
-/// `posternd ARGS --config <its config>` from the host, against the running engine.
-fn cli(postern: &Posternd, args: &[&str]) -> String {
-    let out = std::process::Command::new(posternd_bin())
-        .args(args)
-        .arg("--config")
-        .arg(postern.config_path())
-        .env_remove("POSTERN_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn held_at(a: &Posternd) -> u64 {
-    let status: Value = serde_json::from_str(&cli(a, &["status", "--json"])).unwrap();
+    let status: Value =
+        serde_json::from_str(&a.cli_stdout(&["status", "--json"]).unwrap()).unwrap();
     status["backup"][0]["held"].as_u64().unwrap()
 }
 
@@ -227,7 +211,7 @@ fn hold_while_down_then_release(
         (held_at(a) == sent.len() as u64).then_some(())
     })
     .unwrap();
-    let listed = cli(a, &["queue", "list"]);
+    let listed = a.cli_stdout(&["queue", "list"]).unwrap();
     assert_eq!(
         maildir_count(&net.maildir("b")),
         0,

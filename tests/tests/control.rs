@@ -23,17 +23,6 @@ fn config(listen: SocketAddr, queue: SocketAddr, dir: &std::path::Path) -> Strin
         .render()
 }
 
-/// `posternd ARGS --config <the running engine's file>`.
-fn cli(engine: &Posternd, args: &[&str]) -> Output {
-    Command::new(posternd_bin())
-        .args(args)
-        .arg("--config")
-        .arg(engine.config_path())
-        .env_remove("POSTERN_CONFIG")
-        .output()
-        .unwrap()
-}
-
 /// One request over the control socket as any client would send it: the server's hello, then
 /// the reply.
 fn raw_request(socket: &std::path::Path, request: &Request) -> Response {
@@ -73,7 +62,7 @@ fn the_command_line_steers_the_running_engine_and_another_user_cannot_connect() 
         .unwrap();
 
     // Act and assert: status, as text and JSON.
-    let status = cli(&engine, &["status"]);
+    let status = engine.cli(&["status"]).unwrap();
     assert!(status.status.success(), "{}", text(&status));
     assert!(
         text(&status).contains("automatic fetching: on"),
@@ -86,10 +75,10 @@ fn the_command_line_steers_the_running_engine_and_another_user_cannot_connect() 
         text(&status)
     );
 
-    let paused = cli(&engine, &["pause"]);
+    let paused = engine.cli(&["pause"]).unwrap();
     assert!(paused.status.success(), "{}", text(&paused));
     engine.wait_for_event_field("type", "paused", WAIT).unwrap();
-    let json = cli(&engine, &["status", "--json"]);
+    let json = engine.cli(&["status", "--json"]).unwrap();
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(value["paused"], true, "{value}");
 
@@ -108,7 +97,7 @@ fn the_command_line_steers_the_running_engine_and_another_user_cannot_connect() 
         .unwrap()
         .unwrap();
     assert!(said.contains("Following"), "{said}");
-    let resumed = cli(&engine, &["resume"]);
+    let resumed = engine.cli(&["resume"]).unwrap();
     assert!(resumed.status.success(), "{}", text(&resumed));
     let stdout = follower.stdout.take().unwrap();
     let first = std::io::BufRead::lines(std::io::BufReader::new(stdout))
@@ -158,7 +147,7 @@ fn the_command_line_steers_the_running_engine_and_another_user_cannot_connect() 
         assert!(message.contains("only the tray app"), "{message}");
         assert!(!message.contains("not-stored"), "{message}");
     }
-    let status = cli(&engine, &["status"]);
+    let status = engine.cli(&["status"]).unwrap();
     assert!(status.status.success(), "{}", text(&status));
 
     // When the engine is gone, each command says so in one line.
@@ -191,7 +180,7 @@ fn fetch_is_carried_out_by_the_running_engine() {
         .unwrap();
 
     // Act
-    let out = cli(&engine, &["fetch"]);
+    let out = engine.cli(&["fetch"]).unwrap();
 
     // Assert: the outcome line as before, and the engine did the dequeue (its events show it).
     assert!(out.status.success(), "{}", text(&out));
@@ -204,7 +193,7 @@ fn fetch_is_carried_out_by_the_running_engine() {
 
     // --standalone connects by itself: the engine sees no new dequeue.
     let before = engine.events().len();
-    let own = cli(&engine, &["fetch", "--standalone"]);
+    let own = engine.cli(&["fetch", "--standalone"]).unwrap();
     assert!(own.status.success(), "{}", text(&own));
     assert!(
         !engine.events()[before..]

@@ -25,6 +25,9 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 ///
 /// # Panics
 /// If the build fails: every test that needs the binary fails the same way, with cargo's error.
+/// How long one `posternd` command against a running engine may take.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub fn posternd_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -254,6 +257,31 @@ impl Posternd {
 
     pub fn config_path(&self) -> &Path {
         &self.config_path
+    }
+
+    /// `posternd ARGS --config <its config>`, a front end talking to this engine; bounded by
+    /// [`CLI_TIMEOUT`].
+    pub fn cli(&self, args: &[&str]) -> Result<Output> {
+        let mut cmd = Command::new(posternd_bin());
+        cmd.args(args)
+            .arg("--config")
+            .arg(&self.config_path)
+            .env_remove("POSTERN_CONFIG");
+        output_within(&mut cmd, None, CLI_TIMEOUT)
+    }
+
+    /// [`Posternd::cli`]'s standard output; an error, with its stderr, when it fails.
+    pub fn cli_stdout(&self, args: &[&str]) -> Result<String> {
+        let out = self.cli(args)?;
+        if !out.status.success() {
+            return Err(HarnessError::Other(format!(
+                "posternd {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Everything it wrote to stderr so far (its log).
